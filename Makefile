@@ -1,0 +1,47 @@
+# bootc (TypeScript). Every target installs what it needs first; run as root on Debian 12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# Debian packages the tool and its tests use (see README "What each command needs").
+APT_PACKAGES := podman mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo docker-registry \
+	mtools fdisk dosfstools e2fsprogs btrfs-progs xfsprogs sbsigntool binutils attr cpio \
+	zstd umoci systemd-boot-efi uidmap crun fuse-overlayfs util-linux mount udev kmod tmux
+DEPS_STAMP := node_modules/.deps-stamp
+
+.PHONY: deps build check test test-unit fixtures demo clean
+
+deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): package-lock.json Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: deps
+	npm run --silent build
+
+check: deps
+	npm run --silent check
+
+fixtures: build
+	bash fixtures/build.sh
+
+# All tiers: unit, privileged (root + loop devices), qemu. A tier that cannot run prints why
+# and its tests count as skipped. The last line is "N passed, N failed, N skipped".
+test: check fixtures
+	@mkdir -p test-results
+	-npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
+	@node scripts/test-summary.mjs test-results/vitest.json
+
+test-unit: deps
+	npx vitest run test/unit
+
+demo: fixtures
+	npx tsx qemu-tests/demo.ts
+
+clean:
+	rm -rf dist test-results

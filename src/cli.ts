@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * Entry point: parse the command line, run one verb, and let one handler decide the exit
+ * code. Kept thin on purpose; verbs live in src/cli/ and load their code lazily.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { registerAll } from './cli/commands.js';
+import { EXIT, UsageError, reportError } from './cli/handler.js';
+import { toolVersion } from './cli/version.js';
+import { setVerbose } from './core/log.js';
+import { InterruptedError } from './core/errors.js';
+import { cancellation } from './core/cancel.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  setVerbose(verbose);
+  let usageFailure: string | null = null;
+  const parser = registerAll(
+    yargs(argv)
+      .scriptName('bootc')
+      .usage('$0 <command> [options]\n\nDeploy and transactionally update an operating system from a bootable container image.')
+      .version(toolVersion())
+      .option('verbose', { type: 'boolean', describe: 'Show debug output and stacks on errors', global: true })
+      .strict()
+      .recommendCommands()
+      .help()
+      .alias('h', 'help')
+      .wrap(Math.min(100, process.stdout.columns || 80))
+      .exitProcess(false)
+      .fail((msg, err) => {
+        if (err) throw err;
+        usageFailure = msg;
+      }),
+  );
+  try {
+    const parsed = await parser.parseAsync();
+    if (usageFailure !== null) throw new UsageError(usageFailure);
+    const [verb] = parsed._;
+    if (verb === undefined && !argv.some((a) => a === '--help' || a === '-h' || a === '--version')) {
+      parser.showHelp();
+      return EXIT.usage;
+    }
+    return EXIT.ok;
+  } catch (err) {
+    return reportError(err, { verbose, write: (t) => process.stderr.write(t) });
+  }
+}
+
+function installSignalHandlers(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (!cancellation.signal.aborted) {
+        // Let the running operation unwind through its cleanup; it ends in InterruptedError.
+        cancellation.abort(signal);
+        return;
+      }
+      process.exitCode = reportError(new InterruptedError(signal), {
+        verbose: false,
+        write: (t) => process.stderr.write(t),
+      });
+      process.exit();
+    });
+  }
+}
+
+installSignalHandlers();
+process.exitCode = await main(hideBin(process.argv));

@@ -1,0 +1,48 @@
+/**
+ * Which Debian package provides each external program we run, so a missing tool ends in
+ * "install the Debian package X" rather than a bare ENOENT.
+ */
+const PACKAGE_OF: Readonly<Record<string, string>> = {
+  sfdisk: 'fdisk',
+  'mkfs.ext4': 'e2fsprogs',
+  'e2fsck': 'e2fsprogs',
+  'mkfs.btrfs': 'btrfs-progs',
+  'mkfs.xfs': 'xfsprogs',
+  'mkfs.fat': 'dosfstools',
+  'mkfs.vfat': 'dosfstools',
+  'fsck.vfat': 'dosfstools',
+  mcopy: 'mtools',
+  mmd: 'mtools',
+  mdir: 'mtools',
+  mdel: 'mtools',
+  mren: 'mtools',
+  mformat: 'mtools',
+  'qemu-img': 'qemu-utils',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  losetup: 'mount',
+  mount: 'mount',
+  umount: 'mount',
+  lsblk: 'util-linux',
+  blkid: 'util-linux',
+  wipefs: 'util-linux',
+  findmnt: 'util-linux',
+  fstrim: 'util-linux',
+  udevadm: 'udev',
+  setfattr: 'attr',
+  getfattr: 'attr',
+  cpio: 'cpio',
+  zstd: 'zstd',
+  sbsign: 'sbsigntool',
+  sbverify: 'sbsigntool',
+  objdump: 'binutils',
+  skopeo: 'skopeo',
+  podman: 'podman',
+  mmdebstrap: 'mmdebstrap',
+  umoci: 'umoci',
+  'docker-registry': 'docker-registry',
+};
+
+export function debianPackageFor(program: string): string | undefined {
+  const base = program.split('/').pop() ?? program;
+  return PACKAGE_OF[base];
+}

@@ -1,0 +1,189 @@
+/**
+ * Progress events, shaped like upstream bootc's `--progress-fd` JSON Lines (progress v0):
+ * `Start`, `ProgressBytes` (downloads, per-layer subtasks) and `ProgressSteps` (phases).
+ * The pipeline emits events; sinks render them: JSON lines on a file descriptor, plain
+ * lines for logs and CI, and (on a terminal) a live renderer.
+ */
+import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
+import { UserError } from './errors.js';
+
+export const PROGRESS_API_VERSION = '0.1.0';
+
+export interface BytesSubtask {
+  subtask: string;
+  description: string;
+  id: string;
+  bytesCached: number;
+  bytes: number;
+  bytesTotal: number;
+}
+
+export interface StepsSubtask {
+  subtask: string;
+  description: string;
+  id: string;
+  completed: boolean;
+}
+
+export type ProgressEvent =
+  | { type: 'Start'; version: string }
+  | {
+      type: 'ProgressBytes';
+      task: string;
+      description: string;
+      id: string;
+      bytesCached: number;
+      bytes: number;
+      bytesTotal: number;
+      stepsCached: number;
+      steps: number;
+      stepsTotal: number;
+      subtasks: BytesSubtask[];
+    }
+  | {
+      type: 'ProgressSteps';
+      task: string;
+      description: string;
+      id: string;
+      stepsCached: number;
+      steps: number;
+      stepsTotal: number;
+      subtasks: StepsSubtask[];
+    };
+
+export type BytesEvent = Extract<ProgressEvent, { type: 'ProgressBytes' }>;
+export type StepsEvent = Extract<ProgressEvent, { type: 'ProgressSteps' }>;
+
+export interface ProgressSink {
+  handle(event: ProgressEvent): void;
+  close(): Promise<void>;
+}
+
+/** Fans events out to every sink. A pipeline gets one of these and never knows the sinks. */
+export class Progress {
+  private readonly sinks: ProgressSink[];
+  constructor(sinks: ProgressSink[] = []) {
+    this.sinks = sinks;
+  }
+  emit(event: ProgressEvent): void {
+    for (const sink of this.sinks) sink.handle(event);
+  }
+  start(): void {
+    this.emit({ type: 'Start', version: PROGRESS_API_VERSION });
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.close()));
+  }
+  /** A reporter that drops everything: for library callers and tests that do not care. */
+  static silent(): Progress {
+    return new Progress([]);
+  }
+}
+
+/** Lossy byte updates are limited to this rate, as upstream does (5 per second). */
+const REFRESH_HZ = 5;
+
+function isFinal(event: ProgressEvent): boolean {
+  return event.type !== 'ProgressBytes' || event.bytes >= event.bytesTotal;
+}
+
+/** JSON Lines on a stream: one compact object per line, byte updates rate-limited. */
+export class JsonLinesSink implements ProgressSink {
+  private lastBytesAt = new Map<string, number>();
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  handle(event: ProgressEvent): void {
+    if (event.type === 'ProgressBytes' && !isFinal(event)) {
+      const key = `${event.task}/${event.id}`;
+      const last = this.lastBytesAt.get(key);
+      const t = this.now();
+      if (last !== undefined && t - last < 1000 / REFRESH_HZ) return;
+      this.lastBytesAt.set(key, t);
+    }
+    this.out.write(JSON.stringify(event) + '\n');
+  }
+
+  async close(): Promise<void> {
+    const out = this.out as WriteStream;
+    if (typeof out.end === 'function' && out !== (process.stdout as unknown) && out !== (process.stderr as unknown)) {
+      await new Promise<void>((resolve) => out.end(resolve));
+    }
+  }
+}
+
+/** Open `--progress-fd N` for JSON lines; 0, 1 and 2 are refused as upstream does. */
+export function openProgressFd(fd: number): JsonLinesSink {
+  if (!Number.isInteger(fd) || fd <= 2) {
+    throw new UserError(`--progress-fd ${fd} is not usable`, {
+      hint: 'pass a file descriptor above 2 that is open for writing, e.g. `3>progress.jsonl --progress-fd 3`',
+    });
+  }
+  try {
+    fstatSync(fd);
+  } catch {
+    throw new UserError(`--progress-fd ${fd}: file descriptor ${fd} is not open`, {
+      hint: `open it in the shell first, e.g. \`bootc … --progress-fd ${fd} ${fd}>progress.jsonl\``,
+    });
+  }
+  return new JsonLinesSink(createWriteStream('', { fd, autoClose: true }));
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * Plain lines for logs, CI and serial consoles: one line when a step starts or a
+ * download finishes, and a byte update at most every few seconds per task.
+ */
+export class PlainLinesSink implements ProgressSink {
+  private lastStep = new Map<string, string>();
+  private lastBytesAt = new Map<string, number>();
+  private doneSubtasks = new Set<string>();
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly now: () => number = Date.now,
+    private readonly bytesIntervalMs: number = 5000,
+  ) {}
+
+  handle(event: ProgressEvent): void {
+    if (event.type === 'Start') return;
+    if (event.type === 'ProgressSteps') {
+      const current = event.subtasks.find((s) => !s.completed) ?? event.subtasks.at(-1);
+      const label = current ? current.description : event.description;
+      if (this.lastStep.get(event.task) !== label) {
+        this.lastStep.set(event.task, label);
+        this.out.write(`${label}\n`);
+      }
+      return;
+    }
+    for (const sub of event.subtasks) {
+      const key = `${event.task}/${sub.id}`;
+      if (sub.bytes >= sub.bytesTotal && !this.doneSubtasks.has(key)) {
+        this.doneSubtasks.add(key);
+        const cached = sub.bytesCached >= sub.bytesTotal && sub.bytesTotal > 0 ? ' (cached)' : '';
+        this.out.write(`${sub.description}: ${humanBytes(sub.bytesTotal)} done${cached}\n`);
+      }
+    }
+    const t = this.now();
+    const last = this.lastBytesAt.get(event.task);
+    if (event.bytes < event.bytesTotal && (last === undefined || t - last >= this.bytesIntervalMs)) {
+      this.lastBytesAt.set(event.task, t);
+      this.out.write(`${event.description}: ${humanBytes(event.bytes)} / ${humanBytes(event.bytesTotal)}\n`);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+export { humanBytes };
