@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+
+// Runs the real entry point (through tsx, so the test does not depend on a prior build).
+const cli = (...args: string[]) =>
+  execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, env: { NO_COLOR: '1' } });
+
+describe('bootc CLI', () => {
+  it('--version prints the package version', async () => {
+    const r = await cli('--version');
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('--help describes the tool and exits 0', async () => {
+    const r = await cli('--help');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain('from a bootable container image');
+  });
+
+  it('an unknown verb is a usage error (exit 2) with a hint', async () => {
+    const r = await cli('frobnicate');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('error: Unknown argument: frobnicate');
+    expect(r.stderr).toContain('hint: run with --help');
+  });
+});
