@@ -1,0 +1,61 @@
+/**
+ * Where a deployment's pieces live on the physical root (DESIGN.md "On-disk format").
+ * One place for the layout, so install, updates and status never spell a path twice.
+ */
+import { join } from 'node:path';
+import { UserError } from '../core/errors.js';
+
+/** Stateroot names end up in paths and boot entry names: keep them to a safe alphabet. */
+const STATEROOT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function checkStateroot(name: string): string {
+  if (!STATEROOT_PATTERN.test(name)) {
+    throw new UserError(`invalid stateroot "${name}"`, {
+      hint: 'use letters, digits, ".", "_" and "-" (up to 64), e.g. "default"',
+    });
+  }
+  return name;
+}
+
+export interface SysrootPaths {
+  root: string;
+  bootcDir: string;
+  deployDir(stateroot: string): string;
+  deployment(stateroot: string, id: string): string;
+  origin(stateroot: string, id: string): string;
+  stateVar(stateroot: string): string;
+  staged: string;
+}
+
+export function sysrootPaths(root: string): SysrootPaths {
+  const bootcDir = join(root, 'bootc');
+  return {
+    root,
+    bootcDir,
+    deployDir: (s) => join(bootcDir, 'deploy', s),
+    deployment: (s, id) => join(bootcDir, 'deploy', s, id),
+    origin: (s, id) => join(bootcDir, 'deploy', s, `${id}.origin`),
+    stateVar: (s) => join(bootcDir, 'state', s, 'var'),
+    staged: join(bootcDir, 'staged'),
+  };
+}
+
+/**
+ * A deployment id: the first 12 hex digits of the manifest digest and a serial, so ids are
+ * readable in boot menus and two deployments of one image stay distinct.
+ */
+export function deploymentId(manifestDigest: string, serial: number): string {
+  const hex = manifestDigest.replace(/^sha256:/, '').slice(0, 12);
+  return `${hex}.${serial}`;
+}
+
+export function nextSerial(existingIds: readonly string[], manifestDigest: string): number {
+  const prefix = deploymentId(manifestDigest, 0).replace(/\.0$/, '.');
+  let serial = 0;
+  for (const id of existingIds) {
+    if (!id.startsWith(prefix)) continue;
+    const n = Number(id.slice(prefix.length));
+    if (Number.isInteger(n) && n >= serial) serial = n + 1;
+  }
+  return serial;
+}
