@@ -1,0 +1,61 @@
+/**
+ * systemd/bootc-boot-complete.sh against a fake /proc/cmdline and fake ESP mount points:
+ * it drops the boot counter of the booted deployment's entry, and only that one.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../../../src/core/exec.js';
+
+const scriptPath = new URL('../../../systemd/bootc-boot-complete.sh', import.meta.url);
+
+describe('bootc-boot-complete.sh', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'boot-complete-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function bless(cmdline: string) {
+    writeFileSync(join(dir, 'cmdline'), cmdline + '\n');
+    const script = readFileSync(scriptPath, 'utf8')
+      .replaceAll('/proc/cmdline', join(dir, 'cmdline'))
+      .replace('for esp in /efi /boot /boot/efi', `for esp in ${dir}/efi ${dir}/boot ${dir}/boot/efi`);
+    writeFileSync(join(dir, 's.sh'), script);
+    return run({ description: 'Marking the boot good', argv: ['sh', join(dir, 's.sh')], okExitCodes: [1] });
+  }
+
+  function esp(files: string[]): string {
+    const entries = join(dir, 'boot/loader/entries');
+    mkdirSync(entries, { recursive: true });
+    for (const f of files) writeFileSync(join(entries, f), `title ${f}\n`);
+    return entries;
+  }
+
+  it('renames +N-M to the plain name, leaving other entries alone', async () => {
+    const entries = esp(['bootc-default-d1+2-1.conf', 'bootc-default-d10+3.conf', 'bootc-default-d0.conf']);
+    const r = await bless('root=UUID=x rw bootc.deploy=default/d1 quiet');
+    expect(r.exitCode).toBe(0);
+    expect(readdirSync(entries).sort()).toEqual(['bootc-default-d0.conf', 'bootc-default-d1.conf', 'bootc-default-d10+3.conf']);
+    expect(readFileSync(join(entries, 'bootc-default-d1.conf'), 'utf8')).toBe('title bootc-default-d1+2-1.conf\n');
+  });
+
+  it('is content when the entry was already marked good', async () => {
+    esp(['bootc-default-d1.conf']);
+    const r = await bless('bootc.deploy=default/d1');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('already marked good');
+  });
+
+  it('fails when the booted entry is nowhere to be found', async () => {
+    esp(['bootc-default-d2+3.conf']);
+    const r = await bless('bootc.deploy=default/d1');
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('no boot entry bootc-default-d1[+N].conf');
+  });
+
+  it('does nothing on a system not booted by bootc', async () => {
+    expect((await bless('root=/dev/vda1')).exitCode).toBe(0);
+  });
+});
