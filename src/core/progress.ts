@@ -187,3 +187,30 @@ export class PlainLinesSink implements ProgressSink {
 }
 
 export { humanBytes };
+
+export interface ProgressOptions {
+  /** `--progress-fd N`: JSON lines on that descriptor. */
+  progressFd?: number;
+  /** `--quiet`: no human progress (JSON lines still go to the fd). */
+  quiet?: boolean;
+  /** Where human progress goes; stderr, so stdout stays clean for the command's output. */
+  stream?: NodeJS.WriteStream;
+}
+
+/** Pick the sinks for a command: JSON lines on the fd, listr2 on a terminal, plain lines otherwise. */
+export async function createProgress(opts: ProgressOptions = {}): Promise<Progress> {
+  const sinks: ProgressSink[] = [];
+  if (opts.progressFd !== undefined) sinks.push(openProgressFd(opts.progressFd));
+  const stream = opts.stream ?? process.stderr;
+  if (!opts.quiet) {
+    if (stream.isTTY && process.env['TERM'] !== 'dumb') {
+      const { ListrSink } = await import('./progress-terminal.js');
+      sinks.push(new ListrSink());
+    } else {
+      sinks.push(new PlainLinesSink(stream));
+    }
+  }
+  const progress = new Progress(sinks);
+  progress.start();
+  return progress;
+}
