@@ -1,0 +1,206 @@
+/**
+ * A bootable disk image from a staged physical root, with no loop device and no mount
+ * (what `bootc image build-disk` runs in CI):
+ *
+ *   1. refuse early: existing outputs (unless forced), xfs, a size too small (with the
+ *      size needed), an ESP too small for the boot files
+ *   2. boot files of the deployment: kernel, combined initrd, BLS entry (src/boot)
+ *   3. a sparse file of the planned size, the GPT written into it by sfdisk
+ *   4. the root filesystem from the staged tree, at the root partition's offset
+ *   5. the ESP at its offset: mkfs.fat, then mtools: systemd-boot, loader.conf, kernel,
+ *      initrd, the entry last
+ *   6. convert to the requested formats (qemu-img) under bootc-image-builder's paths
+ *
+ * The raw image is built under a temporary name next to the outputs and renamed (or
+ * converted) only when complete; a failure removes it, so no half-written disk is left.
+ */
+import { randomUUID } from 'node:crypto';
+import { access, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { run } from '../core/exec.js';
+import { UserError, withContext } from '../core/errors.js';
+import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type DeploymentBoot } from '../boot/deployment-boot.js';
+import { formatEsp, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } from './gpt.js';
+import { writePartitionTable } from './partition-table.js';
+import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from './root-filesystem.js';
+
+export type DiskImageType = 'raw' | 'qcow2' | 'vmdk' | 'vhd';
+
+/** bootc-image-builder's output layout: `<output>/<dir>/<file>`, and qemu-img's format name. */
+export const DISK_IMAGE_OUTPUTS: Readonly<Record<DiskImageType, { dir: string; file: string; qemuFormat: string }>> = {
+  qcow2: { dir: 'qcow2', file: 'disk.qcow2', qemuFormat: 'qcow2' },
+  raw: { dir: 'image', file: 'disk.raw', qemuFormat: 'raw' },
+  vmdk: { dir: 'vmdk', file: 'disk.vmdk', qemuFormat: 'vmdk' },
+  vhd: { dir: 'vpc', file: 'disk.vhd', qemuFormat: 'vpc' },
+};
+
+export const diskImageOutputPath = (outputDir: string, type: DiskImageType): string =>
+  join(outputDir, DISK_IMAGE_OUTPUTS[type].dir, DISK_IMAGE_OUTPUTS[type].file);
+
+export interface DiskDeployment {
+  stateroot: string;
+  deploymentId: string;
+  /** Default: <sysrootDir>/bootc/deploy/<stateroot>/<deploymentId>. */
+  deploymentDir?: string;
+  imageVersion?: string;
+  installConfigKargs?: readonly string[];
+  kargDeletes?: readonly string[];
+  /** --karg and config.toml `customizations.kernel.append`. */
+  cliKargs?: readonly string[];
+}
+
+export interface BuildDiskOptions {
+  /** The staged physical root: bootc/deploy/…, bootc/state/… (root-owned files need root). */
+  sysrootDir: string;
+  deployment: DiskDeployment;
+  outputDir: string;
+  types: readonly DiskImageType[];
+  rootfs?: RootFsType;
+  /** Whole disk in bytes; default: what the image needs plus room to grow. */
+  sizeBytes?: number;
+  /** config.toml `customizations.filesystem` minsize of `/`. */
+  rootMinBytes?: number;
+  espBytes?: number;
+  arch?: DiskArch;
+  menuTimeoutSeconds?: number;
+  /** Replace existing outputs. */
+  force?: boolean;
+}
+
+export interface BuiltDisk {
+  /** Output path of each requested type. */
+  outputs: Partial<Record<DiskImageType, string>>;
+  layout: DiskLayout;
+  rootFsUuid: string;
+  boot: DeploymentBoot;
+}
+
+/** Step 1, outputs: refuse before any work is done. */
+export async function checkOutputsFree(outputDir: string, types: readonly DiskImageType[], force: boolean): Promise<void> {
+  for (const type of types) {
+    const path = diskImageOutputPath(outputDir, type);
+    if (!force && (await pathExists(path))) {
+      throw new UserError(`the output ${path} already exists`, { hint: 'remove it, choose another --output, or pass --force' });
+    }
+  }
+}
+
+export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDisk> {
+  const fsType = options.rootfs ?? 'ext4';
+  const types = [...new Set(options.types)];
+  if (types.length === 0) throw new UserError('no disk image type requested', { hint: 'pass --type qcow2 (or raw, vmdk, vhd)' });
+  checkRootFsSupported(fsType);
+  await checkOutputsFree(options.outputDir, types, options.force ?? false);
+  const { stateroot, deploymentId } = options.deployment;
+  const deploymentDir = options.deployment.deploymentDir ?? join(options.sysrootDir, 'bootc', 'deploy', stateroot, deploymentId);
+
+  const tree = await measureTree(options.sysrootDir);
+  const rootMin = Math.max(rootFsMinBytes(tree, fsType), options.rootMinBytes ?? 0);
+  const espBytes = options.espBytes ?? DEFAULT_ESP_BYTES;
+  const layout = planDiskLayout({
+    espBytes,
+    rootMinBytes: options.sizeBytes === undefined ? Math.max(rootMin, rootFsDefaultBytes(tree, fsType)) : rootMin,
+    totalBytes: options.sizeBytes,
+    arch: options.arch,
+  });
+
+  await mkdir(options.outputDir, { recursive: true });
+  const work = await mkdtemp(join(options.outputDir, '.bootc-build-'));
+  try {
+    const rootFsUuid = randomUUID();
+    const boot = await prepareDeploymentBoot(
+      {
+        deploymentDir,
+        stateroot,
+        deploymentId,
+        rootFsUuid,
+        bootOrder: 1,
+        imageVersion: options.deployment.imageVersion,
+        installConfigKargs: options.deployment.installConfigKargs,
+        kargDeletes: options.deployment.kargDeletes,
+        cliKargs: options.deployment.cliKargs,
+        arch: options.arch,
+      },
+      work,
+    );
+    checkEspSize(espBytes, await espBytesNeeded(boot, deploymentDir));
+
+    const raw = join(work, 'disk.raw');
+    await withContext('Creating the disk image file', async () => {
+      const file = await open(raw, 'wx');
+      await file.truncate(layout.totalBytes);
+      await file.close();
+    });
+    await writePartitionTable(raw, layout);
+    await withContext('Creating the root filesystem', () =>
+      makeRootFilesystem(fsType, options.sysrootDir, { image: raw, offsetBytes: layout.root.startBytes, sizeBytes: layout.root.sizeBytes, uuid: rootFsUuid }, work),
+    );
+    const esp: EspLocation = { image: raw, offsetBytes: layout.esp.startBytes };
+    await withContext('Writing the ESP', async () => {
+      await formatEsp(esp, layout.esp.sizeBytes);
+      await installSystemdBoot(esp, deploymentDir);
+      await writeLoaderConf(esp, { timeoutSeconds: options.menuTimeoutSeconds });
+      await installDeploymentBoot(esp, boot);
+    });
+    const outputs = await writeOutputs(raw, options.outputDir, types);
+    return { outputs, layout, rootFsUuid, boot };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Step 6: each type under its output path; written to a temporary name, then renamed. */
+async function writeOutputs(raw: string, outputDir: string, types: readonly DiskImageType[]): Promise<Partial<Record<DiskImageType, string>>> {
+  const outputs: Partial<Record<DiskImageType, string>> = {};
+  // Raw last: it is renamed away from the work directory, the others read it.
+  const ordered = [...types].sort((a, b) => Number(a === 'raw') - Number(b === 'raw'));
+  for (const type of ordered) {
+    const dest = diskImageOutputPath(outputDir, type);
+    await mkdir(dirname(dest), { recursive: true });
+    const tmp = `${dest}.tmp-${process.pid}`;
+    try {
+      if (type === 'raw') {
+        await syncFile(raw);
+        await rename(raw, tmp);
+      } else {
+        await convertDiskImage(raw, tmp, type);
+      }
+      await rename(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    outputs[type] = dest;
+  }
+  return outputs;
+}
+
+export async function convertDiskImage(raw: string, dest: string, type: Exclude<DiskImageType, 'raw'>): Promise<void> {
+  const format = DISK_IMAGE_OUTPUTS[type].qemuFormat;
+  // vpc: keep the exact size (Azure wants whole MiB) instead of qemu-img's CHS rounding.
+  const formatOptions = type === 'vhd' ? ['-o', 'force_size=on'] : [];
+  await run({
+    description: `Converting the disk image to ${format}`,
+    argv: ['qemu-img', 'convert', '-f', 'raw', '-O', format, ...formatOptions, raw, dest],
+  });
+  await syncFile(dest);
+}
+
+async function syncFile(path: string): Promise<void> {
+  const file = await open(path, 'r+');
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

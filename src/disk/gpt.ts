@@ -1,0 +1,115 @@
+/**
+ * The partition table of a disk image, as data: a planner computes it, a renderer prints
+ * the sfdisk script, partition-table.ts applies it.
+ *
+ *   1 MiB  GPT header and entries (and alignment)
+ *   ESP    FAT32, GPT name EFI-SYSTEM                 default 1 GiB
+ *   root   the physical root, GPT name root, DPS type so systemd can find it
+ *   1 MiB  backup GPT (and alignment)
+ */
+import { UserError, invariant } from '../core/errors.js';
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+export const SECTOR_BYTES = 512;
+
+/** Every partition starts and ends on a 1 MiB boundary, as fdisk and parted align. */
+export const PARTITION_ALIGNMENT_BYTES = MiB;
+/** Room for the primary GPT before the first partition (34 sectors, aligned up). */
+export const GPT_HEAD_BYTES = MiB;
+/** Room for the backup GPT at the end of the disk (33 sectors, aligned up). */
+export const GPT_TAIL_BYTES = MiB;
+
+/** UEFI spec: EFI System Partition. */
+export const ESP_TYPE_GUID = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+/** Discoverable Partitions Specification: root partition (x86-64), found by systemd-gpt-auto-generator. */
+export const ROOT_X86_64_TYPE_GUID = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+/** DPS root partition (aarch64), for images of that architecture. */
+export const ROOT_AARCH64_TYPE_GUID = 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE';
+
+/** bootc's ESP size for the composefs/UKI layout: room for several kernels and initrds. */
+export const DEFAULT_ESP_BYTES = GiB;
+
+export const ESP_PARTITION_NAME = 'EFI-SYSTEM';
+export const ROOT_PARTITION_NAME = 'root';
+
+export type DiskArch = 'x86_64' | 'aarch64';
+
+export interface PlannedPartition {
+  /** 1-based, as the kernel numbers them. */
+  number: number;
+  name: string;
+  typeGuid: string;
+  startBytes: number;
+  sizeBytes: number;
+}
+
+export interface DiskLayout {
+  totalBytes: number;
+  esp: PlannedPartition;
+  root: PlannedPartition;
+}
+
+export interface DiskLayoutRequest {
+  espBytes?: number;
+  /** Smallest root partition that holds the root filesystem. */
+  rootMinBytes: number;
+  /** Whole disk; absent: just what the partitions need. The root partition takes the rest. */
+  totalBytes?: number;
+  arch?: DiskArch;
+}
+
+export const alignUp = (bytes: number, to: number = PARTITION_ALIGNMENT_BYTES): number => Math.ceil(bytes / to) * to;
+const alignDown = (bytes: number, to: number = PARTITION_ALIGNMENT_BYTES): number => Math.floor(bytes / to) * to;
+
+/** Whole GiB as such, anything else in MiB rounded up, so a "needs" figure is never short. */
+export const formatSize = (bytes: number): string =>
+  bytes >= GiB && bytes % GiB === 0 ? `${bytes / GiB} GiB` : `${Math.ceil(bytes / MiB)} MiB`;
+
+export function planDiskLayout(request: DiskLayoutRequest): DiskLayout {
+  const espBytes = alignUp(request.espBytes ?? DEFAULT_ESP_BYTES);
+  const rootMin = alignUp(request.rootMinBytes);
+  const neededTotal = GPT_HEAD_BYTES + espBytes + rootMin + GPT_TAIL_BYTES;
+  let totalBytes = neededTotal;
+  if (request.totalBytes !== undefined) {
+    if (request.totalBytes < neededTotal) {
+      throw new UserError(
+        `a disk of ${formatSize(request.totalBytes)} is too small for this image: it needs at least ${formatSize(neededTotal)} ` +
+          `(ESP ${formatSize(espBytes)}, root filesystem ${formatSize(rootMin)})`,
+        { hint: `ask for --size ${Math.ceil(neededTotal / MiB)}M or more, or leave the size out` },
+      );
+    }
+    totalBytes = alignDown(request.totalBytes);
+  }
+  const esp: PlannedPartition = {
+    number: 1,
+    name: ESP_PARTITION_NAME,
+    typeGuid: ESP_TYPE_GUID,
+    startBytes: GPT_HEAD_BYTES,
+    sizeBytes: espBytes,
+  };
+  const rootStart = esp.startBytes + esp.sizeBytes;
+  const root: PlannedPartition = {
+    number: 2,
+    name: ROOT_PARTITION_NAME,
+    typeGuid: (request.arch ?? 'x86_64') === 'aarch64' ? ROOT_AARCH64_TYPE_GUID : ROOT_X86_64_TYPE_GUID,
+    startBytes: rootStart,
+    sizeBytes: totalBytes - GPT_TAIL_BYTES - rootStart,
+  };
+  invariant(root.sizeBytes >= rootMin, 'root partition smaller than planned');
+  return { totalBytes, esp, root };
+}
+
+/** The script `sfdisk` reads on stdin to write this table. */
+export function renderSfdiskScript(layout: DiskLayout, diskGuid?: string): string {
+  const lines = ['label: gpt'];
+  if (diskGuid) lines.push(`label-id: ${diskGuid.toUpperCase()}`);
+  lines.push('unit: sectors', `sector-size: ${SECTOR_BYTES}`, `first-lba: ${GPT_HEAD_BYTES / SECTOR_BYTES}`, '');
+  for (const p of [layout.esp, layout.root]) {
+    invariant(p.startBytes % SECTOR_BYTES === 0 && p.sizeBytes % SECTOR_BYTES === 0, 'partition not sector-aligned');
+    lines.push(
+      `start=${p.startBytes / SECTOR_BYTES}, size=${p.sizeBytes / SECTOR_BYTES}, type=${p.typeGuid}, name="${p.name}"`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
