@@ -171,7 +171,7 @@ function parseJson(bytes: Uint8Array | string, what: string, imageName: string):
   }
 }
 
-function checkManifestSize(length: number, imageName: string): void {
+export function checkManifestSize(length: number, imageName: string): void {
   if (length > MAX_MANIFEST_BYTES) {
     throw new UserError(
       `the manifest of image ${imageName} is ${length} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`,
