@@ -55,6 +55,16 @@ export interface BlobFetchOptions {
 }
 
 /**
+ * What a transport may attach to the stream getBlob returns. `startOffset` is the byte the
+ * stream really starts at: the requested offset, or 0 when the source could not resume (a
+ * registry that ignored the Range header), in which case the reader starts over. Absent
+ * means the requested offset.
+ */
+export interface BlobStreamInfo {
+  startOffset?: number;
+}
+
+/**
  * Where an image's manifests and blobs come from. Implementations do transport work only:
  * they do not verify digests (the puller does) and they hold no cache.
  */
