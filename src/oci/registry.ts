@@ -154,6 +154,11 @@ function hostOf(url: URL): string {
   return url.host;
 }
 
+/** docker.io is a name, not a server: its API lives at registry-1.docker.io (as in containers-image). */
+export function registryApiHost(registry: string): string {
+  return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+
 /** One repository at one registry endpoint. Holds its connections, tokens and scheme. */
 export class RegistryClient {
   private scheme: 'https' | 'http' = 'https';
@@ -194,7 +199,7 @@ export class RegistryClient {
   }
 
   private url(path: string): URL {
-    return new URL(`${this.scheme}://${this.endpoint.registry}/v2/${this.endpoint.repository}/${path}`);
+    return new URL(`${this.scheme}://${registryApiHost(this.endpoint.registry)}/v2/${this.endpoint.repository}/${path}`);
   }
 
   /** Fetch a manifest or index by tag or digest; bounded in size and checked to parse. */
@@ -331,7 +336,7 @@ export class RegistryClient {
    */
   private async request(spec: RequestSpec): Promise<IncomingMessage> {
     const signal = combineSignals(spec.signal);
-    const registryHost = this.endpoint.registry;
+    const registryHost = registryApiHost(this.endpoint.registry);
     let url = spec.url;
     let attempt = 1;
     let answeredChallenge = false;
