@@ -24,7 +24,7 @@ import { RegistryClient, openRegistrySource, type BlobStream } from '../../../sr
 import { parseReference } from '../../../src/oci/reference.js';
 import { parseRegistriesConf, emptyRegistriesConfig, type RegistryEndpoint } from '../../../src/oci/registries-conf.js';
 import { parseManifestDocument } from '../../../src/oci/manifest.js';
-import { UserError } from '../../../src/core/errors.js';
+import { InterruptedError, UserError } from '../../../src/core/errors.js';
 import type { Descriptor } from '../../../src/oci/types.js';
 
 const skip = explainSkip('privileged', needsRegistryTools());
@@ -218,6 +218,43 @@ describe.skipIf(skip)('registry client against docker-registry', () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
+  });
+
+  it('malformed JSON and unsupported media types are errors naming the image', async () => {
+    const bodies: Record<string, { type: string; body: string }> = {
+      '/v2/odd/manifests/broken': { type: 'application/vnd.oci.image.manifest.v1+json', body: '{"schemaVersion": 2, "layers": [' },
+      '/v2/odd/manifests/schema1': { type: 'application/vnd.docker.distribution.manifest.v1+prettyjws', body: '{"schemaVersion": 1, "name": "odd", "tag": "schema1"}' },
+      '/v2/odd/manifests/weird': { type: 'application/vnd.example.thing+json', body: '{"schemaVersion": 2, "mediaType": "application/vnd.example.thing+json"}' },
+    };
+    const server = http.createServer((req, res) => {
+      const found = bodies[req.url ?? ''];
+      if (!found) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': found.type, 'content-length': Buffer.byteLength(found.body) });
+      res.end(found.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = new RegistryClient(endpoint(host, 'odd'), `${host}/odd`);
+    try {
+      expect((await failure(client.getManifest('broken'))).message).toMatch(new RegExp(`${host}/odd.*not JSON`));
+      expect((await failure(client.getManifest('schema1'))).message).toMatch(/schema 1 manifest format/);
+      expect((await failure(client.getManifest('weird'))).message).toMatch(/unsupported media type "application\/vnd.example.thing\+json"/);
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('an aborted blob fetch is an interruption, not a registry error', async () => {
+    const client = new RegistryClient(endpoint(registry.host, 'tiny'), 'tiny');
+    const controller = new AbortController();
+    controller.abort();
+    await expect(client.getBlob(layerDescriptor(single), { signal: controller.signal })).rejects.toBeInstanceOf(InterruptedError);
+    client.close();
   });
 
   describe('through the fault proxy', () => {
