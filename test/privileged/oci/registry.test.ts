@@ -8,7 +8,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainSkip } from '../../support/tier.js';
+import { explainSkip, needsFile } from '../../support/tier.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import {
   digestOfStream,
   freePort,
@@ -444,5 +445,34 @@ describe.skipIf(skip)('registry client with bearer token auth', () => {
     expect(err.message).toMatch(new RegExp(`denied by registry ${registry.host} \\(HTTP 401`));
     expect(err.message).toContain('no credentials');
     await source.close();
+  });
+});
+
+const fixtureSkip = skip || explainSkip('privileged', needsFile(fixturesIndexPath, fixturesHint));
+
+describe.skipIf(fixtureSkip)('registry client with the fixture OS image', () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+    await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:v2');
+  });
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('serves the pushed manifest unchanged and every blob with its digest', async () => {
+    const source = await openRegistrySource(parseReference(`${registry.host}/fixture:v2`), { registriesConf: emptyRegistriesConfig });
+    try {
+      const m = await source.getManifest();
+      expect(m.digest).toBe(readFixturesIndex().tags.v2.manifestDigest);
+      const doc = parseManifestDocument(m.bytes, m.mediaType, 'fixture:v2');
+      if (doc.kind !== 'manifest') throw new Error('expected a manifest');
+      for (const desc of [doc.manifest.config, ...doc.manifest.layers]) {
+        const got = await digestOfStream(await source.getBlob(desc));
+        expect({ digest: got.digest, size: got.size }).toEqual({ digest: desc.digest, size: desc.size });
+      }
+    } finally {
+      await source.close();
+    }
   });
 });
