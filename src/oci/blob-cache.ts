@@ -12,7 +12,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, UserError, invariant } from '../core/errors.js';
 import { debug } from '../core/log.js';
@@ -107,16 +107,22 @@ interface OciIndexJson {
   manifests: Descriptor[];
 }
 
+/**
+ * Downloads running in this process, by cache directory and digest: two BlobCache objects on
+ * the same directory (two pulls at once) must not write the same partial.
+ */
+const inFlight = new Map<string, Promise<FetchBlobResult>>();
+/** Serialises read-modify-write of each cache's index.json within this process. */
+const indexLocks = new Map<string, Promise<unknown>>();
+
 export class BlobCache {
-  private readonly inFlight = new Map<string, Promise<FetchBlobResult>>();
-  /** Serialises read-modify-write of index.json within this process. */
-  private indexLock: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly dir: string) {}
 
+
   /** Open (creating when needed) a cache directory. */
   static async open(dir: string): Promise<BlobCache> {
-    const cache = new BlobCache(dir);
+    const cache = new BlobCache(resolve(dir));
     await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
     const layoutFile = join(dir, 'oci-layout');
     try {
@@ -168,15 +174,16 @@ export class BlobCache {
    * same digest in this process share one download.
    */
   fetchBlob(source: ImageSource, descriptor: Descriptor, options: FetchBlobOptions): Promise<FetchBlobResult> {
-    const running = this.inFlight.get(descriptor.digest);
+    const key = `${this.dir}\0${descriptor.digest}`;
+    const running = inFlight.get(key);
     if (running) {
       return running.then(() => {
         options.onBytes?.(descriptor.size);
         return { cached: true };
       });
     }
-    const job = this.download(source, descriptor, options).finally(() => this.inFlight.delete(descriptor.digest));
-    this.inFlight.set(descriptor.digest, job);
+    const job = this.download(source, descriptor, options).finally(() => inFlight.delete(key));
+    inFlight.set(key, job);
     return job;
   }
 
@@ -331,8 +338,9 @@ export class BlobCache {
       };
       await writeFileDurably(join(this.dir, 'index.json'), JSON.stringify({ ...index, manifests: [...others, entry] }));
     };
-    const next = this.indexLock.then(update, update);
-    this.indexLock = next.catch(() => undefined);
+    const previous = indexLocks.get(this.dir) ?? Promise.resolve();
+    const next = previous.then(update, update);
+    indexLocks.set(this.dir, next.catch(() => undefined));
     await next;
   }
 }

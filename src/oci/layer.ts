@@ -7,6 +7,7 @@
  * gzip goes through node:zlib; zstd through the `zstd` program (Node 20 has no zstd);
  * uncompressed layers pass through.
  */
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -94,8 +95,13 @@ export function decompressLayer(input: Readable, descriptor: Descriptor, diffId:
     });
     stdout.on('error', fail);
     input.pipe(stdin);
-    stdout.pipe(check);
-    done.catch(fail);
+    // End the check only once zstd has exited cleanly: if it failed, its error explains the
+    // short output better than a diff-id mismatch would.
+    stdout.pipe(check, { end: false });
+    Promise.all([once(stdout, 'end'), done]).then(
+      () => check.end(),
+      (err: unknown) => fail(err),
+    );
     // A consumer that stops early must not leave zstd running.
     output.on('close', () => {
       if (child.exitCode === null) child.kill();

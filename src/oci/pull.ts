@@ -52,6 +52,8 @@ export interface ImageMetadata {
   config: ImageConfig;
   configDigest: string;
   configBytes: Uint8Array;
+  /** False when the config came from the cache. */
+  configFetched: boolean;
   layers: PulledLayer[];
 }
 
@@ -152,6 +154,7 @@ async function resolveImage(source: ImageSource, options: FetchOptions, cache?: 
   checkSignal(options.signal);
   const configDescriptor = manifest.config;
   let configBytes: Uint8Array | undefined = await cache?.readBlob(configDescriptor);
+  const configFetched = configBytes === undefined;
   if (configBytes === undefined) {
     if (configDescriptor.size > MAX_CONFIG_BYTES) {
       throw new UserError(`the config of image ${imageName} is ${configDescriptor.size} bytes, more than the ${MAX_CONFIG_BYTES}-byte limit`, {
@@ -178,6 +181,7 @@ async function resolveImage(source: ImageSource, options: FetchOptions, cache?: 
     config,
     configDigest: configDescriptor.digest,
     configBytes,
+    configFetched,
     layers: manifest.layers.map((descriptor, i) => ({ descriptor, diffId: config.diffIds[i]! })),
   };
 }
@@ -199,15 +203,21 @@ export async function fetchManifestAndConfig(reference: ImageReference, options:
 function diffIdTap(layer: PulledLayer, imageName: string): BlobTap {
   const input = new PassThrough({ highWaterMark: 1 << 20 });
   const output = decompressLayer(input, layer.descriptor, layer.diffId, imageName);
+  let failed = false;
   const drained = (async () => {
     for await (const _chunk of output) {
       // Only the diff-id check matters.
     }
   })();
-  drained.catch(() => undefined);
+  drained.catch(() => {
+    failed = true;
+  });
   return {
+    // A failure is reported by finish(), after the blob's own digest check: bytes that do
+    // not match their digest are the better explanation of a broken layer.
     async write(chunk) {
-      if (!input.write(chunk)) await Promise.race([once(input, 'drain'), drained]);
+      if (failed) return;
+      if (!input.write(chunk)) await Promise.race([once(input, 'drain'), drained.catch(() => undefined)]);
     },
     async finish() {
       input.end();
@@ -339,7 +349,7 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
       else missing.push(i);
     }
     tracker.emit();
-    let bytesFetched = image.configBytes.byteLength;
+    let bytesFetched = image.configFetched ? image.configBytes.byteLength : 0;
     const verify = options.verifyDiffIds ?? true;
     await withContext(`Fetching the layers of ${imageName}`, () =>
       forEachBounded(missing, options.concurrency ?? 4, signal, async (i, layerSignal) => {
