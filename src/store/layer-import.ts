@@ -1,0 +1,255 @@
+/**
+ * Import one layer (an uncompressed tar stream, already verified against its diff id by
+ * the puller) into the object store, and record the result as `layers/<diff-id>.index`.
+ *
+ * 1. If the layer index exists, the layer is already imported: report it as cached.
+ * 2. Leave an `.importing` marker (process id + boot id) so a crash can be recognised.
+ * 3. Stream the tar: every header goes through LayerIndexBuilder (paths, whiteouts,
+ *    hardlinks, symlinked parents); regular files become objects (object-writer.ts).
+ * 4. Wait for the writes, set xattrs (one setfattr), one syncfs, then write the index
+ *    atomically and remove the marker. On failure, temp files are removed and no index is
+ *    written: a half-imported layer is never mistaken for an imported one.
+ *
+ * After an unclean shutdown (a marker from another boot), objects written since the last
+ * syncfs may be empty on disk, so imports stop trusting that an existing object file is
+ * complete and rewrite what they need, until `gc` clears those markers.
+ */
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { Header } from 'tar-stream';
+import { withContext } from '../core/errors.js';
+import { warn, debug } from '../core/log.js';
+import { decodeTarName, displayPath } from './entry-path.js';
+import {
+  decodeLayerIndex,
+  encodeIndex,
+  INDEX_FORMAT,
+  INDEX_VERSION,
+  type LayerImportStats,
+  type LayerIndex,
+  type LayerIndexHeader,
+} from './index-format.js';
+import { LayerIndexBuilder } from './layer-entries.js';
+import { createLayerTarExtract, ownerFromHeader, xattrsFromPax, type PaxRecords } from './layer-tar.js';
+import {
+  layerImportMarkerPath,
+  layerIndexPath,
+  prepareStore,
+  storeLayout,
+  writeFileAtomic,
+  type StoreLayout,
+} from './layout.js';
+import { ObjectWriter, syncStoreFilesystem } from './object-writer.js';
+
+export interface ImportLayerOptions {
+  signal?: AbortSignal;
+  /** Called every few hundred entries and at the end. */
+  onProgress?: (progress: { entries: number; bytes: number }) => void;
+  /** Parallel object writes (default 16). */
+  concurrency?: number;
+}
+
+export interface LayerImportResult {
+  diffId: string;
+  /** True when the layer was already in the store and the stream was not read. */
+  cached: boolean;
+  stats: LayerImportStats;
+}
+
+/** Files up to this size are buffered and written in the background; bigger ones stream. */
+const BUFFERED_FILE_LIMIT = 4 * 1024 * 1024;
+const PROGRESS_EVERY = 500;
+
+export async function isLayerImported(root: string, diffId: string): Promise<boolean> {
+  return fileExists(layerIndexPath(storeLayout(root), diffId));
+}
+
+export async function loadLayerIndex(root: string, diffId: string): Promise<LayerIndex> {
+  const path = layerIndexPath(storeLayout(root), diffId);
+  return decodeLayerIndex(await readFile(path, 'utf8'), path);
+}
+
+/** Import a layer tar stream into the store under `root`. */
+export async function importLayer(
+  root: string,
+  diffId: string,
+  tar: Readable | AsyncIterable<Uint8Array>,
+  options: ImportLayerOptions = {},
+): Promise<LayerImportResult> {
+  const layout = storeLayout(root);
+  return withContext(`Importing layer ${diffId}`, async () => {
+    const indexPath = layerIndexPath(layout, diffId);
+    if (await fileExists(indexPath)) {
+      (tar as Partial<Readable>).destroy?.();
+      const index = decodeLayerIndex(await readFile(indexPath, 'utf8'), indexPath);
+      return { diffId, cached: true, stats: index.header.stats };
+    }
+    await prepareStore(layout);
+    const bootId = await currentBootId();
+    const trustExisting = !(await hasMarkerFromAnotherBoot(layout, bootId));
+    if (!trustExisting) debug('store: an import was cut short by a crash; rewriting existing objects');
+    const marker = layerImportMarkerPath(layout, diffId);
+    await writeFile(marker, JSON.stringify({ pid: process.pid, bootId, startedAt: new Date().toISOString() }) + '\n');
+
+    const writer = new ObjectWriter(layout, { trustExisting, concurrency: options.concurrency });
+    const builder = new LayerIndexBuilder();
+    try {
+      await streamLayer(tar, builder, writer, options);
+      const written = await writer.finish();
+      await syncStoreFilesystem(layout);
+      const stats: LayerImportStats = {
+        entries: builder.entries.length,
+        files: builder.files,
+        objectsWritten: written.objectsWritten,
+        bytesWritten: written.bytesWritten,
+        bytesTotal: builder.bytesTotal,
+        skipped: builder.skipped,
+      };
+      const header: LayerIndexHeader = { format: INDEX_FORMAT, version: INDEX_VERSION, kind: 'layer', diffId, stats };
+      await writeFileAtomic(indexPath, encodeIndex(header, builder.entries), 0o600);
+      await rm(marker, { force: true });
+      if (builder.skipped > 0) {
+        warn(
+          `layer ${diffId.slice(0, 19)}…: skipped ${builder.skipped} device node(s), fifo(s) or entries under /dev (the store keeps none; /dev is provided at boot)`,
+        );
+      }
+      return { diffId, cached: false, stats };
+    } catch (err) {
+      await writer.abandon();
+      await rm(marker, { force: true });
+      throw err;
+    }
+  });
+}
+
+async function streamLayer(
+  tar: Readable | AsyncIterable<Uint8Array>,
+  builder: LayerIndexBuilder,
+  writer: ObjectWriter,
+  options: ImportLayerOptions,
+): Promise<void> {
+  const extract = createLayerTarExtract();
+  let entries = 0;
+  let bytes = 0;
+  extract.on('entry', (header, source, next) => {
+    const stream = source as unknown as Readable;
+    entries++;
+    bytes += header.size;
+    if (options.onProgress && entries % PROGRESS_EVERY === 0) options.onProgress({ entries, bytes });
+    handleEntry(header, stream, builder, writer).then(
+      () => next(),
+      (err: unknown) => {
+        stream.resume();
+        next(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+  await pipeline(tar, extract, { signal: options.signal });
+  options.onProgress?.({ entries, bytes });
+}
+
+async function handleEntry(
+  header: Header,
+  stream: Readable,
+  builder: LayerIndexBuilder,
+  writer: ObjectWriter,
+): Promise<void> {
+  const pax = header.pax as PaxRecords | null | undefined;
+  const name = decodeTarName(header.name, 'entry');
+  const { uid, gid } = ownerFromHeader(header);
+  const action = builder.classify({
+    name,
+    type: header.type,
+    linkname: header.linkname ? decodeTarName(header.linkname, `link target of ${JSON.stringify(name)}:`) : null,
+    mode: header.mode,
+    uid,
+    gid,
+    size: header.size,
+    xattrs: xattrsFromPax(pax),
+  });
+  if (action.action !== 'store-file') {
+    await drain(stream);
+    return;
+  }
+  const { path, meta } = action;
+  let id: string;
+  if (meta.size <= BUFFERED_FILE_LIMIT) {
+    const chunks = await collect(stream, meta.size, path);
+    await writer.whenReady();
+    id = writer.putBuffered(meta, chunks);
+  } else {
+    id = await writer.putStreamed(meta, stream as AsyncIterable<Buffer>);
+  }
+  builder.addFile(path, id, meta);
+}
+
+function collect(stream: Readable, size: number, path: string): Promise<Buffer[]> {
+  if (size === 0) return drain(stream).then(() => []);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    stream.on('data', (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+    });
+    stream.on('end', () =>
+      got === size ? resolve(chunks) : reject(new Error(`layer tar ended inside ${displayPath(path)}`)),
+    );
+    stream.on('error', reject);
+  });
+}
+
+function drain(stream: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('error', reject);
+    stream.resume();
+  });
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function currentBootId(): Promise<string> {
+  try {
+    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Markers left by an import that a reboot (crash, power loss) cut short. */
+export async function staleImportMarkers(layout: StoreLayout, bootId?: string): Promise<string[]> {
+  const boot = bootId ?? (await currentBootId());
+  let names: string[];
+  try {
+    names = await readdir(layout.layersDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const stale: string[] = [];
+  for (const n of names.filter((n) => n.endsWith('.importing'))) {
+    const path = join(layout.layersDir, n);
+    try {
+      const m = JSON.parse(await readFile(path, 'utf8')) as { bootId?: string };
+      if (m.bootId !== boot) stale.push(path);
+    } catch {
+      stale.push(path);
+    }
+  }
+  return stale;
+}
+
+async function hasMarkerFromAnotherBoot(layout: StoreLayout, bootId: string): Promise<boolean> {
+  return (await staleImportMarkers(layout, bootId)).length > 0;
+}

@@ -1,0 +1,59 @@
+/**
+ * Listing what a store holds: objects on disk, layer indexes, image trees, and the objects
+ * each index references. Shared by fsck and gc, which must agree on what "referenced" means.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodeLayerIndex, decodeTreeIndex } from './index-format.js';
+import { FANOUT_DIRS, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
+import { isObjectId } from './object-id.js';
+
+export interface StoredObject {
+  id: string;
+  path: string;
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** Every file in the fan-out directories; `strays` are names that are not object ids. */
+export async function listObjects(layout: StoreLayout): Promise<{ objects: StoredObject[]; strays: string[] }> {
+  const objects: StoredObject[] = [];
+  const strays: string[] = [];
+  const lists = await Promise.all(FANOUT_DIRS.map((d) => readdirOrEmpty(join(layout.objectsDir, d))));
+  FANOUT_DIRS.forEach((d, i) => {
+    for (const name of lists[i] as string[]) {
+      const id = d + name;
+      const path = join(layout.objectsDir, d, name);
+      if (isObjectId(id)) objects.push({ id, path });
+      else strays.push(path);
+    }
+  });
+  return { objects, strays };
+}
+
+/** Diff ids with a layer index, manifest digests with an image directory. */
+export async function listIndexes(layout: StoreLayout): Promise<{ layers: string[]; images: string[] }> {
+  const layers = (await readdirOrEmpty(layout.layersDir)).filter((n) => n.endsWith('.index')).map((n) => n.slice(0, -'.index'.length));
+  const images = await readdirOrEmpty(layout.imagesDir);
+  return { layers, images };
+}
+
+export async function objectsOfLayer(layout: StoreLayout, diffId: string, into: Set<string>): Promise<void> {
+  const path = layerIndexPath(layout, diffId);
+  for (const e of decodeLayerIndex(await readFile(path, 'utf8'), path).entries) if (e.kind === 'file') into.add(e.object);
+}
+
+/** Adds the tree's objects to `into` and returns the image's layer diff ids. */
+export async function objectsOfImage(layout: StoreLayout, manifestDigest: string, into: Set<string>): Promise<string[]> {
+  const path = treeIndexPath(layout, manifestDigest);
+  const tree = decodeTreeIndex(await readFile(path, 'utf8'), path);
+  for (const e of tree.entries) if (e.kind === 'file') into.add(e.object);
+  return tree.header.layers;
+}
