@@ -3,7 +3,7 @@ import { UserError } from '../../../src/core/errors.js';
 import { normaliseEntryPath, decodeTarName } from '../../../src/store/entry-path.js';
 import { LayerIndexBuilder, type TarEntryHeader } from '../../../src/store/layer-entries.js';
 
-function h(name: string, type: string, extra: Partial<TarEntryHeader> = {}): TarEntryHeader {
+function h(name: string, type: string | null, extra: Partial<TarEntryHeader> = {}): TarEntryHeader {
   return { name, type, linkname: null, mode: 0o755, uid: 0, gid: 0, size: 0, xattrs: [], ...extra };
 }
 
