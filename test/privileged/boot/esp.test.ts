@@ -1,0 +1,115 @@
+/**
+ * The ESP written with mkfs.fat and mtools only: on a file of its own and at an offset
+ * inside a bigger file; entries written, replaced, listed, read back and removed; the
+ * result accepted by fsck.vfat.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../../src/core/exec.js';
+import { UserError } from '../../../src/core/errors.js';
+import {
+  copyToEsp,
+  formatEsp,
+  installSystemdBoot,
+  listBootEntries,
+  listEspDirectory,
+  readBootEntry,
+  readEspText,
+  removeEspFile,
+  writeBootEntry,
+  writeLoaderConf,
+  type EspLocation,
+} from '../../../src/boot/esp.js';
+import { parseBlsEntry, type BlsEntry } from '../../../src/boot/bls.js';
+import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
+
+const skip = explainSkip(
+  'privileged',
+  needsCommands('mkfs.fat', 'fsck.vfat', 'mcopy', 'mren', 'mdir', 'mdel', 'mmd') ??
+    needsFile('/usr/lib/systemd/boot/efi/systemd-bootx64.efi', 'install the Debian package systemd-boot-efi'),
+);
+
+const MiB = 1024 * 1024;
+const entry = (version: string): BlsEntry => ({
+  title: `Test ${version}`,
+  version,
+  sortKey: 'bootc',
+  linux: '/bootc/d1/vmlinuz',
+  initrd: '/bootc/d1/initrd.img',
+  options: 'root=UUID=x rw bootc.deploy=default/d1',
+});
+
+async function sparseFile(path: string, bytes: number): Promise<void> {
+  const f = await open(path, 'w');
+  await f.truncate(bytes);
+  await f.close();
+}
+
+describe.skipIf(skip)('ESP with mtools', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'esp-test-'));
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('writes, replaces, lists, reads and removes entries in an ESP file', async () => {
+    const esp: EspLocation = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
+    await sparseFile(esp.image, 64 * MiB);
+    await formatEsp(esp, 64 * MiB);
+    // No host deployment dir with systemd-boot: the host copy is the fallback.
+    await installSystemdBoot(esp, join(tmp, 'no-such-deployment'));
+    await writeLoaderConf(esp, { timeoutSeconds: 5 });
+    await writeBootEntry(esp, 'bootc-default-d1+3.conf', entry('1'));
+    await writeBootEntry(esp, 'bootc-default-d2+3.conf', entry('2'));
+    await writeBootEntry(esp, 'bootc-default-d1+3.conf', entry('7'));
+    writeFileSync(join(tmp, 'foreign.conf'), 'title other\n');
+    await copyToEsp(esp, [{ path: 'loader/entries/debian.conf', hostPath: join(tmp, 'foreign.conf') }]);
+
+    expect(await listBootEntries(esp)).toEqual(['bootc-default-d1+3.conf', 'bootc-default-d2+3.conf']);
+    expect((await listEspDirectory(esp, 'loader/entries')).sort()).toEqual([
+      'bootc-default-d1+3.conf',
+      'bootc-default-d2+3.conf',
+      'debian.conf',
+    ]);
+    expect(parseBlsEntry(await readBootEntry(esp, 'bootc-default-d1+3.conf'))['version']).toEqual(['7']);
+    expect(await readEspText(esp, 'loader/loader.conf')).toBe('default bootc-*\ntimeout 5\neditor no\n');
+    expect(await listEspDirectory(esp, 'EFI/BOOT')).toEqual(['BOOTX64.EFI']);
+
+    await removeEspFile(esp, 'loader/entries/bootc-default-d2+3.conf');
+    expect(await listBootEntries(esp)).toEqual(['bootc-default-d1+3.conf']);
+    expect(await listEspDirectory(esp, 'no/such/dir')).toEqual([]);
+    await run({ description: 'Checking the ESP', argv: ['fsck.vfat', '-n', esp.image] });
+  });
+
+  it('formats and fills an ESP at an offset, leaving the bytes around it alone', async () => {
+    const image = join(tmp, 'disk.img');
+    await sparseFile(image, 100 * MiB);
+    const marker = Buffer.from('keep me');
+    const f = await open(image, 'r+');
+    await f.write(marker, 0, marker.length, MiB - marker.length);
+    await f.write(marker, 0, marker.length, 65 * MiB);
+    await f.close();
+
+    const esp: EspLocation = { image, offsetBytes: MiB };
+    await formatEsp(esp, 64 * MiB);
+    await writeBootEntry(esp, 'bootc-os-a+3.conf', entry('1'));
+    expect(await listBootEntries(esp)).toEqual(['bootc-os-a+3.conf']);
+
+    const check = await open(image, 'r');
+    const before = Buffer.alloc(marker.length);
+    const after = Buffer.alloc(marker.length);
+    await check.read(before, 0, marker.length, MiB - marker.length);
+    await check.read(after, 0, marker.length, 65 * MiB);
+    await check.close();
+    expect([before.toString(), after.toString()]).toEqual(['keep me', 'keep me']);
+  });
+
+  it('refuses an ESP too small for FAT32', async () => {
+    const esp: EspLocation = { image: join(tmp, 'tiny.img'), offsetBytes: 0 };
+    await sparseFile(esp.image, 16 * MiB);
+    await expect(formatEsp(esp, 16 * MiB)).rejects.toThrow(UserError);
+  });
+});

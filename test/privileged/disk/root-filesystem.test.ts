@@ -1,0 +1,83 @@
+/**
+ * The root filesystem written from a directory into a disk image at an offset, with no
+ * mount: owners, modes, hardlinks and security.capability must survive.
+ */
+import { chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../../src/core/exec.js';
+import { UserError } from '../../../src/core/errors.js';
+import { makeRootFilesystem, measureTree } from '../../../src/disk/root-filesystem.js';
+import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
+
+const skip = explainSkip('privileged', needsRoot() ?? needsCommands('mkfs.ext4', 'debugfs', 'mkfs.btrfs', 'btrfs', 'setcap'));
+const MiB = 1024 * 1024;
+const UUID = '6b1d7a0e-5c1f-4a34-9d7e-3f1e2b1a0c01';
+
+describe.skipIf(skip)('root filesystem from a staged tree', () => {
+  let tmp: string;
+  let tree: string;
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'rootfs-test-'));
+    tree = join(tmp, 'tree');
+    mkdirSync(join(tree, 'usr/bin'), { recursive: true });
+    writeFileSync(join(tree, 'usr/bin/tool'), 'x'.repeat(10_000), { mode: 0o4755 });
+    linkSync(join(tree, 'usr/bin/tool'), join(tree, 'usr/bin/tool-link'));
+    writeFileSync(join(tree, 'owned'), 'o');
+    chownSync(join(tree, 'owned'), 1234, 5678);
+    symlinkSync('usr/bin/tool', join(tree, 'link'));
+    await run({ description: 'Setting a capability', argv: ['setcap', 'cap_net_raw+ep', join(tree, 'usr/bin/tool')] });
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('counts a hardlinked file once', async () => {
+    const size = await measureTree(tree);
+    // tree, usr, usr/bin, tool (3 blocks), owned, link
+    expect(size.inodes).toBe(6);
+    expect(size.dataBytes).toBe(3 * 4096 + 3 * 4096 + 4096);
+  });
+
+  it('ext4 at an offset keeps owners, modes, hardlinks and capabilities', async () => {
+    const image = join(tmp, 'ext4.img');
+    const f = await open(image, 'w');
+    await f.truncate(200 * MiB);
+    await f.close();
+    await makeRootFilesystem('ext4', tree, { image, offsetBytes: 3 * MiB, sizeBytes: 64 * MiB, uuid: UUID }, tmp);
+    const at = `${image}?offset=${3 * MiB}`;
+    await run({ description: 'Checking', argv: ['e2fsck', '-fn', at] });
+    const debugfs = async (cmd: string) => (await run({ description: cmd, argv: ['debugfs', '-R', cmd, at] })).stdout;
+    const tool = await debugfs('stat /usr/bin/tool');
+    expect(tool).toMatch(/Mode:\s+04755/);
+    expect(tool).toMatch(/Links: 2/);
+    expect(tool).toContain('security.capability');
+    expect(await debugfs('stat /owned')).toMatch(/User:\s+1234\s+Group:\s+5678/);
+    const inode = (await debugfs('ls -l /usr/bin')).match(/^\s*(\d+)\s+104755/gm);
+    expect(inode?.length).toBe(2);
+    expect(new Set(inode?.map((l) => l.trim().split(/\s+/)[0])).size).toBe(1);
+    expect(await debugfs('stat /link')).toContain('Fast link dest: "usr/bin/tool"');
+  });
+
+  it('btrfs copied in at an offset keeps the hardlink and the capability', async () => {
+    const image = join(tmp, 'btrfs.img');
+    const f = await open(image, 'w');
+    await f.truncate(400 * MiB);
+    await f.close();
+    await makeRootFilesystem('btrfs', tree, { image, offsetBytes: 2 * MiB, sizeBytes: 256 * MiB, uuid: UUID }, tmp);
+    const part = join(tmp, 'btrfs.part');
+    await run({ description: 'Extracting', argv: ['dd', `if=${image}`, `of=${part}`, `bs=${MiB}`, 'skip=2', 'count=256', 'status=none'] });
+    await run({ description: 'Checking', argv: ['btrfs', 'check', '--readonly', part] });
+    const dump = (await run({ description: 'Dumping', argv: ['btrfs', 'inspect-internal', 'dump-tree', '-t', 'fs', part] })).stdout;
+    expect(dump).toMatch(/name: tool-link/);
+    expect(dump).toMatch(/name: security\.capability/);
+    const uuid = (await run({ description: 'UUID', argv: ['blkid', '-p', '-o', 'value', '-s', 'UUID', part] })).stdout.trim();
+    expect(uuid).toBe(UUID);
+  });
+
+  it('refuses xfs', async () => {
+    await expect(
+      makeRootFilesystem('xfs', tree, { image: join(tmp, 'x.img'), offsetBytes: 0, sizeBytes: MiB, uuid: UUID }, tmp),
+    ).rejects.toThrow(UserError);
+  });
+});
