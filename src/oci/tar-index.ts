@@ -7,7 +7,9 @@
  * Understands ustar (with the name prefix field), PAX extended headers (`path`, `size`), GNU
  * long names, and links between entries (a `docker save` archive links repeated layers).
  */
+import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
 
 const BLOCK = 512;
@@ -139,15 +141,18 @@ export class TarIndex {
     return buffer;
   }
 
-  /** A stream of an entry's bytes from `start`. The caller ends it by consuming or destroying it. */
+  /**
+   * A stream of an entry's bytes from `start`. Each stream opens the file anew: streams that
+   * share one FileHandle close it for each other when one of them is destroyed.
+   */
   stream(entry: TarEntry, start: number = 0, signal?: AbortSignal): NodeJS.ReadableStream {
-    return this.handle.createReadStream({
+    if (start >= entry.size) return Readable.from([]);
+    return createReadStream(this.path, {
       start: entry.offset + start,
       end: entry.offset + entry.size - 1,
-      autoClose: false,
       highWaterMark: 1 << 20,
       ...(signal ? { signal } : {}),
-    }) as NodeJS.ReadableStream;
+    });
   }
 
   async close(): Promise<void> {
