@@ -159,7 +159,7 @@ describe.skipIf(explainSkip('privileged', needsCommands('zstd')))('pull from an 
   it('a config whose diff-id disagrees with the layer fails the pull and openLayer', async () => {
     const wrong = `sha256:${'0'.repeat(64)}`;
     const built = await buildLayout(layout, { ...threeLayers, diffIdOverride: { index: 1, diffId: wrong } }, 'v1');
-    const err = rootError(await failure(pullImage(parseReference(`oci:${layout}:v1`), { cacheDir, platform: amd64 })));
+    const err = rootError(await failure(pullImage(parseReference(`oci:${layout}:v1`), { cacheDir, platform: amd64, verifyDiffIds: true })));
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toContain(`layer ${built.layers[1]!.digest}`);
     expect((err as Error).message).toContain(`does not match its diff-id`);
