@@ -1,0 +1,100 @@
+/**
+ * qemu tier: the qcow2 built from the fixture:v1 deployment (src/disk, src/boot) boots
+ * under OVMF through systemd-boot, and the addon initrd makes the deployment the root.
+ * Two boots: the first checks the layout and boot counting, the second that /etc and /var
+ * kept what was written.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDiskImage } from '../src/disk/disk-image.js';
+import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
+import { fixturesHint, v1RootfsDir } from '../fixtures/paths.js';
+import { DEPLOYMENT_ID, STATEROOT, stageFixtureSysroot } from '../test/privileged/disk/staged-sysroot.js';
+import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+
+const skip = explainSkip(
+  'qemu',
+  needsRoot() ??
+    needsCommands(QEMU, 'setpriv', 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img') ??
+    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
+    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
+    needsFile(join(v1RootfsDir, 'usr/lib/fixture-release'), fixturesHint),
+);
+
+const ENTRIES = '/boot/loader/entries';
+
+describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF', () => {
+  let tmp: string;
+  let vm: Vm | undefined;
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'boot-disk-'));
+    const { sysrootDir } = await stageFixtureSysroot(join(tmp, 'sysroot'));
+    const built = await buildDiskImage({
+      sysrootDir,
+      deployment: { stateroot: STATEROOT, deploymentId: DEPLOYMENT_ID, imageVersion: '1', cliKargs: ['console=ttyS0'] },
+      outputDir: join(tmp, 'output'),
+      types: ['qcow2'],
+      menuTimeoutSeconds: 0,
+    });
+    // The staged tree is no longer needed: free the space before booting.
+    rmSync(join(tmp, 'sysroot'), { recursive: true, force: true });
+    vm = await startVm({
+      name: 'boot-disk',
+      boot: { kind: 'uefi' },
+      disks: [{ path: built.outputs.qcow2 as string }],
+    });
+    await vm.waitForLogin();
+  });
+
+  afterAll(async () => {
+    await vm?.dispose();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const guest = (): Vm => {
+    if (!vm) throw new Error('the VM did not start');
+    return vm;
+  };
+
+  it('booted the fixture image with bootc.deploy= on the command line', async () => {
+    expect(await guest().runOk('cat /usr/lib/fixture-release')).toBe('1');
+    expect((await guest().runOk('cat /proc/cmdline')).split(/\s+/)).toContain(`bootc.deploy=${STATEROOT}/${DEPLOYMENT_ID}`);
+  });
+
+  it('has the deployment as /, the stateroot /var and the physical root at /sysroot', async () => {
+    expect(await guest().runOk('findmnt -n -o FSROOT /')).toBe(`/bootc/deploy/${STATEROOT}/${DEPLOYMENT_ID}`);
+    expect(await guest().runOk('findmnt -n -o FSROOT /var')).toBe(`/bootc/state/${STATEROOT}/var`);
+    expect(await guest().runOk('findmnt -n -o FSROOT /sysroot')).toBe('/');
+    expect(await guest().runOk(`test -d /sysroot/bootc/deploy/${STATEROOT}/${DEPLOYMENT_ID}/usr && echo yes`)).toBe('yes');
+  });
+
+  it('has a read-only /usr and a writable /etc and /var', async () => {
+    const usr = await guest().run('touch /usr/x');
+    expect(usr.exitCode).not.toBe(0);
+    expect(usr.stdout).toContain('Read-only file system');
+    expect(await guest().runOk('findmnt -n -o OPTIONS /usr')).toMatch(/^ro,/);
+    await guest().runOk('echo etc-survives > /etc/bootc-test && echo var-survives > /var/bootc-test && sync');
+  });
+
+  it('counted the boot, and marked it good once boot-complete.target was reached', async () => {
+    // systemd-boot told the OS which counted entry it booted: the +3 entry, renamed +2-1.
+    const countPath = await guest().runOk(
+      // efivarfs (not seekable): 4 bytes of attributes, then UTF-16LE text.
+      "cat /sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tail -c +5 | tr -d '\\000'",
+    );
+    expect(countPath).toBe(`\\loader\\entries\\bootc-${STATEROOT}-${DEPLOYMENT_ID}+2-1.conf`);
+    await guest().runOk('systemctl is-system-running --wait >/dev/null || true', 180_000);
+    expect(await guest().runOk('systemctl is-active bootc-boot-complete.service')).toBe('active');
+    expect(await guest().runOk(`ls ${ENTRIES}`)).toBe(`bootc-${STATEROOT}-${DEPLOYMENT_ID}.conf`);
+  }, 240_000);
+
+  it('keeps /etc and /var across a reboot, and boots the marked entry', async () => {
+    await guest().reboot();
+    expect(await guest().runOk('cat /etc/bootc-test /var/bootc-test')).toBe('etc-survives\nvar-survives');
+    expect(await guest().runOk('findmnt -n -o FSROOT /')).toBe(`/bootc/deploy/${STATEROOT}/${DEPLOYMENT_ID}`);
+    expect(await guest().runOk(`ls ${ENTRIES}`)).toBe(`bootc-${STATEROOT}-${DEPLOYMENT_ID}.conf`);
+  }, 400_000);
+});
