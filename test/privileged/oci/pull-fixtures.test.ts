@@ -48,6 +48,12 @@ describe.skipIf(explainSkip('privileged', skipReason))('pull the fixture images 
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+  it('the fixtures are built for this machine (amd64), so pulls without --platform work', async () => {
+    expect(platform).toEqual({ os: 'linux', architecture: 'amd64' });
+    const pulled = await pullImage(parseReference(ociLayoutRef('v1')), { cacheDir: join(work, 'cache-host') });
+    expect(pulled.config.architecture).toBe('amd64');
+  });
+
   it('oci: and oci-archive: give the manifest digest the fixture build recorded, sharing one cache', async () => {
     const cacheDir = join(work, 'cache-layout');
     const expected = readFixturesIndex().tags.v1.manifestDigest;
