@@ -16,8 +16,8 @@
  * streaming; big files stream straight to disk. Objects with xattrs stay under their temp
  * name until one setfattr process has labelled all of them (xattrs.ts), then are renamed.
  */
-import { constants } from 'node:fs';
-import { lstat, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { close, constants, fchmod, fchown, futimes, open as openCb, write, writev } from 'node:fs';
+import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
 import { BugError } from '../core/errors.js';
@@ -67,6 +67,7 @@ export class ObjectWriter {
   private readonly reserved = new Set<string>();
   private readonly deferred: Deferred[] = [];
   private readonly tmpFiles = new Set<string>();
+  private readonly listings = new Map<string, Promise<Set<string>>>();
   private inFlight = 0;
   private bufferedBytes = 0;
   private failure: unknown = null;
@@ -125,31 +126,28 @@ export class ObjectWriter {
     for (const resolve of w) resolve();
   }
 
-  private async exists(final: string): Promise<boolean> {
+  /**
+   * Whether the object is already stored. One readdir per fan-out directory (on first use)
+   * instead of an lstat per object: a directory listing returns hundreds of names per
+   * syscall, and a big layer touches every fan-out directory anyway.
+   */
+  private async exists(id: string): Promise<boolean> {
     if (!this.options.trustExisting) return false;
-    try {
-      await lstat(final);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
+    const fanout = id.slice(0, 2);
+    let names = this.listings.get(fanout);
+    if (!names) {
+      names = readdir(join(this.layout.objectsDir, fanout)).then((list) => new Set(list));
+      this.listings.set(fanout, names);
     }
+    return (await names).has(id.slice(2));
   }
 
   private async writeBuffered(id: string, meta: ObjectMetadata, chunks: readonly Buffer[]): Promise<void> {
-    const final = objectPath(this.layout, id);
-    if (await this.exists(final)) return;
+    if (await this.exists(id)) return;
     const tmp = this.tempPath();
     this.tmpFiles.add(tmp);
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, meta.mode & 0o777);
-    try {
-      if (chunks.length === 1) await fh.write(chunks[0] as Buffer);
-      else if (chunks.length > 1) await fh.writev(chunks as Buffer[]);
-      await this.setMetadata(fh, meta);
-    } finally {
-      await fh.close();
-    }
-    await this.place(tmp, final, meta);
+    await writeObjectFile(tmp, meta, chunks);
+    await this.place(tmp, objectPath(this.layout, id), meta);
   }
 
   /** Store a file streamed from the tar (too big to buffer). Resolves to its id. */
@@ -172,7 +170,7 @@ export class ObjectWriter {
     }
     const id = hash.digest('hex');
     const final = objectPath(this.layout, id);
-    if (this.reserved.has(id) || (await this.exists(final))) {
+    if (this.reserved.has(id) || (await this.exists(id))) {
       await this.drop(tmp);
       return id;
     }
@@ -231,6 +229,58 @@ export class ObjectWriter {
     await Promise.all([...this.tmpFiles].map((t) => rm(t, { force: true })));
     this.tmpFiles.clear();
   }
+}
+
+/**
+ * Create `tmp` with the content and metadata of an object. The callback API, one chain per
+ * file: measured cheaper than fs/promises FileHandles for tens of thousands of small files.
+ */
+function writeObjectFile(tmp: string, meta: ObjectMetadata, chunks: readonly Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    openCb(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, meta.mode & 0o777, (err, fd) => {
+      if (err) return reject(err);
+      const fail = (e: unknown): void => close(fd, () => reject(e));
+      const steps: Array<(next: (e: NodeJS.ErrnoException | null) => void) => void> = [];
+      if (chunks.length === 1) steps.push((next) => writeAll(fd, chunks[0] as Buffer, next));
+      else if (chunks.length > 1) steps.push((next) => writevAll(fd, chunks, next));
+      if (meta.uid !== myUid || meta.gid !== myGid) steps.push((next) => fchown(fd, meta.uid, meta.gid, next));
+      if ((meta.mode & 0o777 & ~umask) !== meta.mode) steps.push((next) => fchmod(fd, meta.mode, next));
+      steps.push((next) => futimes(fd, FIXED_MTIME, FIXED_MTIME, next));
+      let i = 0;
+      const step = (e: NodeJS.ErrnoException | null): void => {
+        if (e) return fail(e);
+        const s = steps[i++];
+        if (s) return s(step);
+        close(fd, (ce) => (ce ? reject(ce) : resolve()));
+      };
+      step(null);
+    });
+  });
+}
+
+function writeAll(fd: number, buf: Buffer, done: (e: NodeJS.ErrnoException | null) => void): void {
+  write(fd, buf, 0, buf.length, null, (err, n) => {
+    if (err) return done(err);
+    if (n < buf.length) return writeAll(fd, buf.subarray(n), done);
+    done(null);
+  });
+}
+
+function writevAll(fd: number, bufs: readonly Buffer[], done: (e: NodeJS.ErrnoException | null) => void): void {
+  writev(fd, bufs as Buffer[], null, (err, n) => {
+    if (err) return done(err);
+    let left = n;
+    const rest: Buffer[] = [];
+    for (const b of bufs) {
+      if (left >= b.length) left -= b.length;
+      else {
+        rest.push(left > 0 ? b.subarray(left) : b);
+        left = 0;
+      }
+    }
+    if (rest.length > 0) return writevAll(fd, rest, done);
+    done(null);
+  });
 }
 
 /** One syncfs for the filesystem holding the store, instead of an fsync per object. */
