@@ -3,7 +3,8 @@
  *
  * - Regular files are hardlinks to their objects (an object is immutable, so every
  *   deployment of every image shares one inode per distinct file). If the destination is on
- *   another filesystem than the store (EXDEV), files are copied instead, with a warning.
+ *   another filesystem than the store (EXDEV), files are copied instead, with a warning;
+ *   so is a file whose object has reached the filesystem's link limit (EMLINK).
  * - A subtree can be copied rather than linked (the deployment's private, writable /etc),
  *   redirected to another destination (the image's /etc to /usr/etc, /var into the
  *   stateroot), left out (`skip`), or reduced to its directory (`mountpoint`).
@@ -270,8 +271,10 @@ class Checkout {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') throw missingObject(entry);
-        if (code !== 'EXDEV') throw err;
-        if (!this.result.crossDevice) {
+        // EMLINK: the object has the filesystem's maximum of links (65000 on ext4), e.g. an
+        // empty file used all over many deployments: this one entry gets a copy.
+        if (code !== 'EXDEV' && code !== 'EMLINK') throw err;
+        if (code === 'EXDEV' && !this.result.crossDevice) {
           this.result.crossDevice = true;
           warn(`the object store (${this.layout.objectsDir}) is on another filesystem than ${abs}: copying files instead of hardlinking`);
         }

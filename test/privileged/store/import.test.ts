@@ -259,6 +259,34 @@ describe.skipIf(skip)('layer import into the object store', () => {
     expect((await stat(join(state, 'lib/seed'))).nlink).toBe(1);
   });
 
+  it('copies instead of hardlinking when the destination is on another filesystem', async () => {
+    const tree = await image('xdev', [
+      [
+        'x1',
+        [
+          { name: 'usr/', type: 'directory' },
+          { name: 'usr/bin/', type: 'directory' },
+          { name: 'usr/bin/ping', content: 'ping', mode: 0o4755, uid: 0, gid: 0, xattrs: { 'security.capability': CAP_NET_RAW } },
+          { name: 'usr/bin/mine', content: 'mine', mode: 0o640, uid: 1000, gid: 1000 },
+        ],
+      ],
+    ]);
+    const mnt = join(root, 'other-fs');
+    await mkdir(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
+    try {
+      const r = await checkoutTree(root, tree, join(mnt, 'd'));
+      expect(r).toMatchObject({ crossDevice: true, hardlinked: 0, copied: 2 });
+      const ping = await stat(join(mnt, 'd/usr/bin/ping'));
+      expect([ping.mode & 0o7777, ping.mtimeMs]).toEqual([0o4755, 0]);
+      expect(xattrsOf(join(mnt, 'd/usr/bin/ping'))['security.capability']).toBe(CAP_NET_RAW.toString('base64'));
+      const mine = await stat(join(mnt, 'd/usr/bin/mine'));
+      expect([mine.uid, mine.gid, mine.mode & 0o7777]).toEqual([1000, 1000, 0o640]);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+
   it('refuses a destination that is not empty and a tree that puts an entry below a symlink', async () => {
     const tree = await image('t', [['t1', [{ name: 'a', type: 'symlink', linkname: '/tmp' }, { name: 'f', content: 'x' }]]]);
     const dest = join(root, 'nonempty');
