@@ -1,18 +1,22 @@
 /**
- * qemu tier: the qcow2 built from the fixture:v1 deployment (src/disk, src/boot) boots
- * under OVMF through systemd-boot, and the addon initrd makes the deployment the root.
- * Two boots: the first checks the layout and boot counting, the second that /etc and /var
- * kept what was written.
+ * qemu tier: `bootc image build-disk` (the real CLI) turns fixture:v1 into a qcow2 that
+ * boots under OVMF through systemd-boot, and the addon initrd makes the deployment the
+ * root. Two boots: the first checks the layout, the config.toml customisations and boot
+ * counting, the second that /etc and /var kept what was written.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDiskImage } from '../src/disk/disk-image.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
-import { fixturesHint, v1RootfsDir } from '../fixtures/paths.js';
-import { DEPLOYMENT_ID, STATEROOT, stageFixtureSysroot } from '../test/privileged/disk/staged-sysroot.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex, v1RootfsDir } from '../fixtures/paths.js';
+import { deploymentId } from '../src/deploy/paths.js';
+import { diskImageOutputPath } from '../src/disk/disk-image.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+
+const STATEROOT = 'default';
+let DEPLOYMENT_ID = '';
 
 const skip = explainSkip(
   'qemu',
@@ -20,7 +24,8 @@ const skip = explainSkip(
     needsCommands(QEMU, 'setpriv', 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img') ??
     needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
     needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
-    needsFile(join(v1RootfsDir, 'usr/lib/fixture-release'), fixturesHint),
+    needsFile(join(v1RootfsDir, 'usr/lib/fixture-release'), fixturesHint) ??
+    needsFile(fixturesIndexPath, fixturesHint),
 );
 
 const ENTRIES = '/boot/loader/entries';
@@ -31,20 +36,33 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF', () => {
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'boot-disk-'));
-    const { sysrootDir } = await stageFixtureSysroot(join(tmp, 'sysroot'));
-    const built = await buildDiskImage({
-      sysrootDir,
-      deployment: { stateroot: STATEROOT, deploymentId: DEPLOYMENT_ID, imageVersion: '1', cliKargs: ['console=ttyS0'] },
-      outputDir: join(tmp, 'output'),
-      types: ['qcow2'],
-      menuTimeoutSeconds: 0,
-    });
-    // The staged tree is no longer needed: free the space before booting.
-    rmSync(join(tmp, 'sysroot'), { recursive: true, force: true });
+    DEPLOYMENT_ID = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
+    const config = join(tmp, 'config.toml');
+    writeFileSync(
+      config,
+      [
+        '[[customizations.user]]',
+        'name = "alice"',
+        'password = "correct horse"',
+        'key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureKeyOnlyForTests alice@test"',
+        'groups = ["sudo"]',
+        '[customizations.kernel]',
+        'append = "bootc.test=yes"',
+        '',
+      ].join('\n'),
+    );
+    const output = join(tmp, 'output');
+    const r = await execa(
+      'node',
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', ociLayoutRef('v1'), '--type', 'qcow2', '--config', config,
+        '--output', output, '--store', join(tmp, 'store'), '--work-dir', tmp],
+      { reject: false, all: true },
+    );
+    if (r.exitCode !== 0) throw new Error(`bootc image build-disk failed:\n${r.all}`);
     vm = await startVm({
       name: 'boot-disk',
       boot: { kind: 'uefi' },
-      disks: [{ path: built.outputs.qcow2 as string }],
+      disks: [{ path: diskImageOutputPath(output, 'qcow2') }],
     });
     await vm.waitForLogin();
   });
@@ -69,6 +87,16 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF', () => {
     expect(await guest().runOk('findmnt -n -o FSROOT /var')).toBe(`/bootc/state/${STATEROOT}/var`);
     expect(await guest().runOk('findmnt -n -o FSROOT /sysroot')).toBe('/');
     expect(await guest().runOk(`test -d /sysroot/bootc/deploy/${STATEROOT}/${DEPLOYMENT_ID}/usr && echo yes`)).toBe('yes');
+  });
+
+  it('applied config.toml: the user with its groups, password, SSH key, and the kernel argument', async () => {
+    expect(await guest().runOk('id alice')).toMatch(/uid=1000\(alice\) gid=1000\(alice\) groups=1000\(alice\),27\(sudo\)/);
+    expect(await guest().runOk('getent shadow alice | cut -d: -f2 | cut -c1-3')).toBe('$6$');
+    expect(await guest().runOk('stat -c "%U %a" /home/alice/.ssh/authorized_keys')).toBe('alice 600');
+    expect(await guest().runOk('cat /home/alice/.ssh/authorized_keys')).toContain('alice@test');
+    expect((await guest().runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(
+      expect.arrayContaining(['bootc.test=yes', 'console=ttyS0,115200', 'rw']),
+    );
   });
 
   it('has a read-only /usr and a writable /etc and /var', async () => {

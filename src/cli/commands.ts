@@ -22,6 +22,31 @@ export const imageCommands: LazyCommand[] = [
       await runImageInspect(argv as unknown as import('./image.js').InspectArgs);
     },
   },
+  {
+    command: 'build-disk <image>',
+    describe: 'Build a bootable disk image (qcow2, raw, vmdk, vhd) from a container image, without loop devices or mounts (needs root)',
+    builder: (y) =>
+      y
+        .positional('image', { type: 'string', describe: 'Image reference, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
+        .option('type', { type: 'string', array: true, choices: ['qcow2', 'raw', 'vmdk', 'vhd'], default: ['qcow2'], describe: 'Disk image type; repeat for several' })
+        .option('rootfs', { choices: ['ext4', 'btrfs', 'xfs'], describe: 'Root filesystem type (default ext4)' })
+        .option('size', { type: 'string', describe: 'Disk size, e.g. 10G or "20 GiB" (default: what the image needs plus room to grow)' })
+        .option('config', { type: 'string', describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize)' })
+        .option('output', { type: 'string', default: '.', describe: 'Output directory (qcow2/disk.qcow2, image/disk.raw, vmdk/disk.vmdk, vpc/disk.vhd)' })
+        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
+        .option('stateroot', { type: 'string', default: 'default', describe: 'Stateroot name of the deployment' })
+        .option('target-imgref', { type: 'string', describe: 'Image the installed system follows for updates (default: IMAGE)' })
+        .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between builds' })
+        .option('work-dir', { type: 'string', default: '/var/tmp', describe: 'Where the root filesystem is staged (needs room for the image)' })
+        .option('platform', { type: 'string', describe: 'Platform to build for from a multi-arch image (os/arch[/variant])' })
+        .option('force', { type: 'boolean', default: false, describe: 'Replace existing output files' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+        .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' }),
+    handler: async (argv) => {
+      const { runBuildDisk } = await import('./build-disk.js');
+      await runBuildDisk(argv as unknown as import('./build-disk.js').BuildDiskArgs);
+    },
+  },
 ];
 
 export const commands: LazyCommand[] = [

@@ -56,13 +56,20 @@ const SIZE_UNITS: Record<string, number> = {
   mb: 1000 ** 2,
   gb: 1000 ** 3,
   tb: 1000 ** 4,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
   kib: 1024,
   mib: 1024 ** 2,
   gib: 1024 ** 3,
   tib: 1024 ** 4,
 };
 
-/** Parse a size the way blueprints write it: a byte count, or "20 GiB", "512MiB", "10GB". */
+/**
+ * Parse a size the way blueprints write it: a byte count, or "20 GiB", "512MiB", "10GB";
+ * the single letters K/M/G/T are binary units, as sfdisk and truncate read them.
+ */
 export function parseSize(value: number | string, what: string): number {
   if (typeof value === 'number') return value;
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);

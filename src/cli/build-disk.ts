@@ -1,0 +1,81 @@
+/**
+ * `bootc image build-disk IMAGE`: flags as bootc-image-builder's (`--type`, `--rootfs`,
+ * `--output`, `--config`), plus `--size`, `--karg` and `--force`.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { UserError, withContext } from '../core/errors.js';
+import { createProgress } from '../core/progress.js';
+import { buildConfigFromDocument, parseBuildConfig, parseSize, type BuildConfig } from '../disk/build-config.js';
+import { buildDisk } from '../disk/build-disk.js';
+import type { DiskImageType } from '../disk/disk-image.js';
+import type { RootFsType } from '../disk/root-filesystem.js';
+import { parsePlatform } from '../oci/manifest.js';
+import { formatImageName, parseReference } from '../oci/reference.js';
+
+export interface BuildDiskArgs {
+  image: string;
+  type: DiskImageType[];
+  rootfs?: RootFsType;
+  size?: string;
+  config?: string;
+  output: string;
+  karg: string[];
+  stateroot: string;
+  targetImgref?: string;
+  store: string;
+  workDir: string;
+  platform?: string;
+  force: boolean;
+  quiet: boolean;
+  progressFd?: number;
+}
+
+async function loadConfig(path: string | undefined): Promise<BuildConfig> {
+  if (path === undefined) return buildConfigFromDocument({}, 'defaults');
+  const text = await withContext(`Reading the build configuration ${path}`, () =>
+    readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new UserError(`cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, {
+        hint: 'pass the path of a bootc-image-builder config.toml (or config.json) with --config',
+      });
+    }),
+  );
+  return parseBuildConfig(text, path);
+}
+
+export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
+  const image = parseReference(args.image);
+  const config = await loadConfig(args.config);
+  const sizeBytes = args.size === undefined ? undefined : parseSize(args.size, '--size');
+  const target = args.targetImgref === undefined ? undefined : parseReference(args.targetImgref);
+  const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
+  try {
+    const result = await buildDisk({
+      image,
+      targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
+      types: args.type,
+      outputDir: resolve(args.output),
+      rootfs: args.rootfs,
+      sizeBytes,
+      config,
+      kargs: args.karg,
+      stateroot: args.stateroot,
+      storeDir: resolve(args.store),
+      workDir: resolve(args.workDir),
+      platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
+      force: args.force,
+      progress,
+    });
+    await progress.close();
+    const lines = [
+      `Built from ${args.image}`,
+      `  Digest: ${result.manifestDigest}`,
+      `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
+      `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
+      ...Object.values(result.outputs).map((p) => `  Output: ${p}`),
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await progress.close();
+  }
+}

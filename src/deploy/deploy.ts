@@ -1,0 +1,219 @@
+/**
+ * From a pulled image to a deployment on a physical root. Shared by `image build-disk`,
+ * `install` and the updates; none of them import each other.
+ *
+ *   1. import: each layer (decompressed, diff-id checked) into the object store, then the
+ *      merged tree of the image; manifest and config kept beside it
+ *   2. check the tree: a kernel and initramfs, no /usr/etc of its own
+ *   3. check out: hardlinks into the objects; the image's /etc linked at /usr/etc (pristine)
+ *      and copied to /etc (the deployment's own, writable); /var seeded into the stateroot
+ *      only on its first deployment; empty mountpoints for /var and /sysroot
+ *   4. record the origin (written last: a deployment without an origin is incomplete and is
+ *      never booted or listed)
+ */
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError, withContext } from '../core/errors.js';
+import { cancellation } from '../core/cancel.js';
+import { Progress } from '../core/progress.js';
+import { BlobCache } from '../oci/blob-cache.js';
+import { openLayer } from '../oci/layer.js';
+import { imageVersion, type ImageConfig } from '../oci/manifest.js';
+import type { PulledImage } from '../oci/pull.js';
+import { formatReference } from '../oci/reference.js';
+import { checkoutTree } from '../store/checkout.js';
+import type { TreeEntry, TreeIndex } from '../store/index-format.js';
+import { importLayer } from '../store/layer-import.js';
+import { imageDir, storeLayout, writeFileAtomic } from '../store/layout.js';
+import { loadImageTree, writeImageTree } from '../store/tree.js';
+import { hostRustArch, kargsFromKargsD, loadKargsD, type RustArch } from '../boot/kargs.js';
+import { renderOrigin, type Origin } from './origin.js';
+import { checkStateroot, deploymentId, nextSerial, sysrootPaths } from './paths.js';
+
+export interface ImportedImage {
+  manifestDigest: string;
+  configDigest: string;
+  config: ImageConfig;
+  tree: TreeIndex;
+}
+
+const CREATED_LABEL = 'org.opencontainers.image.created';
+
+export function imageCreated(config: ImageConfig): string | null {
+  return config.labels[CREATED_LABEL] ?? config.created ?? null;
+}
+
+/** Step 1. */
+export async function importImage(root: string, pulled: PulledImage, progress: Progress = Progress.silent()): Promise<ImportedImage> {
+  const name = formatReference(pulled.reference);
+  return withContext(`Importing image ${name}`, async () => {
+    const cache = await BlobCache.open(pulled.cacheDir);
+    const total = pulled.layers.length;
+    const step = (done: number) =>
+      progress.emit({
+        type: 'ProgressSteps',
+        task: 'importing',
+        description: `Importing image: ${pulled.manifestDigest}`,
+        id: pulled.manifestDigest,
+        stepsCached: 0,
+        steps: done,
+        stepsTotal: total,
+        subtasks: pulled.layers.map((l, i) => ({
+          subtask: 'layer',
+          description: `Importing layer ${i + 1}/${total}`,
+          id: l.descriptor.digest.slice(7, 28),
+          completed: i < done,
+        })),
+      });
+    for (const [i, layer] of pulled.layers.entries()) {
+      cancellation.check();
+      step(i);
+      await importLayer(root, layer.diffId, openLayer(cache, layer.descriptor, layer.diffId, name), {
+        signal: cancellation.signal,
+      });
+    }
+    step(total);
+    const diffIds = pulled.layers.map((l) => l.diffId);
+    const tree = await writeImageTree(root, pulled.manifestDigest, diffIds);
+    const dir = imageDir(storeLayout(root), pulled.manifestDigest);
+    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(pulled.config) + '\n', 0o600);
+    return { manifestDigest: pulled.manifestDigest, configDigest: pulled.configDigest, config: pulled.config, tree };
+  });
+}
+
+/** An image already in the store (e.g. the booted one), by manifest digest. */
+export async function loadImportedImage(root: string, manifestDigest: string, configDigest: string, config: ImageConfig): Promise<ImportedImage> {
+  return { manifestDigest, configDigest, config, tree: await loadImageTree(root, manifestDigest) };
+}
+
+const MODULES = 'usr/lib/modules';
+
+export interface ImageKernel {
+  kernelVersion: string;
+}
+
+/** Step 2, on the tree index alone, so a bad image fails before anything is checked out. */
+export function checkBootableTree(entries: readonly TreeEntry[], imageName: string): ImageKernel {
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  const kernels = entries
+    .filter((e) => e.kind === 'file' && e.path.startsWith(`${MODULES}/`) && e.path.endsWith('/vmlinuz'))
+    .map((e) => e.path.slice(MODULES.length + 1, -'/vmlinuz'.length))
+    .filter((kver) => !kver.includes('/'));
+  if (kernels.length === 0) {
+    throw new UserError(`image ${imageName} has no kernel: /usr/lib/modules/<kver>/vmlinuz is missing`, {
+      hint: 'a bootable container image carries its kernel and initramfs in /usr/lib/modules/<kver>/ (install the kernel package in the image build)',
+    });
+  }
+  if (kernels.length > 1) {
+    throw new UserError(`image ${imageName} has more than one kernel: ${kernels.sort().join(', ')}`, {
+      hint: 'keep exactly one kernel in /usr/lib/modules of the image',
+    });
+  }
+  const kernelVersion = kernels[0]!;
+  if (byPath.get(`${MODULES}/${kernelVersion}/initramfs.img`)?.kind !== 'file') {
+    throw new UserError(`image ${imageName} has no initramfs: /usr/lib/modules/${kernelVersion}/initramfs.img is missing`, {
+      hint: 'generate it in the image build next to vmlinuz (e.g. `dracut --kver <kver> /usr/lib/modules/<kver>/initramfs.img`)',
+    });
+  }
+  if (byPath.get('usr/etc') && byPath.get('etc')) {
+    throw new UserError(`image ${imageName} has both /etc and /usr/etc`, {
+      hint: 'keep configuration in /etc only; /usr/etc is where bootc keeps the pristine copy of the image /etc',
+    });
+  }
+  return { kernelVersion };
+}
+
+export interface DeployOptions {
+  stateroot: string;
+  /** The image to follow for updates. */
+  targetImage: { image: string; transport: string };
+  /** Machine-local kernel arguments (--karg, install config), recorded in the origin. */
+  kargs: readonly string[];
+  architecture: string;
+  arch?: RustArch;
+  now?: Date;
+}
+
+export interface Deployment {
+  stateroot: string;
+  id: string;
+  dir: string;
+  origin: Origin;
+  /** True when this deployment seeded the stateroot's /var (its first deployment). */
+  seededVar: boolean;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function listDeploymentIds(deployDir: string): Promise<string[]> {
+  try {
+    return (await readdir(deployDir)).filter((n) => !n.endsWith('.origin') && !n.startsWith('.'));
+  } catch {
+    return [];
+  }
+}
+
+/** Steps 2-4. */
+export async function createDeployment(root: string, image: ImportedImage, imageName: string, options: DeployOptions): Promise<Deployment> {
+  const stateroot = checkStateroot(options.stateroot);
+  const { kernelVersion } = checkBootableTree(image.tree.entries, imageName);
+  const paths = sysrootPaths(root);
+  const deployDir = paths.deployDir(stateroot);
+  await mkdir(deployDir, { recursive: true, mode: 0o755 });
+  const id = deploymentId(image.manifestDigest, nextSerial(await listDeploymentIds(deployDir), image.manifestDigest));
+  const dir = paths.deployment(stateroot, id);
+  return withContext(`Deploying ${imageName} as ${stateroot}/${id}`, async () => {
+    try {
+      await checkoutTree(root, image.tree, dir, {
+        rules: [
+          { path: 'etc', method: 'hardlink', destination: join(dir, 'usr', 'etc') },
+          { path: 'var', method: 'mountpoint' },
+        ],
+      });
+      cancellation.check();
+      if (image.tree.entries.some((e) => e.path === 'etc')) {
+        await checkoutTree(root, image.tree, join(dir, 'etc'), { subtree: 'etc', method: 'copy' });
+      }
+      const stateVar = paths.stateVar(stateroot);
+      const seededVar = !(await exists(stateVar));
+      if (seededVar && image.tree.entries.some((e) => e.path === 'var')) {
+        await mkdir(join(stateVar, '..'), { recursive: true, mode: 0o755 });
+        await checkoutTree(root, image.tree, stateVar, { subtree: 'var', method: 'copy' });
+      } else if (seededVar) {
+        await mkdir(stateVar, { recursive: true, mode: 0o755 });
+      }
+      const kargsFromImage = kargsFromKargsD(await loadKargsD(dir), options.arch ?? hostRustArch());
+      await mkdir(join(dir, 'var'), { recursive: true, mode: 0o755 });
+      await mkdir(join(dir, 'sysroot'), { recursive: true, mode: 0o755 });
+      const origin: Origin = {
+        version: 1,
+        stateroot,
+        id,
+        image: options.targetImage,
+        manifestDigest: image.manifestDigest,
+        configDigest: image.configDigest,
+        architecture: options.architecture,
+        imageVersion: imageVersion(image.config) ?? null,
+        imageCreated: imageCreated(image.config),
+        kernelVersion,
+        kargs: [...options.kargs],
+        kargsFromImage,
+        createdAt: (options.now ?? new Date()).toISOString(),
+        pinned: false,
+      };
+      await writeFileAtomic(paths.origin(stateroot, id), renderOrigin(origin), 0o644);
+      return { stateroot, id, dir, origin, seededVar };
+    } catch (err) {
+      // Nothing half-written: a failed deployment leaves no directory behind.
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  });
+}

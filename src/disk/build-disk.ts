@@ -1,0 +1,180 @@
+/**
+ * `bootc image build-disk`: a bootable disk image from a container image, with no loop
+ * device and no mount (bootc-image-builder's job, in CI).
+ *
+ *   1. refuse early: outputs that exist (unless --force), no root, a bad config.toml
+ *   2. pull the image into the blob store (any transport)
+ *   3. stage a physical root in a work directory: import the layers into its object
+ *      store, check out the deployment, seed the stateroot's /var
+ *   4. apply config.toml users (accounts in the deployment's /etc, homes under /var)
+ *   5. write the disk: GPT, root filesystem from the staged root, ESP with systemd-boot and
+ *      the boot entry (src/disk/disk-image.ts), converted to the requested types
+ *   6. remove the work directory, whatever happened
+ */
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError, withContext } from '../core/errors.js';
+import { run } from '../core/exec.js';
+import { cancellation } from '../core/cancel.js';
+import { Progress } from '../core/progress.js';
+import { pullImage } from '../oci/pull.js';
+import { formatImageName, formatReference } from '../oci/reference.js';
+import type { ImageReference, Platform } from '../oci/types.js';
+import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { imageVersion } from '../oci/manifest.js';
+import { addUser, isPasswordHash } from '../deploy/users.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import type { BuildConfig, BuildUser } from './build-config.js';
+import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
+import type { RootFsType } from './root-filesystem.js';
+
+export interface BuildDiskRequest {
+  image: ImageReference;
+  /** The image the installed system follows for updates; default: `image`. */
+  targetImage?: { image: string; transport: string };
+  types: readonly DiskImageType[];
+  outputDir: string;
+  rootfs?: RootFsType;
+  sizeBytes?: number;
+  config: BuildConfig;
+  kargs: readonly string[];
+  stateroot: string;
+  /** Blob store for pulled images (kept between builds, like bib's --store). */
+  storeDir: string;
+  /** Where the physical root is staged; needs room for the whole image. */
+  workDir: string;
+  platform?: Platform;
+  force: boolean;
+  progress?: Progress;
+}
+
+export interface BuildDiskResult extends BuiltDisk {
+  manifestDigest: string;
+  deployment: Deployment;
+}
+
+const STEPS = ['Pulling image', 'Importing image', 'Deploying', 'Writing disk image'] as const;
+
+function stepEvent(progress: Progress, done: number): void {
+  progress.emit({
+    type: 'ProgressSteps',
+    task: 'build-disk',
+    description: 'Building disk image',
+    id: 'build-disk',
+    stepsCached: 0,
+    steps: done,
+    stepsTotal: STEPS.length,
+    subtasks: STEPS.map((description, i) => ({ subtask: description.toLowerCase().replace(/ /g, '-'), description, id: String(i), completed: i < done })),
+  });
+}
+
+/** The target reference recorded in the origin: what `bootc upgrade` will follow. */
+export function defaultTargetImage(ref: ImageReference): { image: string; transport: string } {
+  return { image: formatImageName(ref), transport: ref.transport };
+}
+
+async function hashPassword(password: string): Promise<string> {
+  const { stdout } = await run({ description: 'Hashing a user password', argv: ['openssl', 'passwd', '-6', '-stdin'], stdin: password });
+  return stdout.trim();
+}
+
+/** /home is a symlink into /var (bootc convention), so homes live in the stateroot's /var. */
+function homeInVar(home: string, user: string): string {
+  if (home.startsWith('/var/')) return home.slice('/var/'.length);
+  if (home.startsWith('/home/')) return home.slice(1);
+  throw new UserError(`the home directory ${home} of user "${user}" is not under /home or /var`, {
+    hint: 'on an image-based system only /var is persistent and writable; put homes under /home (a link to /var/home)',
+  });
+}
+
+/** Step 4: one user into the deployment's /etc, its home (and SSH key) under the stateroot's /var. */
+async function applyUser(deployment: Deployment, stateVar: string, user: BuildUser): Promise<void> {
+  await withContext(`Adding user ${user.name}`, async () => {
+    const etc = join(deployment.dir, 'etc');
+    const read = (name: string) => readFile(join(etc, name), 'utf8').catch(() => '');
+    const files = { passwd: await read('passwd'), shadow: await read('shadow'), group: await read('group') };
+    const passwordHash =
+      user.password === undefined ? undefined : isPasswordHash(user.password) ? user.password : await hashPassword(user.password);
+    const added = addUser(files, {
+      name: user.name,
+      passwordHash,
+      groups: user.groups,
+      uid: user.uid,
+      gid: user.gid,
+      home: user.home,
+      shell: user.shell,
+    });
+    await writeFile(join(etc, 'passwd'), added.files.passwd, { mode: 0o644 });
+    await writeFile(join(etc, 'group'), added.files.group, { mode: 0o644 });
+    await writeFile(join(etc, 'shadow'), added.files.shadow, { mode: 0o640 });
+    const home = join(stateVar, homeInVar(added.home, user.name));
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    await chown(home, added.uid, added.gid);
+    await chmod(home, 0o700);
+    if (user.key !== undefined) {
+      const ssh = join(home, '.ssh');
+      await mkdir(ssh, { mode: 0o700 });
+      await writeFile(join(ssh, 'authorized_keys'), user.key.trimEnd() + '\n', { mode: 0o600 });
+      await chown(ssh, added.uid, added.gid);
+      await chown(join(ssh, 'authorized_keys'), added.uid, added.gid);
+    }
+  });
+}
+
+export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult> {
+  const progress = req.progress ?? Progress.silent();
+  const name = formatReference(req.image);
+  return withContext(`Building a disk image from ${name}`, async () => {
+    if (process.getuid?.() !== 0) {
+      throw new UserError('building a disk image needs root: the staged files belong to root and other users of the image', {
+        hint: 'run it as root (e.g. with sudo), or in a privileged container',
+      });
+    }
+    await checkOutputsFree(req.outputDir, req.types, req.force);
+
+    stepEvent(progress, 0);
+    const pulled = await pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, platform: req.platform });
+    cancellation.check();
+
+    await mkdir(req.workDir, { recursive: true });
+    const staging = await mkdtemp(join(req.workDir, 'bootc-build-disk-'));
+    try {
+      stepEvent(progress, 1);
+      const imported = await importImage(staging, pulled, progress);
+      cancellation.check();
+
+      stepEvent(progress, 2);
+      const deployment = await createDeployment(staging, imported, name, {
+        stateroot: req.stateroot,
+        targetImage: req.targetImage ?? defaultTargetImage(req.image),
+        kargs: [...req.kargs, ...req.config.kernelAppend],
+        architecture: pulled.config.architecture,
+      });
+      const stateVar = sysrootPaths(staging).stateVar(req.stateroot);
+      for (const user of req.config.users) await applyUser(deployment, stateVar, user);
+      cancellation.check();
+
+      stepEvent(progress, 3);
+      const disk = await buildDiskImage({
+        sysrootDir: staging,
+        deployment: {
+          stateroot: deployment.stateroot,
+          deploymentId: deployment.id,
+          deploymentDir: deployment.dir,
+          imageVersion: imageVersion(pulled.config) ?? undefined,
+          cliKargs: deployment.origin.kargs,
+        },
+        outputDir: req.outputDir,
+        types: req.types,
+        rootfs: req.rootfs,
+        sizeBytes: req.sizeBytes,
+        rootMinBytes: req.config.rootMinSize,
+        force: req.force,
+      });
+      stepEvent(progress, STEPS.length);
+      return { ...disk, manifestDigest: pulled.manifestDigest, deployment };
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  });
+}
