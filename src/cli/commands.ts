@@ -49,12 +49,38 @@ export const imageCommands: LazyCommand[] = [
   },
 ];
 
+/** `bootc install …` subcommands. A bare `bootc install` is left for the interactive installer. */
+export const installCommands: LazyCommand[] = [
+  {
+    command: 'print-configuration',
+    describe: 'Print the merged install configuration (bootc/install/*.toml of the image and this host) as JSON',
+    builder: (y) =>
+      y
+        .option('all', { type: 'boolean', default: false, describe: 'Also print kargs and karg-deletes' })
+        .option('source-imgref', { type: 'string', describe: 'Read the image\'s configuration from this image (any transport); default: this system' })
+        .option('store', { type: 'string', describe: 'Blob store for pulled images (default /var/cache/bootc/store)' }),
+    handler: async (argv) => {
+      const { runPrintConfiguration } = await import('./install.js');
+      await runPrintConfiguration(argv as unknown as import('./install.js').PrintConfigurationArgs);
+    },
+  },
+];
+
 export const commands: LazyCommand[] = [
   {
     command: 'image <command>',
     describe: 'Operations on bootable container images',
     builder: (y) => {
       for (const cmd of imageCommands) y.command(cmd);
+      return y.demandCommand(1);
+    },
+    handler: () => undefined,
+  },
+  {
+    command: 'install <command>',
+    describe: 'Install a bootable container image onto a disk or a prepared filesystem',
+    builder: (y) => {
+      for (const cmd of installCommands) y.command(cmd);
       return y.demandCommand(1);
     },
     handler: () => undefined,

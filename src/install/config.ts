@@ -1,0 +1,214 @@
+/**
+ * Install configuration: `bootc/install/*.toml` fragments, merged as upstream bootc does.
+ *
+ *   search path  /usr/lib/bootc/install (from the image), then on the installing host
+ *                /usr/local/lib/bootc/install, /etc/bootc/install, /run/bootc/install;
+ *                a file name in a later directory replaces the same name in an earlier one;
+ *                the remaining files are merged in name order, later wins
+ *   merge        scalars overwrite, `kargs` and `karg-deletes` append
+ *   skip         a fragment whose `match-architectures` lacks this machine's architecture
+ *   strict       unknown keys are refused with the file and key named
+ *
+ * Parsers take strings (this file); loaders read files (install-config-files.ts).
+ */
+import { parse as parseToml } from 'smol-toml';
+import { UserError } from '../core/errors.js';
+import type { RustArch } from '../boot/kargs.js';
+
+export const INSTALL_CONFIG_IMAGE_DIR = 'usr/lib/bootc/install';
+/** Host directories, lowest precedence first; the image's directory comes before all. */
+export const INSTALL_CONFIG_HOST_DIRS = ['/usr/local/lib/bootc/install', '/etc/bootc/install', '/run/bootc/install'] as const;
+
+export const ROOT_FS_TYPES = ['xfs', 'ext4', 'btrfs'] as const;
+export type InstallFsType = (typeof ROOT_FS_TYPES)[number];
+export const BLOCK_SETUPS = ['direct', 'tpm2-luks'] as const;
+export type BlockSetup = (typeof BLOCK_SETUPS)[number];
+export const BOOTLOADERS = ['grub', 'grub-cc', 'systemd', 'none'] as const;
+export type Bootloader = (typeof BOOTLOADERS)[number];
+
+/** The merged `[install]` table, keys as upstream spells them (kebab-case). */
+export interface InstallConfig {
+  'root-fs-type'?: InstallFsType;
+  filesystem?: { root?: { type?: InstallFsType } };
+  block?: BlockSetup[];
+  kargs?: string[];
+  'karg-deletes'?: string[];
+  'match-architectures'?: string[];
+  ostree?: { 'bls-append-except-default'?: string };
+  stateroot?: string;
+  'root-mount-spec'?: string;
+  'boot-mount-spec'?: string;
+  bootupd?: { 'skip-boot-uuid'?: boolean };
+  bootloader?: Bootloader;
+  'discoverable-partitions'?: boolean;
+  'enforce-container-sigpolicy'?: boolean;
+}
+
+export interface InstallConfigFile {
+  /** Full path, for messages. */
+  path: string;
+  text: string;
+}
+
+/** `file` and the dotted key path are kept apart so messages can name both. */
+type Checker = (value: unknown, file: string, key: string) => unknown;
+
+const HINT = 'see bootc-install-config(5): the keys are root-fs-type, [install.filesystem.root] type, block, kargs, karg-deletes, match-architectures, stateroot, root-mount-spec, boot-mount-spec, bootloader, discoverable-partitions, enforce-container-sigpolicy, [install.ostree], [install.bootupd]';
+
+function bad(file: string, key: string, what: string): never {
+  throw new UserError(`${file}: \`${key}\` must be ${what}`, { hint: HINT });
+}
+
+const str: Checker = (v, file, key) => (typeof v === 'string' ? v : bad(file, key, 'a string'));
+const bool: Checker = (v, file, key) => (typeof v === 'boolean' ? v : bad(file, key, 'true or false'));
+const strArray: Checker = (v, file, key) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string') ? [...v] : bad(file, key, 'an array of strings');
+const quoted = (choices: readonly string[]): string => choices.map((c) => `"${c}"`).join(', ');
+const oneOf =
+  (choices: readonly string[]): Checker =>
+  (v, file, key) =>
+    typeof v === 'string' && choices.includes(v) ? v : bad(file, key, `one of ${quoted(choices)}`);
+const arrayOf =
+  (choices: readonly string[]): Checker =>
+  (v, file, key) =>
+    Array.isArray(v) && v.every((x) => typeof x === 'string' && choices.includes(x)) ? [...v] : bad(file, key, `an array of ${quoted(choices)}`);
+
+function table(keys: Record<string, Checker>): Checker {
+  return (v, file, where) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Date) bad(file, where, 'a table');
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(v as Record<string, unknown>)) {
+      const check = keys[key];
+      const path = `${where}.${key}`;
+      if (!check) throw new UserError(`${file}: unknown key \`${path}\``, { hint: HINT });
+      out[key] = check(value, file, path);
+    }
+    return out;
+  };
+}
+
+/** The one settings table: every key upstream accepts and how it is checked. */
+const installTable = table({
+  'root-fs-type': oneOf(ROOT_FS_TYPES),
+  filesystem: table({ root: table({ type: oneOf(ROOT_FS_TYPES) }) }),
+  block: arrayOf(BLOCK_SETUPS),
+  kargs: strArray,
+  'karg-deletes': strArray,
+  'match-architectures': strArray,
+  ostree: table({ 'bls-append-except-default': str }),
+  stateroot: str,
+  'root-mount-spec': str,
+  'boot-mount-spec': str,
+  bootupd: table({ 'skip-boot-uuid': bool }),
+  bootloader: oneOf(BOOTLOADERS),
+  'discoverable-partitions': bool,
+  'enforce-container-sigpolicy': bool,
+});
+
+/** One fragment; null when it has no `[install]` table (upstream ignores such files). */
+export function parseInstallConfig(path: string, text: string): InstallConfig | null {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`${path} is not valid TOML: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, {
+      hint: 'fix the syntax; an install config starts with an [install] table',
+    });
+  }
+  for (const key of Object.keys(doc)) {
+    if (key !== 'install') throw new UserError(`${path}: unknown key \`${key}\``, { hint: 'an install config has one top-level table, [install]' });
+  }
+  if (doc['install'] === undefined) return null;
+  return installTable(doc['install'], path, 'install') as InstallConfig;
+}
+
+/** Later fragments win for scalars; kargs and karg-deletes accumulate. */
+export function mergeInstallConfig(base: InstallConfig, next: InstallConfig): InstallConfig {
+  const merged: InstallConfig = { ...base };
+  for (const [key, value] of Object.entries(next) as Array<[keyof InstallConfig, unknown]>) {
+    if (key === 'kargs' || key === 'karg-deletes') {
+      merged[key] = [...(base[key] ?? []), ...(value as string[])];
+    } else if (key === 'filesystem') {
+      const root = { ...base.filesystem?.root, ...(value as InstallConfig['filesystem'])?.root };
+      merged.filesystem = { ...base.filesystem, ...(value as object), ...(Object.keys(root).length ? { root } : {}) };
+    } else if (key === 'ostree' || key === 'bootupd') {
+      (merged as Record<string, unknown>)[key] = { ...(base[key] as object | undefined), ...(value as object) };
+    } else {
+      (merged as Record<string, unknown>)[key] = value;
+    }
+  }
+  return merged;
+}
+
+/**
+ * The new `[install.filesystem.root] type` wins over the legacy `root-fs-type`; after this
+ * both say the same, as upstream prints them.
+ */
+export function canonicalizeInstallConfig(config: InstallConfig): InstallConfig {
+  const out: InstallConfig = { ...config };
+  const rootType = config.filesystem?.root?.type;
+  if (rootType !== undefined) {
+    out['root-fs-type'] = rootType;
+  } else if (config['root-fs-type'] !== undefined) {
+    out.filesystem = { ...config.filesystem, root: { ...config.filesystem?.root, type: config['root-fs-type'] } };
+  }
+  return out;
+}
+
+/**
+ * Which files apply, in order: a name in a later directory replaces the same name in an
+ * earlier one, then all by name. `files` must be given lowest-precedence directory first.
+ */
+export function orderInstallConfigFiles(files: readonly InstallConfigFile[]): InstallConfigFile[] {
+  const byName = new Map<string, InstallConfigFile>();
+  for (const file of files) {
+    const name = file.path.slice(file.path.lastIndexOf('/') + 1);
+    if (!name.endsWith('.toml')) continue;
+    byName.delete(name);
+    byName.set(name, file);
+  }
+  return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, f]) => f);
+}
+
+/** Merged configuration of all files for `arch`; null when no fragment applies. */
+export function resolveInstallConfig(files: readonly InstallConfigFile[], arch: RustArch): InstallConfig | null {
+  let merged: InstallConfig | null = null;
+  for (const file of orderInstallConfigFiles(files)) {
+    const fragment = parseInstallConfig(file.path, file.text);
+    if (fragment === null) continue;
+    const archs = fragment['match-architectures'];
+    if (archs !== undefined && !archs.includes(arch)) continue;
+    merged = mergeInstallConfig(merged ?? {}, fragment);
+  }
+  return merged === null ? null : canonicalizeInstallConfig(merged);
+}
+
+/** The root filesystem to create: the flag, else the install config, else ext4 (this project's default). */
+export function chooseRootFsType(flag: InstallFsType | undefined, config: InstallConfig | null): InstallFsType {
+  return flag ?? config?.filesystem?.root?.type ?? config?.['root-fs-type'] ?? 'ext4';
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/**
+ * `bootc install print-configuration`: canonical JSON (sorted keys, compact) of the merged
+ * configuration; kernel arguments are left out unless `all`, as upstream does.
+ */
+export function renderPrintConfiguration(config: InstallConfig | null, all: boolean): string {
+  const shown: InstallConfig = { ...(config ?? {}) };
+  if (!all) {
+    delete shown.kargs;
+    delete shown['karg-deletes'];
+  }
+  return JSON.stringify(sortKeys(shown)) + '\n';
+}

@@ -1,0 +1,64 @@
+/**
+ * The install configuration read straight from an image's layers, with OCI whiteouts
+ * applied, on real layouts written by the test (gzip and uncompressed layers).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildLayout } from '../../privileged/oci/layout-builder.js';
+import { pullImage } from '../../../src/oci/pull.js';
+import { parseReference } from '../../../src/oci/reference.js';
+import { readImageInstallConfigFiles, loadInstallConfig } from '../../../src/install/config-files.js';
+
+const DIR = 'usr/lib/bootc/install';
+
+describe('install configuration from image layers', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'image-files-'));
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  const pull = async (name: string, layers: Array<Record<string, string>>) => {
+    const layout = join(tmp, name);
+    await buildLayout(layout, { layers: layers.map((files, i) => ({ files, compression: i % 2 ? 'none' : 'gzip' })) });
+    return pullImage(parseReference(`oci:${layout}:latest`), { cacheDir: join(tmp, 'cache') });
+  };
+
+  it('applies later layers, whiteouts and opaque directories', async () => {
+    const pulled = await pull('a', [
+      {
+        [`${DIR}/00-base.toml`]: '[install]\nroot-fs-type = "xfs"\n',
+        [`${DIR}/10-gone.toml`]: '[install]\nstateroot = "gone"\n',
+        [`${DIR}/sub/20-deeper.toml`]: '[install]\nstateroot = "deeper"\n',
+        'etc/hostname': 'x',
+      },
+      { [`${DIR}/.wh.10-gone.toml`]: '', [`${DIR}/30-added.toml`]: '[install]\nkargs = ["added"]\n' },
+      { [`${DIR}/30-added.toml`]: '[install]\nkargs = ["replaced"]\n' },
+    ]);
+    const files = await readImageInstallConfigFiles(pulled);
+    expect(files).toEqual([
+      { path: `/${DIR}/00-base.toml`, text: '[install]\nroot-fs-type = "xfs"\n' },
+      { path: `/${DIR}/30-added.toml`, text: '[install]\nkargs = ["replaced"]\n' },
+    ]);
+    expect(await loadInstallConfig(files, { hostRoot: tmp, arch: 'x86_64' })).toEqual({
+      'root-fs-type': 'xfs',
+      filesystem: { root: { type: 'xfs' } },
+      kargs: ['replaced'],
+    });
+  });
+
+  it('empties the directory under an opaque marker, keeping the same layer\'s files', async () => {
+    const pulled = await pull('b', [
+      { [`${DIR}/00-base.toml`]: '[install]\n' },
+      { [`${DIR}/.wh..wh..opq`]: '', [`${DIR}/50-new.toml`]: '[install]\nstateroot = "new"\n' },
+    ]);
+    expect((await readImageInstallConfigFiles(pulled)).map((f) => f.path)).toEqual([`/${DIR}/50-new.toml`]);
+  });
+
+  it('finds nothing in an image without the directory', async () => {
+    const pulled = await pull('c', [{ 'usr/bin/true': 'x' }]);
+    expect(await readImageInstallConfigFiles(pulled)).toEqual([]);
+  });
+});
