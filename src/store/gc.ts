@@ -49,12 +49,13 @@ export async function gcStore(root: string, liveImages: Iterable<string>, option
     const liveObjects = new Set<string>();
     const liveLayers = new Set<string>();
     for (const digest of live) {
-      if (!images.includes(digest)) {
+      const diffIds = images.includes(digest) ? await objectsOfImage(layout, digest, liveObjects) : null;
+      if (!diffIds) {
         throw new UserError(`Image ${digest} is to be kept, but the store has no tree for it`, {
           hint: 'pull that image again before cleaning up, or leave it out of the images to keep',
         });
       }
-      for (const diffId of await objectsOfImage(layout, digest, liveObjects)) liveLayers.add(diffId);
+      for (const diffId of diffIds) liveLayers.add(diffId);
     }
     for (const diffId of liveLayers) {
       if (layers.includes(diffId)) await objectsOfLayer(layout, diffId, liveObjects);

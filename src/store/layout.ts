@@ -46,6 +46,10 @@ export function objectPath(layout: StoreLayout, id: string): string {
 
 const DIGEST_RE = /^[a-z0-9]+:[0-9a-f]{32,128}$/;
 
+export function isDigest(s: string): boolean {
+  return DIGEST_RE.test(s);
+}
+
 export function checkDigest(digest: string, what: string): string {
   if (!DIGEST_RE.test(digest)) {
     throw new UserError(`${what} ${JSON.stringify(digest)} is not a digest`, {

@@ -5,7 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeLayerIndex, decodeTreeIndex } from './index-format.js';
-import { FANOUT_DIRS, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
+import { FANOUT_DIRS, isDigest, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
 import { isObjectId } from './object-id.js';
 
 export interface StoredObject {
@@ -40,8 +40,11 @@ export async function listObjects(layout: StoreLayout): Promise<{ objects: Store
 
 /** Diff ids with a layer index, manifest digests with an image directory. */
 export async function listIndexes(layout: StoreLayout): Promise<{ layers: string[]; images: string[] }> {
-  const layers = (await readdirOrEmpty(layout.layersDir)).filter((n) => n.endsWith('.index')).map((n) => n.slice(0, -'.index'.length));
-  const images = await readdirOrEmpty(layout.imagesDir);
+  const layers = (await readdirOrEmpty(layout.layersDir))
+    .filter((n) => n.endsWith('.index'))
+    .map((n) => n.slice(0, -'.index'.length))
+    .filter(isDigest);
+  const images = (await readdirOrEmpty(layout.imagesDir)).filter(isDigest);
   return { layers, images };
 }
 
@@ -50,10 +53,20 @@ export async function objectsOfLayer(layout: StoreLayout, diffId: string, into: 
   for (const e of decodeLayerIndex(await readFile(path, 'utf8'), path).entries) if (e.kind === 'file') into.add(e.object);
 }
 
-/** Adds the tree's objects to `into` and returns the image's layer diff ids. */
-export async function objectsOfImage(layout: StoreLayout, manifestDigest: string, into: Set<string>): Promise<string[]> {
+/**
+ * Adds the tree's objects to `into` and returns the image's layer diff ids, or null when
+ * the image directory has no tree (a pull that did not finish).
+ */
+export async function objectsOfImage(layout: StoreLayout, manifestDigest: string, into: Set<string>): Promise<string[] | null> {
   const path = treeIndexPath(layout, manifestDigest);
-  const tree = decodeTreeIndex(await readFile(path, 'utf8'), path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const tree = decodeTreeIndex(text, path);
   for (const e of tree.entries) if (e.kind === 'file') into.add(e.object);
   return tree.header.layers;
 }

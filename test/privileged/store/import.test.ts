@@ -9,6 +9,7 @@ import { writeImageTree, loadImageTree } from '../../../src/store/tree.js';
 import { checkoutTree } from '../../../src/store/checkout.js';
 import { fsckStore } from '../../../src/store/fsck.js';
 import { gcStore } from '../../../src/store/gc.js';
+import { listStoredImages, loadImageMetadata, saveImageMetadata } from '../../../src/store/images.js';
 import { objectPath, storeLayout } from '../../../src/store/layout.js';
 import type { TreeIndex } from '../../../src/store/index-format.js';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
@@ -363,10 +364,17 @@ describe.skipIf(skip)('layer import into the object store', () => {
 
     // Keeping only image two: its base layer index still references only1's object (the
     // whiteout hides it in the image, not in the layer), so it stays.
+    await saveImageMetadata(root, digest('two'), { manifest: '{"m":2}', config: '{"c":2}' });
+    await mkdir(join(layout.imagesDir, digest('unfinished')));
+    expect(await listStoredImages(root)).toEqual([digest('one'), digest('two')].sort());
+    await expect(gcStore(root, [digest('unfinished')])).rejects.toThrow(/store has no tree for it/);
+
     const dry = await gcStore(root, [digest('two')], { dryRun: true });
-    expect(dry).toMatchObject({ imagesRemoved: [digest('one')], layersRemoved: [], objectsRemoved: 0 });
+    expect(dry).toMatchObject({ layersRemoved: [], objectsRemoved: 0 });
+    expect(dry.imagesRemoved.sort()).toEqual([digest('one'), digest('unfinished')].sort());
     await gcStore(root, [digest('two')]);
     expect(await readdir(layout.imagesDir)).toEqual([digest('two')]);
+    expect((await loadImageMetadata(root, digest('two'))).config.toString()).toBe('{"c":2}');
 
     const g = await gcStore(root, []);
     expect(g).toMatchObject({ imagesRemoved: [digest('two')], objectsRemoved: 3, objectsKept: 0 });
