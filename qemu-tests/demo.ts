@@ -1,24 +1,24 @@
 /**
- * `make demo` (after `make fixtures`): boots fixture:v1 under qemu with its own kernel and
- * initramfs, shows the serial console live up to the autologin shell, reads the image's
- * release file over the console, and powers the VM off.
+ * `make demo` (after `make fixtures`): the main job end to end. `bootc image build-disk`
+ * (the real CLI) turns fixture:v1 into a qcow2; qemu boots it under OVMF through
+ * systemd-boot, with the serial console shown live up to the autologin shell; then the
+ * guest shows the image's release file and that `/` is the bootc deployment.
  *
- *   npx tsx qemu-tests/demo.ts      (as root: the v1 rootfs is root-owned)
+ *   npx tsx qemu-tests/demo.ts      (as root)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixturesHint, v1Initramfs, v1Kernel, v1RootfsDir } from '../fixtures/paths.js';
+import { execa } from 'execa';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../fixtures/paths.js';
 import { needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
-import { QEMU, startVm, type Vm } from './harness.js';
-import { buildV1RootDisk, v1DirectBootOptions } from './fixture-boot.js';
+import { diskImageOutputPath } from '../src/disk/disk-image.js';
+import { OVMF_CODE, QEMU, startVm, type Vm } from './harness.js';
 
 const missing =
   needsRoot() ??
-  needsCommands(QEMU, 'mkfs.ext4', 'setpriv') ??
-  needsFile(v1Kernel, fixturesHint) ??
-  needsFile(v1Initramfs, fixturesHint) ??
-  needsFile(v1RootfsDir, fixturesHint);
+  needsCommands(QEMU, 'setpriv', 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img') ??
+  needsFile(OVMF_CODE, 'install the Debian package ovmf (make deps)') ??
+  needsFile(fixturesIndexPath, fixturesHint);
 if (missing) {
   process.stderr.write(`demo: cannot run: ${missing}\n`);
   process.exit(2);
@@ -28,18 +28,24 @@ const say = (line: string): void => {
   process.stdout.write(`\n\x1b[1m### ${line}\x1b[0m\n`);
 };
 
-const tmp = mkdtempSync(join(tmpdir(), 'bootc-demo-'));
+const tmp = mkdtempSync('/var/tmp/bootc-demo-');
 let vm: Vm | undefined;
 // The console is shown while the machine boots and shuts down; in between the harness's
 // own typing (shell setup, command markers) would only be noise.
 let streaming = true;
 try {
-  say('building an ext4 root disk from the fixture:v1 rootfs (mkfs.ext4 -d)');
-  const disk = await buildV1RootDisk(join(tmp, 'root.img'));
-  say('booting fixture:v1 under qemu (TCG, no KVM: about a minute)');
+  const image = ociLayoutRef('v1');
+  const output = join(tmp, 'output');
+  const argv = ['image', 'build-disk', image, '--type', 'qcow2', '--output', output, '--store', join(tmp, 'store'), '--work-dir', tmp];
+  say(`bootc ${argv.join(' ')}`);
+  await execa('node', ['dist/cli.js', ...argv], { stdio: 'inherit' });
+  const disk = diskImageOutputPath(output, 'qcow2');
+  say(`booting ${disk} under qemu with OVMF (TCG, no KVM: about a minute)`);
   const started = Date.now();
   vm = await startVm({
-    ...v1DirectBootOptions(disk, 'demo'),
+    name: 'demo',
+    boot: { kind: 'uefi' },
+    disks: [{ path: disk }],
     onConsole: (raw) => {
       if (streaming) process.stdout.write(raw);
     },
@@ -47,9 +53,11 @@ try {
   await vm.waitForLogin();
   streaming = false;
   say(`autologin shell after ${Math.round((Date.now() - started) / 1000)} s; console log: ${vm.logPath}`);
-  say('running `cat /usr/lib/fixture-release` in the guest over the serial console');
-  const { stdout, exitCode } = await vm.run('cat /usr/lib/fixture-release');
-  process.stdout.write(`${stdout}\n(exit code ${exitCode})\n`);
+  for (const cmd of ['cat /usr/lib/fixture-release', 'findmnt /', 'cat /proc/cmdline']) {
+    say(`guest$ ${cmd}`);
+    const { stdout, exitCode } = await vm.run(cmd);
+    process.stdout.write(`${stdout}\n(exit code ${exitCode})\n`);
+  }
   say('powering off');
   streaming = true;
   await vm.poweroff();
