@@ -144,9 +144,7 @@ export async function checkoutTree(
         hint: 'check the path of the subtree to check out',
       });
     }
-    if (subtreeRoot.kind !== 'dir') {
-      throw new UserError(`${displayPath(subtree)} in image ${tree.header.manifestDigest} is not a directory`);
-    }
+    if (subtreeRoot.kind !== 'dir') throw notADirectory(subtreeRoot);
 
     // Main destination first, then redirected subtrees (their destination may lie inside
     // the main one, e.g. <dest>/usr/etc, which must exist by then).
@@ -233,7 +231,7 @@ class Checkout {
         this.result.dirs++;
         return;
       case 'symlink':
-        if (place.isPlacementRoot) throw new UserError(`${displayPath(entry.path)} is a symlink, not a directory to check out`);
+        if (place.isPlacementRoot) throw notADirectory(entry);
         await this.schedule(async () => {
           await symlink(entry.target, abs);
           await lchown(abs, entry.uid, entry.gid);
@@ -243,7 +241,7 @@ class Checkout {
         });
         return;
       case 'file':
-        if (place.isPlacementRoot) throw new UserError(`${displayPath(entry.path)} is a file, not a directory to check out`);
+        if (place.isPlacementRoot) throw notADirectory(entry);
         await this.schedule(() => this.placeFile(entry, abs, place.method === 'copy'));
         return;
     }
@@ -312,6 +310,12 @@ class Checkout {
       `Setting extended attributes in the checkout of ${tree.header.manifestDigest}`,
     );
   }
+}
+
+function notADirectory(entry: TreeEntry): UserError {
+  return new UserError(`${displayPath(entry.path)} in the image is a ${entry.kind}, not a directory to check out or redirect`, {
+    hint: 'subtree and redirect rules must name directories of the image',
+  });
 }
 
 function missingObject(entry: FileEntry): UserError {

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Header } from 'tar-stream';
-import { withContext } from '../core/errors.js';
+import { InterruptedError, UserError, withContext } from '../core/errors.js';
 import { warn, debug } from '../core/log.js';
 import { decodeTarName, displayPath } from './entry-path.js';
 import {
@@ -146,7 +146,15 @@ async function streamLayer(
       },
     );
   });
-  await pipeline(tar, extract, { signal: options.signal });
+  try {
+    await pipeline(tar, extract, { signal: options.signal });
+  } catch (err) {
+    // The CLI reports a Ctrl-C as an interruption, not as a failed import.
+    if (options.signal?.aborted && (err as Error).name === 'AbortError') {
+      throw new InterruptedError(String(options.signal.reason ?? 'SIGINT'));
+    }
+    throw err;
+  }
   options.onProgress?.({ entries, bytes });
 }
 
@@ -195,7 +203,13 @@ function collect(stream: Readable, size: number, path: string): Promise<Buffer[]
       got += c.length;
     });
     stream.on('end', () =>
-      got === size ? resolve(chunks) : reject(new Error(`layer tar ended inside ${displayPath(path)}`)),
+      got === size
+        ? resolve(chunks)
+        : reject(
+            new UserError(`Layer tar ends inside ${displayPath(path)}`, {
+              hint: 'the layer blob is truncated; remove it from the blob cache and pull again',
+            }),
+          ),
     );
     stream.on('error', reject);
   });

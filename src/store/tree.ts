@@ -107,7 +107,11 @@ export function mergeLayers(layers: readonly LayerInput[]): TreeEntry[] {
     for (const e of layer.entries) {
       if (e.kind === 'whiteout' || e.kind === 'opaque') continue;
       if (e.path === ROOT_PATH) {
-        if (e.kind !== 'dir') throw new UserError(`Layer ${layer.diffId} replaces the root directory with a ${e.kind}`);
+        if (e.kind !== 'dir') {
+          throw new UserError(`Layer ${layer.diffId} replaces the root directory with a ${e.kind}`, {
+            hint: 'the layer is malformed; rebuild the image with a standard tool (podman, buildah, docker)',
+          });
+        }
         root.entry = e;
         continue;
       }
