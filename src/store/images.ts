@@ -18,7 +18,7 @@ export interface ImageMetadata {
 
 export async function saveImageMetadata(root: string, manifestDigest: string, meta: ImageMetadata): Promise<void> {
   const dir = imageDir(storeLayout(root), manifestDigest);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(dir, { recursive: true, mode: 0o755 });
   await writeFileAtomic(join(dir, 'manifest.json'), meta.manifest, 0o644);
   await writeFileAtomic(join(dir, 'config.json'), meta.config, 0o644);
 }

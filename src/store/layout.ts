@@ -80,9 +80,13 @@ const prepared = new Set<string>();
 /** Create the store's directories (once per process per root). */
 export async function prepareStore(layout: StoreLayout): Promise<void> {
   if (prepared.has(layout.bootcDir)) return;
+  // Explicit modes per level: a recursive mkdir would give its mode to every parent too,
+  // and <root>/bootc must stay traversable for the deployments below it.
+  await mkdir(layout.bootcDir, { recursive: true, mode: 0o755 });
+  await mkdir(layout.objectsDir, { recursive: true, mode: 0o755 });
   await mkdir(layout.tmpDir, { recursive: true, mode: 0o700 });
-  await mkdir(layout.layersDir, { recursive: true, mode: 0o700 });
-  await mkdir(layout.imagesDir, { recursive: true, mode: 0o700 });
+  await mkdir(layout.layersDir, { recursive: true, mode: 0o755 });
+  await mkdir(layout.imagesDir, { recursive: true, mode: 0o755 });
   await Promise.all(FANOUT_DIRS.map((d) => mkdir(join(layout.objectsDir, d), { recursive: true, mode: 0o755 })));
   prepared.add(layout.bootcDir);
 }

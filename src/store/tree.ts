@@ -204,7 +204,7 @@ export async function writeImageTree(root: string, manifestDigest: string, diffI
       layers: [...diffIds],
     };
     const entries = mergeLayers(layers);
-    await mkdir(imageDir(layout, manifestDigest), { recursive: true, mode: 0o700 });
+    await mkdir(imageDir(layout, manifestDigest), { recursive: true, mode: 0o755 });
     await writeFileAtomic(treeIndexPath(layout, manifestDigest), encodeIndex(header, entries), 0o600);
     return { header, entries };
   });

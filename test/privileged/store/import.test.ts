@@ -86,6 +86,9 @@ describe.skipIf(skip)('layer import into the object store', () => {
     const toolStat = await stat(objectPath(layout, tool?.kind === 'file' ? tool.object : ''));
     expect([toolStat.uid, toolStat.gid, toolStat.mode & 0o7777]).toEqual([1000, 1001, 0o750]);
     expect(await readdir(layout.tmpDir)).toEqual([]);
+    // Deployments live below <root>/bootc: it must stay traversable.
+    expect((await stat(layout.bootcDir)).mode & 0o777).toBe(0o755);
+    expect((await stat(layout.objectsDir)).mode & 0o777).toBe(0o755);
 
     const again = await importLayer(root, diffId('basic'), tarStream(Buffer.alloc(0)));
     expect(again).toMatchObject({ cached: true, stats: r.stats });
