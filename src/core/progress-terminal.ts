@@ -33,7 +33,9 @@ export class ListrSink implements ProgressSink {
       this.begin(current ? current.description : event.description);
       return;
     }
-    this.begin(event.description);
+    // Bytes belong to the step that is running (e.g. "Pulling image"); only a download
+    // outside any step opens one of its own.
+    if (!this.open) this.begin(event.description);
     const open = this.open;
     if (!open?.task) return;
     const seconds = Math.max((this.now() - open.startedAt) / 1000, 0.001);
