@@ -4,7 +4,7 @@
  *
  *   1. import: each layer (decompressed, diff-id checked) into the object store, then the
  *      merged tree of the image; manifest and config kept beside it
- *   2. check the tree: a kernel and initramfs, no /usr/etc of its own
+ *   2. check the tree: a kernel and a systemd-based initramfs, no /usr/etc of its own
  *   3. check out: hardlinks into the objects; the image's /etc linked at /usr/etc (pristine)
  *      and copied to /etc (the deployment's own, writable); /var seeded into the stateroot
  *      only on its first deployment; empty mountpoints for /var and /sysroot
@@ -24,9 +24,10 @@ import { formatReference } from '../oci/reference.js';
 import { checkoutTree } from '../store/checkout.js';
 import type { TreeEntry, TreeIndex } from '../store/index-format.js';
 import { importLayer } from '../store/layer-import.js';
-import { imageDir, storeLayout, writeFileAtomic } from '../store/layout.js';
+import { imageDir, objectPath, storeLayout, writeFileAtomic } from '../store/layout.js';
 import { loadImageTree, writeImageTree } from '../store/tree.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, type RustArch } from '../boot/kargs.js';
+import { checkSystemdInitramfs } from '../boot/initramfs.js';
 import { renderOrigin, type Origin } from './origin.js';
 import { checkStateroot, deploymentId, nextSerial, sysrootPaths } from './paths.js';
 
@@ -164,6 +165,12 @@ async function listDeploymentIds(deployDir: string): Promise<string[]> {
 export async function createDeployment(root: string, image: ImportedImage, imageName: string, options: DeployOptions): Promise<Deployment> {
   const stateroot = checkStateroot(options.stateroot);
   const { kernelVersion } = checkBootableTree(image.tree.entries, imageName);
+  // Read from the object store, so a bad image fails before anything is checked out.
+  const initramfsPath = `${MODULES}/${kernelVersion}/initramfs.img`;
+  const initramfs = image.tree.entries.find((e) => e.path === initramfsPath);
+  if (initramfs?.kind === 'file') {
+    await checkSystemdInitramfs(objectPath(storeLayout(root), initramfs.object), { imageName, pathInImage: `/${initramfsPath}` });
+  }
   const paths = sysrootPaths(root);
   const deployDir = paths.deployDir(stateroot);
   await mkdir(deployDir, { recursive: true, mode: 0o755 });
