@@ -1,0 +1,149 @@
+/**
+ * Privileged tier: `bootc image build-disk` (the real CLI, as a user runs it) on bad input.
+ * Each case ends with exit code 1, one error line and a hint, and leaves nothing behind:
+ * no partial disk in the output directory, no staged root in the work directory. One blob
+ * store serves every case, so each image is pulled at most once.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../../src/core/exec.js';
+import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
+import { fixturesHint, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
+import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+
+const skip = explainSkip(
+  'privileged',
+  needsRoot() ??
+    needsCommands('sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img', 'gzip') ??
+    needsFile(join(ociLayoutDir, 'index.json'), fixturesHint),
+);
+
+/** Every file under `dir` (relative paths), [] when it does not exist. */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
+
+describe.skipIf(skip)('bootc image build-disk on bad input', () => {
+  let tmp: string;
+  let store: string;
+  let work: string;
+  let caseNo = 0;
+
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'build-disk-cli-'));
+    store = join(tmp, 'store');
+    work = join(tmp, 'work');
+  });
+
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const newOutput = (): string => join(tmp, `output-${++caseNo}`);
+
+  const buildDisk = (image: string, output: string, ...flags: string[]) =>
+    execa(
+      'node',
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', image, '--output', output, '--store', store, '--work-dir', work, '--quiet', ...flags],
+      { reject: false, env: { NO_COLOR: '1' } },
+    );
+
+  /** Exit code 1, the error and hint lines, nothing left in the output or work directory. */
+  async function expectRefused(image: string, flags: string[], error: RegExp, hint: RegExp): Promise<string> {
+    const output = newOutput();
+    const r = await buildDisk(image, output, ...flags);
+    expect(r.exitCode, r.stderr).toBe(1);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines.filter((l) => l.startsWith('error: '))).toHaveLength(1);
+    expect(lines.find((l) => l.startsWith('error: '))).toMatch(error);
+    expect(lines.find((l) => l.startsWith('hint: '))).toMatch(hint);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a user error, not a stack trace
+    expect(filesUnder(output)).toEqual([]);
+    expect(filesUnder(work)).toEqual([]);
+    return r.stderr;
+  }
+
+  it('refuses an image without a kernel', async () => {
+    await expectRefused(
+      ociLayoutRef('nokernel'),
+      [],
+      /image oci:.*:nokernel has no kernel: \/usr\/lib\/modules\/<kver>\/vmlinuz is missing/,
+      /install the kernel package/,
+    );
+  }, 180_000);
+
+  it('refuses an image for another architecture, naming the one it has', async () => {
+    await expectRefused(ociLayoutRef('arm64'), [], /has no linux\/amd64 variant; it has: linux\/arm64/, /--platform/);
+  }, 60_000);
+
+  it('refuses a tag the OCI layout does not hold, listing the tags it has', async () => {
+    await expectRefused(
+      `oci:${ociLayoutDir}:no-such-tag`,
+      [],
+      /OCI layout .* has no image named "no-such-tag"; it has: .*\bv1\b/,
+      /use one of those, e\.g\. oci:/,
+    );
+  }, 60_000);
+
+  it('refuses a config.toml with an unknown key before pulling', async () => {
+    const config = join(tmp, 'bad-config.toml');
+    writeFileSync(config, '[customizations.kernel]\nappend = "quiet"\n[customizations.bogus]\nx = 1\n');
+    const storeBefore = filesUnder(store);
+    await expectRefused(ociLayoutRef('v1'), ['--config', config], /bad-config\.toml: .*"customizations\.bogus"/, /supported: \[\[customizations\.user\]\]/);
+    expect(filesUnder(store)).toEqual(storeBefore);
+  }, 60_000);
+
+  it('refuses a disk size too small, saying how much is needed', async () => {
+    const stderr = await expectRefused(
+      ociLayoutRef('v1'),
+      ['--size', '100M'],
+      /a disk of 100 MiB is too small for this image: it needs at least (\d+) MiB/,
+      /ask for --size \d+M or more/,
+    );
+    const needed = Number(/needs at least (\d+) MiB/.exec(stderr)![1]);
+    expect(stderr).toContain(`--size ${needed}M`);
+    expect(needed).toBeGreaterThan(1024); // the 1 GiB ESP alone is more than asked for
+  }, 180_000);
+
+  it('refuses an xfs root filesystem, saying it needs a loop device', async () => {
+    await expectRefused(ociLayoutRef('v1'), ['--rootfs', 'xfs'], /xfs root filesystem cannot be built without a loop device/, /--rootfs ext4/);
+  }, 180_000);
+
+  it('refuses an existing output before pulling, and replaces it with --force', async () => {
+    const output = newOutput();
+    const disk = diskImageOutputPath(output, 'qcow2');
+    mkdirSync(join(disk, '..'), { recursive: true });
+    writeFileSync(disk, 'an earlier build\n');
+    // A store never used: a pull would create it.
+    const freshStore = join(tmp, 'unused-store');
+    const refused = await execa(
+      'node',
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', ociLayoutRef('v1'), '--output', output, '--store', freshStore, '--work-dir', work, '--quiet'],
+      { reject: false, env: { NO_COLOR: '1' } },
+    );
+    expect(refused.exitCode, refused.stderr).toBe(1);
+    expect(refused.stderr).toContain(`error: Building a disk image from ${ociLayoutRef('v1')}: the output ${disk} already exists`);
+    expect(refused.stderr).toContain('hint: remove it, choose another --output, or pass --force');
+    expect(existsSync(freshStore)).toBe(false);
+    expect(readFileSync(disk, 'utf8')).toBe('an earlier build\n');
+    expect(filesUnder(work)).toEqual([]);
+
+    const forced = await buildDisk(ociLayoutRef('v1'), output, '--force');
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(forced.stdout).toContain(`Output: ${disk}`);
+    const info = JSON.parse((await run({ description: 'Reading the disk image', argv: ['qemu-img', 'info', '--output=json', disk] })).stdout) as {
+      format: string;
+    };
+    expect(info.format).toBe('qcow2');
+    expect(statSync(disk).size).toBeGreaterThan(100 * 1024 * 1024);
+    expect(filesUnder(output)).toEqual(['qcow2/disk.qcow2']);
+    expect(filesUnder(work)).toEqual([]);
+  }, 240_000);
+});
