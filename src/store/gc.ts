@@ -75,7 +75,7 @@ export async function gcStore(root: string, liveImages: Iterable<string>, option
       for (const d of result.layersRemoved) await rm(layerIndexPath(layout, d), { force: true });
     }
 
-    const { objects } = await listObjects(layout);
+    const { objects, temps } = await listObjects(layout);
     for (const o of objects) {
       if (liveObjects.has(o.id)) {
         result.objectsKept++;
@@ -87,8 +87,9 @@ export async function gcStore(root: string, liveImages: Iterable<string>, option
       result.objectsRemoved++;
     }
 
-    for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
-      if (!dry) await rm(join(layout.tmpDir, name), { force: true, recursive: true });
+    const tmpDirFiles = (await readdir(layout.tmpDir).catch(() => [] as string[])).map((n) => join(layout.tmpDir, n));
+    for (const path of [...temps, ...tmpDirFiles]) {
+      if (!dry) await rm(path, { force: true, recursive: true });
       result.tempFilesRemoved++;
     }
     if (!dry) {

@@ -1,6 +1,6 @@
 /**
  * Writes file objects into the store. Only ever creates files under objects/ with names
- * derived from content (temp names in objects/tmp/, then the object id): nothing a layer
+ * derived from content (`.tmp-*` temp names, then the object id): nothing a layer
  * says about paths or symlinks can steer a write elsewhere. That is what makes import safe
  * structurally; paths are only data in the index.
  *
@@ -61,6 +61,9 @@ function readUmask(): number {
 
 let tmpSeq = 0;
 
+/** Names of objects being written; never an object id (those are hex). */
+export const TEMP_PREFIX = '.tmp-';
+
 export class ObjectWriter {
   readonly stats: ObjectWriterStats = { objectsWritten: 0, bytesWritten: 0 };
   /** Object ids present in the store or being written by this writer. */
@@ -83,8 +86,14 @@ export class ObjectWriter {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 64 * 1024 * 1024;
   }
 
-  private tempPath(): string {
-    return join(this.layout.tmpDir, `${process.pid}-${++tmpSeq}`);
+  /**
+   * A temp name: beside its object when the id is already known (the create and the rename
+   * then lock one of 256 directories, not one shared temp directory, which measured as the
+   * main cost of parallel writes), else in objects/tmp.
+   */
+  private tempPath(id?: string): string {
+    const name = `${TEMP_PREFIX}${process.pid}-${++tmpSeq}`;
+    return id ? join(this.layout.objectsDir, id.slice(0, 2), name) : join(this.layout.tmpDir, name);
   }
 
   /**
@@ -144,7 +153,7 @@ export class ObjectWriter {
 
   private async writeBuffered(id: string, meta: ObjectMetadata, chunks: readonly Buffer[]): Promise<void> {
     if (await this.exists(id)) return;
-    const tmp = this.tempPath();
+    const tmp = this.tempPath(id);
     this.tmpFiles.add(tmp);
     await writeObjectFile(tmp, meta, chunks);
     await this.place(tmp, objectPath(this.layout, id), meta);

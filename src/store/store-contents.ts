@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { decodeLayerIndex, decodeTreeIndex } from './index-format.js';
 import { FANOUT_DIRS, isDigest, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
 import { isObjectId } from './object-id.js';
+import { TEMP_PREFIX } from './object-writer.js';
 
 export interface StoredObject {
   id: string;
@@ -22,9 +23,15 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   }
 }
 
-/** Every file in the fan-out directories; `strays` are names that are not object ids. */
-export async function listObjects(layout: StoreLayout): Promise<{ objects: StoredObject[]; strays: string[] }> {
+/**
+ * Every file in the fan-out directories: objects, temp files of imports (`.tmp-*`), and
+ * `strays`, names that are neither.
+ */
+export async function listObjects(
+  layout: StoreLayout,
+): Promise<{ objects: StoredObject[]; temps: string[]; strays: string[] }> {
   const objects: StoredObject[] = [];
+  const temps: string[] = [];
   const strays: string[] = [];
   const lists = await Promise.all(FANOUT_DIRS.map((d) => readdirOrEmpty(join(layout.objectsDir, d))));
   FANOUT_DIRS.forEach((d, i) => {
@@ -32,10 +39,11 @@ export async function listObjects(layout: StoreLayout): Promise<{ objects: Store
       const id = d + name;
       const path = join(layout.objectsDir, d, name);
       if (isObjectId(id)) objects.push({ id, path });
+      else if (name.startsWith(TEMP_PREFIX)) temps.push(path);
       else strays.push(path);
     }
   });
-  return { objects, strays };
+  return { objects, temps, strays };
 }
 
 /** Diff ids with a layer index, manifest digests with an image directory. */

@@ -11,6 +11,7 @@ import { fsckStore } from '../../../src/store/fsck.js';
 import { gcStore } from '../../../src/store/gc.js';
 import { listStoredImages, loadImageMetadata, saveImageMetadata } from '../../../src/store/images.js';
 import { objectPath, storeLayout } from '../../../src/store/layout.js';
+import { listObjects } from '../../../src/store/store-contents.js';
 import type { TreeIndex } from '../../../src/store/index-format.js';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
 import { aclUser1000, buildLayerTar, CAP_NET_RAW, tarStream, type TarItem } from './layer-tar-builder.js';
@@ -86,6 +87,7 @@ describe.skipIf(skip)('layer import into the object store', () => {
     const toolStat = await stat(objectPath(layout, tool?.kind === 'file' ? tool.object : ''));
     expect([toolStat.uid, toolStat.gid, toolStat.mode & 0o7777]).toEqual([1000, 1001, 0o750]);
     expect(await readdir(layout.tmpDir)).toEqual([]);
+    expect((await listObjects(layout)).temps).toEqual([]);
     // Deployments live below <root>/bootc: it must stay traversable.
     expect((await stat(layout.bootcDir)).mode & 0o777).toBe(0o755);
     expect((await stat(layout.objectsDir)).mode & 0o777).toBe(0o755);
@@ -142,6 +144,7 @@ describe.skipIf(skip)('layer import into the object store', () => {
     expect(await isLayerImported(root, diffId('bad'))).toBe(false);
     const layout = storeLayout(root);
     expect(await readdir(layout.tmpDir)).toEqual([]);
+    expect((await listObjects(layout)).temps).toEqual([]);
     expect((await readdir(layout.layersDir)).filter((n) => n.includes('.importing'))).toEqual([]);
     await expect(lstat('/etc/b')).rejects.toThrow();
   });
@@ -349,6 +352,7 @@ describe.skipIf(skip)('layer import into the object store', () => {
     const layout = storeLayout(root);
     expect(await isLayerImported(root, diffId('cut'))).toBe(false);
     expect(await readdir(layout.tmpDir)).toEqual([]);
+    expect((await listObjects(layout)).temps).toEqual([]);
     expect((await readdir(layout.layersDir)).filter((n) => n.endsWith('.importing'))).toEqual([]);
   });
 
