@@ -103,3 +103,26 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
     };
   });
 }
+
+/** What `bootc internals fsck` prints: a summary line, then one line per problem. */
+export function formatFsckReport(r: FsckResult): string {
+  const lines = [
+    `Checked ${r.objectsChecked} objects (${formatBytes(r.bytesChecked)}): ` +
+      (r.ok ? 'no problems found' : `${r.corrupt.length} corrupt, ${r.missing.length} missing`),
+  ];
+  for (const c of r.corrupt) lines.push(`corrupt object ${c.object}: ${c.reason}${c.actual ? ` (hashes to ${c.actual})` : ''}`);
+  for (const m of r.missing) lines.push(`missing object ${m.object}, referenced by ${m.referencedBy}`);
+  for (const s of r.strays) lines.push(`stray file ${s} (not an object)`);
+  return lines.join('\n') + '\n';
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}

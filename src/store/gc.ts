@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { imageDir, layerIndexPath, storeLayout, type StoreLayout } from './layout.js';
 import { listIndexes, listObjects, objectsOfImage, objectsOfLayer } from './store-contents.js';
+import { formatBytes } from './fsck.js';
 
 export interface GcOptions {
   /** Report what would go, remove nothing. */
@@ -127,4 +128,9 @@ function processRuns(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** The line upstream bootc prints after pruning: `Pruned images: N (layers: N, objsize: …)`. */
+export function formatGcSummary(r: GcResult): string {
+  return `Pruned images: ${r.imagesRemoved.length} (layers: ${r.layersRemoved.length}, objsize: ${formatBytes(r.bytesFreed)})`;
 }

@@ -11,6 +11,8 @@ import { objectHeader, objectIdOf } from '../../../src/store/object-id.js';
 import { decodePaxRecords, xattrsFromPax } from '../../../src/store/layer-tar.js';
 import { parseXattrDump, renderXattrDump } from '../../../src/store/xattrs.js';
 import { placeEntry } from '../../../src/store/checkout.js';
+import { formatFsckReport } from '../../../src/store/fsck.js';
+import { formatGcSummary } from '../../../src/store/gc.js';
 
 describe('object ids', () => {
   const meta = { mode: 0o644, uid: 0, gid: 0, xattrs: [] };
@@ -141,5 +143,28 @@ describe('checkout placement', () => {
   it('a subtree checkout puts the subtree root at the destination', () => {
     expect(placeEntry('etc/fstab', '/e', 'etc', 'copy', [])).toEqual({ base: '/e', rel: 'fstab', method: 'copy', isPlacementRoot: false });
     expect(placeEntry('usr', '/e', 'etc', 'copy', [])).toBeNull();
+  });
+});
+
+describe('fsck and gc reports', () => {
+  it('fsck: a summary line, then one line per problem', () => {
+    const text = formatFsckReport({
+      objectsChecked: 3,
+      bytesChecked: 2_500_000,
+      corrupt: [{ object: 'a'.repeat(64), path: '/x', actual: 'b'.repeat(64), reason: 'content or metadata does not match the object id' }],
+      missing: [{ object: 'c'.repeat(64), referencedBy: 'image sha256:1' }],
+      strays: [],
+      ok: false,
+    });
+    expect(text).toBe(
+      'Checked 3 objects (2.5 MB): 1 corrupt, 1 missing\n' +
+        `corrupt object ${'a'.repeat(64)}: content or metadata does not match the object id (hashes to ${'b'.repeat(64)})\n` +
+        `missing object ${'c'.repeat(64)}, referenced by image sha256:1\n`,
+    );
+  });
+  it('gc: the upstream prune line', () => {
+    expect(
+      formatGcSummary({ imagesRemoved: ['x'], layersRemoved: ['a', 'b'], objectsRemoved: 9, bytesFreed: 123_456_789, objectsKept: 1, tempFilesRemoved: 0 }),
+    ).toBe('Pruned images: 1 (layers: 2, objsize: 123.5 MB)');
   });
 });
