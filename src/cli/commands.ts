@@ -66,6 +66,90 @@ export const installCommands: LazyCommand[] = [
   },
 ];
 
+/** `bootc container …`: run inside an image build, against its root filesystem. */
+export const containerCommands: LazyCommand[] = [
+  {
+    command: 'lint',
+    describe: 'Check that the image is bootable and updatable by bootc (run as the last build step)',
+    builder: (y) =>
+      y
+        .option('rootfs', { type: 'string', default: '/', describe: 'Root of the image to check' })
+        .option('fatal-warnings', { type: 'boolean', default: false, describe: 'Fail on warnings too' })
+        .option('skip', { type: 'string', array: true, default: [], describe: 'Skip the lint NAME; repeat for several' })
+        .option('list', { type: 'boolean', default: false, describe: 'List the lints (YAML) and exit' })
+        .option('no-truncate', { type: 'boolean', default: false, describe: 'Show every offending path, not the first 5' }),
+    handler: async (argv) => {
+      const { runLint } = await import('./container.js');
+      await runLint(argv as unknown as import('./container.js').LintArgs);
+    },
+  },
+  {
+    command: 'inspect',
+    describe: 'Show the image\'s kernel (plain or UKI) and its kargs.d kernel arguments',
+    builder: (y) =>
+      y
+        .option('rootfs', { type: 'string', default: '/', describe: 'Root of the image' })
+        .option('format', { choices: ['humanreadable', 'yaml', 'json'], describe: 'Output format (default humanreadable)' })
+        .option('json', { type: 'boolean', default: false, describe: 'Same as --format json' }),
+    handler: async (argv) => {
+      const { runContainerInspect } = await import('./container.js');
+      await runContainerInspect(argv as unknown as import('./container.js').ContainerInspectArgs);
+    },
+  },
+  {
+    command: 'ukify',
+    describe: 'Build a Unified Kernel Image from the image\'s kernel, initramfs, os-release and kargs.d',
+    builder: (y) =>
+      y
+        .option('rootfs', { type: 'string', default: '/', describe: 'Root of the image' })
+        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add after kargs.d; repeat for several' })
+        .option('output', { type: 'string', demandOption: true, describe: 'The UKI file to write' })
+        .option('sign-key', { type: 'string', describe: 'PEM private key to sign the UKI with (sbsign)' })
+        .option('sign-cert', { type: 'string', describe: 'PEM certificate matching --sign-key' })
+        .option('stub', { type: 'string', describe: 'systemd-stub to use (default: the image\'s, else the host\'s)', hidden: true })
+        .option('splash', { type: 'string', describe: 'Boot splash image (BMP) for the .splash section', hidden: true }),
+    handler: async (argv) => {
+      const { runUkify } = await import('./container.js');
+      await runUkify(argv as unknown as import('./container.js').UkifyArgs);
+    },
+  },
+];
+
+/** Hidden `bootc internals …`: tools for debugging, not a stable interface. */
+export const internalsCommands: LazyCommand[] = [
+  {
+    command: 'uki <command>',
+    describe: 'Inspect Unified Kernel Images',
+    builder: (y) =>
+      y
+        .command({
+          command: 'inspect <file>',
+          describe: 'List the PE sections of a UKI (name, address, size)',
+          builder: (yy) =>
+            yy.positional('file', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+          handler: async (argv) => {
+            const { runUkiInspect } = await import('./container.js');
+            await runUkiInspect(argv as unknown as { file: string; json: boolean });
+          },
+        })
+        .command({
+          command: 'extract <file> <section> <output>',
+          describe: 'Write one section of a UKI (e.g. .cmdline) to a file',
+          builder: (yy) =>
+            yy
+              .positional('file', { type: 'string', demandOption: true })
+              .positional('section', { type: 'string', demandOption: true })
+              .positional('output', { type: 'string', demandOption: true }),
+          handler: async (argv) => {
+            const { runUkiExtract } = await import('./container.js');
+            await runUkiExtract(argv as unknown as { file: string; section: string; output: string });
+          },
+        })
+        .demandCommand(1),
+    handler: () => undefined,
+  },
+];
+
 export const commands: LazyCommand[] = [
   {
     command: 'image <command>',
@@ -81,6 +165,24 @@ export const commands: LazyCommand[] = [
     describe: 'Install a bootable container image onto a disk or a prepared filesystem',
     builder: (y) => {
       for (const cmd of installCommands) y.command(cmd);
+      return y.demandCommand(1);
+    },
+    handler: () => undefined,
+  },
+  {
+    command: 'container <command>',
+    describe: 'Operations inside a bootable container image build',
+    builder: (y) => {
+      for (const cmd of containerCommands) y.command(cmd);
+      return y.demandCommand(1);
+    },
+    handler: () => undefined,
+  },
+  {
+    command: 'internals <command>',
+    describe: false,
+    builder: (y) => {
+      for (const cmd of internalsCommands) y.command(cmd);
       return y.demandCommand(1);
     },
     handler: () => undefined,
