@@ -111,6 +111,11 @@ function isUtf8(bytes: Uint8Array): boolean {
   }
 }
 
+/** `dir/name` on raw bytes; `dir` may be `/` itself (lint of the running root). */
+export function childPathBytes(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([dir, Buffer.from(dir.at(-1) === 0x2f ? '' : '/'), name]);
+}
+
 /** Names are read as bytes: a string API would have replaced the bad sequences already. */
 async function checkUtf8(root: RootfsView): Promise<LintOutcome> {
   const bad: string[] = [];
@@ -121,7 +126,7 @@ async function checkUtf8(root: RootfsView): Promise<LintOutcome> {
     const entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
     for (const entry of entries) {
       const name = entry.name as unknown as Buffer;
-      const child = Buffer.concat([dir, Buffer.from('/'), name]);
+      const child = childPathBytes(dir, name);
       if (!isUtf8(name)) {
         bad.push(`Invalid UTF-8 filename: ${show(child)}`);
         continue;
@@ -135,7 +140,7 @@ async function checkUtf8(root: RootfsView): Promise<LintOutcome> {
       }
     }
   };
-  await walk(Buffer.from(root.root === '/' ? '' : root.root), '');
+  await walk(rootPath, '');
   return bad.length === 0 ? ok : fail('Found non-UTF-8 names', bad);
 }
 

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../../../src/core/errors.js';
-import { LINTS, lintRootfs, renderLintList, renderOutcome, runLints, sysusersDeclared, tmpfilesPaths } from '../../../src/container/lint.js';
+import { childPathBytes, LINTS, lintRootfs, renderLintList, renderOutcome, runLints, sysusersDeclared, tmpfilesPaths } from '../../../src/container/lint.js';
 import { RootfsView } from '../../../src/container/rootfs-view.js';
 
 const trees: string[] = [];
@@ -174,6 +174,13 @@ describe('the report', () => {
     expect(listed.find((l) => l.name === 'var-tmpfiles')).toMatchObject({ type: 'warning', 'root-type': 'running' });
     expect(listed.find((l) => l.name === 'kernel')).toMatchObject({ type: 'fatal' });
     expect(listed.find((l) => l.name === 'kernel')).not.toHaveProperty('root-type');
+  });
+});
+
+describe('byte paths for the utf8 walk', () => {
+  it('joins below the running root and below a directory', () => {
+    expect(childPathBytes(Buffer.from('/'), Buffer.from('usr')).toString()).toBe('/usr');
+    expect(childPathBytes(Buffer.from('/x/rootfs'), Buffer.from([0xff])).equals(Buffer.from([...Buffer.from('/x/rootfs/'), 0xff]))).toBe(true);
   });
 });
 
