@@ -52,6 +52,33 @@ export const imageCommands: LazyCommand[] = [
 /** `bootc install …` subcommands. A bare `bootc install` is left for the interactive installer. */
 export const installCommands: LazyCommand[] = [
   {
+    command: 'to-disk <device>',
+    describe: 'Install the image onto a whole disk (or a disk image file with --via-loopback), erasing it (needs root)',
+    builder: (y) =>
+      y
+        .positional('device', { type: 'string', describe: 'The disk, e.g. /dev/vdb; with --via-loopback a disk image file' })
+        .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
+        .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
+        .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
+        .option('wipe', { type: 'boolean', default: false, describe: 'Erase existing partitions and signatures on the disk' })
+        .option('filesystem', { choices: ['xfs', 'ext4', 'btrfs'], describe: 'Root filesystem (default: the image\'s install config, else ext4)' })
+        .option('root-size', { type: 'string', describe: 'Root partition size, e.g. 20G (bare number: MiB; default: the rest of the disk)' })
+        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
+        .option('karg-delete', { type: 'string', array: true, default: [], describe: 'Kernel argument to remove (key or key=value); repeat for several' })
+        .option('root-ssh-authorized-keys', { type: 'string', describe: 'authorized_keys file for root, installed through tmpfiles.d' })
+        .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
+        .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' })
+        .option('generic-image', { type: 'boolean', default: false, describe: 'Install all bootloaders and leave firmware settings alone' })
+        .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
+        .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+        .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' }),
+    handler: async (argv) => {
+      const { runInstallToDisk } = await import('./install.js');
+      await runInstallToDisk(argv as unknown as import('./install.js').ToDiskArgs);
+    },
+  },
+  {
     command: 'print-configuration',
     describe: 'Print the merged install configuration (bootc/install/*.toml of the image and this host) as JSON',
     builder: (y) =>

@@ -4,10 +4,17 @@
  */
 import { resolve } from 'node:path';
 import { cancellation } from '../core/cancel.js';
+import { UserError } from '../core/errors.js';
+import { createProgress } from '../core/progress.js';
+import type { InstallFsType } from '../install/config.js';
+import { installToDisk, parseRootSize } from '../install/to-disk.js';
+import { parsePlatform } from '../oci/manifest.js';
+import type { ImageReference } from '../oci/types.js';
+import { toolVersion } from './version.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';
 import { pullImage } from '../oci/pull.js';
-import { parseReference } from '../oci/reference.js';
+import { formatImageName, parseReference } from '../oci/reference.js';
 
 /** Where pulled blobs are kept between runs, as `bootc image build-disk` keeps them. */
 export const DEFAULT_STORE_DIR = '/var/cache/bootc/store';
@@ -35,4 +42,74 @@ export async function runPrintConfiguration(args: PrintConfigurationArgs, out: N
   }
   const config = await loadInstallConfig(imageFiles);
   out.write(renderPrintConfiguration(config, args.all));
+}
+
+export interface ToDiskArgs {
+  device: string;
+  sourceImgref?: string;
+  targetImgref?: string;
+  targetTransport?: string;
+  wipe: boolean;
+  filesystem?: InstallFsType;
+  rootSize?: string;
+  karg: string[];
+  kargDelete: string[];
+  rootSshAuthorizedKeys?: string;
+  stateroot?: string;
+  viaLoopback: boolean;
+  genericImage: boolean;
+  store: string;
+  platform?: string;
+  quiet: boolean;
+  progressFd?: number;
+}
+
+/** `--target-imgref` with `--target-transport` (default registry), as upstream. */
+export function targetImageOf(args: Pick<ToDiskArgs, 'targetImgref' | 'targetTransport'>, source: ImageReference): { image: string; transport: string } {
+  if (args.targetImgref === undefined) return { image: formatImageName(source), transport: source.transport };
+  const transport = args.targetTransport ?? 'registry';
+  const ref = parseReference(transport === 'registry' ? args.targetImgref : `${transport}:${args.targetImgref}`);
+  return { image: formatImageName(ref), transport: ref.transport };
+}
+
+export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
+  if (args.sourceImgref === undefined) {
+    throw new UserError('no image to install', {
+      hint: 'name it with --source-imgref, e.g. --source-imgref quay.io/example/os:latest (any transport: oci:, oci-archive:, containers-storage:, …)',
+    });
+  }
+  const image = parseReference(args.sourceImgref);
+  const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
+  try {
+    const result = await installToDisk({
+      device: resolve(args.device),
+      image,
+      targetImage: targetImageOf(args, image),
+      viaLoopback: args.viaLoopback,
+      wipe: args.wipe,
+      ...(args.filesystem !== undefined ? { filesystem: args.filesystem } : {}),
+      ...(args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {}),
+      kargs: args.karg,
+      kargDeletes: args.kargDelete,
+      ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
+      ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
+      genericImage: args.genericImage || args.viaLoopback,
+      storeDir: resolve(args.store),
+      ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
+      installerVersion: toolVersion(),
+      progress,
+    });
+    await progress.close();
+    process.stdout.write(
+      [
+        `Installed ${args.sourceImgref} to ${args.device}`,
+        `  Digest: ${result.manifestDigest}`,
+        `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
+        `  Root filesystem: ${result.rootFsType} UUID=${result.rootFsUuid}`,
+        `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await progress.close();
+  }
 }

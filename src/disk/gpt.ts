@@ -56,6 +56,8 @@ export interface DiskLayoutRequest {
   rootMinBytes: number;
   /** Whole disk; absent: just what the partitions need. The root partition takes the rest. */
   totalBytes?: number;
+  /** Exact root partition size (`install to-disk --root-size`); default: the rest of the disk. */
+  rootBytes?: number;
   arch?: DiskArch;
 }
 
@@ -68,7 +70,7 @@ export const formatSize = (bytes: number): string =>
 
 export function planDiskLayout(request: DiskLayoutRequest): DiskLayout {
   const espBytes = alignUp(request.espBytes ?? DEFAULT_ESP_BYTES);
-  const rootMin = alignUp(request.rootMinBytes);
+  const rootMin = alignUp(Math.max(request.rootMinBytes, request.rootBytes ?? 0));
   const neededTotal = GPT_HEAD_BYTES + espBytes + rootMin + GPT_TAIL_BYTES;
   let totalBytes = neededTotal;
   if (request.totalBytes !== undefined) {
@@ -94,7 +96,7 @@ export function planDiskLayout(request: DiskLayoutRequest): DiskLayout {
     name: ROOT_PARTITION_NAME,
     typeGuid: (request.arch ?? 'x86_64') === 'aarch64' ? ROOT_AARCH64_TYPE_GUID : ROOT_X86_64_TYPE_GUID,
     startBytes: rootStart,
-    sizeBytes: totalBytes - GPT_TAIL_BYTES - rootStart,
+    sizeBytes: request.rootBytes !== undefined ? rootMin : totalBytes - GPT_TAIL_BYTES - rootStart,
   };
   invariant(root.sizeBytes >= rootMin, 'root partition smaller than planned');
   return { totalBytes, esp, root };

@@ -1,0 +1,142 @@
+/**
+ * The part of every install that happens on a mounted physical root, shared by `to-disk`
+ * and `to-filesystem`:
+ *
+ *   1. import the pulled image into the root's object store
+ *   2. check out the deployment and record its origin (target image, kargs)
+ *   3. boot files: kernel, combined initrd and BLS entry, kargs in upstream's order
+ *      (install-config kargs, kargs.d, deletes, --karg), onto the ESP with systemd-boot
+ *   4. the deployment's /etc/fstab (root, and the ESP at /boot for boot counting)
+ *   5. the root SSH key as a tmpfiles.d snippet
+ *   6. /.bootc-aleph.json, the install record, last
+ */
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { release } from 'node:os';
+import { join } from 'node:path';
+import { withContext } from '../core/errors.js';
+import { cancellation } from '../core/cancel.js';
+import { Progress } from '../core/progress.js';
+import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type DeploymentBoot } from '../boot/deployment-boot.js';
+import { installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { imageVersion } from '../oci/manifest.js';
+import type { PulledImage } from '../oci/pull.js';
+import { formatReference } from '../oci/reference.js';
+import { writeFileAtomic } from '../store/layout.js';
+import { ALEPH_FILE, ROOT_SSH_TMPFILES, renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome, type FstabMount } from './os-config.js';
+
+export interface InstallOnRootRequest {
+  /** The mounted physical root. */
+  rootDir: string;
+  /** For `root=UUID=` in the boot entry. */
+  rootFsUuid: string;
+  /** Replaces `root=UUID=…` (install config / --root-mount-spec); "" leaves root= out. */
+  rootMountSpec?: string;
+  rootFsType: string;
+  esp: EspLocation;
+  espBytes: number;
+  /** The ESP's filesystem UUID (`XXXX-XXXX`), for fstab; absent: no /boot line. */
+  espUuid?: string;
+  pulled: PulledImage;
+  targetImage: { image: string; transport: string };
+  stateroot: string;
+  installConfigKargs: readonly string[];
+  kargDeletes: readonly string[];
+  cliKargs: readonly string[];
+  rootSshAuthorizedKeys?: string;
+  installerVersion: string;
+  progress?: Progress;
+  now?: Date;
+}
+
+export interface InstalledSystem {
+  deployment: Deployment;
+  boot: DeploymentBoot;
+}
+
+export async function installOnRoot(req: InstallOnRootRequest): Promise<InstalledSystem> {
+  const progress = req.progress ?? Progress.silent();
+  const name = formatReference(req.pulled.reference);
+  const imported = await importImage(req.rootDir, req.pulled, progress);
+  cancellation.check();
+
+  const deployment = await createDeployment(req.rootDir, imported, name, {
+    stateroot: req.stateroot,
+    targetImage: req.targetImage,
+    kargs: [...req.installConfigKargs, ...req.cliKargs],
+    architecture: req.pulled.config.architecture,
+    ...(req.now ? { now: req.now } : {}),
+  });
+  cancellation.check();
+
+  const boot = await withContext('Installing the bootloader and the boot entry', async () => {
+    const work = await mkdtemp(join(req.rootDir, '.bootc-install-'));
+    try {
+      const prepared = await prepareDeploymentBoot(
+        {
+          deploymentDir: deployment.dir,
+          stateroot: deployment.stateroot,
+          deploymentId: deployment.id,
+          rootFsUuid: req.rootFsUuid,
+          bootOrder: 1,
+          imageVersion: imageVersion(req.pulled.config) ?? undefined,
+          installConfigKargs: req.installConfigKargs,
+          kargDeletes: req.kargDeletes,
+          cliKargs: req.cliKargs,
+        },
+        work,
+      );
+      if (req.rootMountSpec !== undefined) {
+        const at = prepared.kernelArguments.findIndex((k) => k.startsWith('root='));
+        prepared.kernelArguments.splice(at, 1, ...(req.rootMountSpec === '' ? [] : [`root=${req.rootMountSpec}`]));
+        prepared.entry.options = prepared.kernelArguments.join(' ');
+      }
+      checkEspSize(req.espBytes, await espBytesNeeded(prepared, deployment.dir));
+      await installSystemdBoot(req.esp, deployment.dir);
+      await writeLoaderConf(req.esp, {});
+      await installDeploymentBoot(req.esp, prepared);
+      return prepared;
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
+  await withContext('Writing /etc/fstab of the deployment', async () => {
+    const fstab = join(deployment.dir, 'etc', 'fstab');
+    const existing = await readFile(fstab, 'utf8').catch(() => '');
+    const rootSpec = req.rootMountSpec === undefined || req.rootMountSpec === '' ? `UUID=${req.rootFsUuid}` : req.rootMountSpec;
+    const mounts: FstabMount[] = [{ spec: rootSpec, mountpoint: '/', fsType: req.rootFsType, options: 'defaults' }];
+    if (req.espUuid) mounts.push({ spec: `UUID=${req.espUuid}`, mountpoint: '/boot', fsType: 'vfat', options: 'umask=0077,shortname=winnt' });
+    await writeFileAtomic(fstab, renderFstab(existing, mounts), 0o644);
+  });
+
+  if (req.rootSshAuthorizedKeys !== undefined) {
+    const keys = req.rootSshAuthorizedKeys;
+    await withContext(`Writing /${ROOT_SSH_TMPFILES}`, async () => {
+      const link = await readlink(join(deployment.dir, 'root')).catch(() => null);
+      await writeFileAtomic(join(deployment.dir, ROOT_SSH_TMPFILES), renderRootSshTmpfiles(keys, resolveRootHome(link)), 0o644);
+    });
+  }
+
+  await withContext(`Writing /${ALEPH_FILE}`, () =>
+    writeFileAtomic(
+      join(req.rootDir, ALEPH_FILE),
+      renderAleph({
+        image:
+          req.pulled.reference.transport === 'registry'
+            ? `${req.pulled.reference.name}@${req.pulled.manifestDigest}`
+            : formatReference(req.pulled.reference),
+        digest: req.pulled.manifestDigest,
+        'target-image': req.targetImage.transport === 'registry' ? req.targetImage.image : `${req.targetImage.transport}:${req.targetImage.image}`,
+        labels: req.pulled.config.labels,
+        ...(imageVersion(req.pulled.config) ? { version: imageVersion(req.pulled.config)! } : {}),
+        timestamp: (req.now ?? new Date()).toISOString(),
+        kernel: release(),
+        selinux: 'disabled',
+        'installer-version': req.installerVersion,
+      }),
+      0o644,
+    ),
+  );
+  return { deployment, boot };
+}

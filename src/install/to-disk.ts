@@ -1,0 +1,294 @@
+/**
+ * `bootc install to-disk DEVICE`: a whole disk (or, with --via-loopback, a disk image
+ * file) becomes a bootable system running the image.
+ *
+ *   1. refuse early: not root, DEVICE not a block device (or not a file with
+ *      --via-loopback), an unreadable --root-ssh-authorized-keys, a bad --root-size
+ *   2. --via-loopback: attach the file to a loop device (detached again whatever happens)
+ *   3. check the disk: whole disk, not the running root, not in LVM/RAID/LUKS use, nothing
+ *      mounted, no partitions unless --wipe (block-device.ts); nothing is written before
+ *   4. pull the image and read its install configuration (+ the host's): filesystem type,
+ *      stateroot, kargs, karg-deletes, root-mount-spec
+ *   5. --wipe: erase the signatures of the partitions and the disk
+ *   6. partition: GPT with EFI-SYSTEM and root (src/disk/gpt.ts), then the partition nodes
+ *   7. mkfs the root (label `root`, random UUID) and mount it under /run/bootc/mounts
+ *   8. mkfs.fat the ESP (written with mtools later: never mounted)
+ *   9. onto the mounted root: import, deploy, boot entry, fstab, SSH key, aleph (install.ts)
+ *  10. finalise: sync, fstrim, remount read-only, unmount; release the partition nodes and
+ *      the loop device
+ *
+ * A failure after step 4 unmounts and detaches everything and says what state the disk is in.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rmdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContextError, UserError, withContext } from '../core/errors.js';
+import { run } from '../core/exec.js';
+import { cancellation } from '../core/cancel.js';
+import { debug, info, warn } from '../core/log.js';
+import { Progress } from '../core/progress.js';
+import { formatEsp } from '../boot/esp.js';
+import { hostRustArch } from '../boot/kargs.js';
+import { DEFAULT_ESP_BYTES, GiB, MiB, formatSize, planDiskLayout, type DiskLayout } from '../disk/gpt.js';
+import { writePartitionTable } from '../disk/partition-table.js';
+import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
+import { pullImage } from '../oci/pull.js';
+import { formatImageName, formatReference } from '../oci/reference.js';
+import type { ImageReference, Platform } from '../oci/types.js';
+import { checkStateroot } from '../deploy/paths.js';
+import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
+import { chooseRootFsType, type InstallConfig, type InstallFsType } from './config.js';
+import { loadInstallConfig, readImageInstallConfigFiles } from './config-files.js';
+import { installOnRoot, type InstalledSystem } from './install.js';
+import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
+
+/** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
+export const INSTALL_MOUNTS_DIR = '/run/bootc/mounts';
+/**
+ * The smallest root partition worth creating: the image is imported after mkfs, so its
+ * size is not known yet; a smaller disk fails later with ENOSPC and a clear state message.
+ */
+export const MIN_ROOT_BYTES = 2 * GiB;
+
+export interface ToDiskRequest {
+  device: string;
+  image: ImageReference;
+  /** Default: the source image reference. */
+  targetImage?: { image: string; transport: string };
+  viaLoopback: boolean;
+  wipe: boolean;
+  filesystem?: InstallFsType;
+  rootSizeBytes?: number;
+  kargs: readonly string[];
+  kargDeletes: readonly string[];
+  rootSshAuthorizedKeysFile?: string;
+  stateroot?: string;
+  genericImage: boolean;
+  storeDir: string;
+  platform?: Platform;
+  installerVersion: string;
+  progress?: Progress;
+  /** For tests: where the host's /usr/local/lib, /etc and /run install configs are read. */
+  hostRoot?: string;
+}
+
+export interface ToDiskResult extends InstalledSystem {
+  device: string;
+  layout: DiskLayout;
+  rootFsType: InstallFsType;
+  rootFsUuid: string;
+  manifestDigest: string;
+  config: InstallConfig | null;
+}
+
+/** Parses `--root-size`: a number with an optional M, G or T suffix; MiB when bare, as upstream. */
+export function parseRootSize(text: string): number {
+  const m = /^(\d+)([MGT])?$/i.exec(text.trim());
+  if (!m) {
+    throw new UserError(`invalid --root-size "${text}"`, { hint: 'write a size like 20G, 512M or 1T (a bare number is MiB)' });
+  }
+  const unit = { M: MiB, G: GiB, T: 1024 * GiB }[(m[2] ?? 'M').toUpperCase() as 'M' | 'G' | 'T'];
+  return Number(m[1]) * unit;
+}
+
+/** Step 6, planning: the ESP and the root on a disk of `diskBytes`. */
+export function planInstallLayout(device: string, diskBytes: number, rootSizeBytes?: number): DiskLayout {
+  const rootMin = rootSizeBytes ?? MIN_ROOT_BYTES;
+  try {
+    return planDiskLayout({
+      espBytes: DEFAULT_ESP_BYTES,
+      rootMinBytes: rootMin,
+      totalBytes: diskBytes,
+      ...(rootSizeBytes !== undefined ? { rootBytes: rootSizeBytes } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const needed = DEFAULT_ESP_BYTES + rootMin + 2 * MiB;
+    throw new UserError(`${device} (${formatSize(diskBytes)}) is too small: it needs at least ${formatSize(needed)} (ESP ${formatSize(DEFAULT_ESP_BYTES)}, root ${formatSize(rootMin)})`, {
+      hint: rootSizeBytes !== undefined ? 'give a smaller --root-size, or a bigger disk' : 'use a bigger disk',
+    });
+  }
+}
+
+/** Disk states named in the error of a failed install. */
+type DiskState = 'untouched' | 'wiped' | 'partitioned' | 'written';
+const STATE_MESSAGES: Record<DiskState, string> = {
+  untouched: 'nothing was written to it',
+  wiped: 'its old signatures were erased; it holds no bootable system',
+  partitioned: 'it was partitioned but holds no bootable system',
+  written: 'the system was written but not finalised; it may not boot',
+};
+
+async function checkRoot(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new UserError('bootc install to-disk needs root: it partitions a disk, creates filesystems and mounts them', {
+      hint: 'run it as root (e.g. with sudo)',
+    });
+  }
+}
+
+/** Step 1, DEVICE: a block device, or a regular file with --via-loopback. */
+async function checkDeviceKind(device: string, viaLoopback: boolean): Promise<void> {
+  let st;
+  try {
+    st = await stat(device);
+  } catch {
+    throw new UserError(`${device} does not exist`, {
+      hint: viaLoopback ? 'create the disk image first, e.g. `truncate -s 10G disk.raw`' : 'give the path of a disk, e.g. /dev/vdb (see `lsblk`)',
+    });
+  }
+  if (viaLoopback && !st.isFile()) {
+    throw new UserError(`${device} is not a regular file`, { hint: '--via-loopback installs into a disk image file; for a disk, leave --via-loopback out' });
+  }
+  if (!viaLoopback && !st.isBlockDevice()) {
+    throw new UserError(`${device} is not a block device`, {
+      hint: st.isFile() ? 'to install into a disk image file, add --via-loopback' : 'give the path of a disk, e.g. /dev/vdb (see `lsblk`)',
+    });
+  }
+}
+
+async function readSshKeys(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  return readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new UserError(`cannot read --root-ssh-authorized-keys ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, {
+      hint: 'give a file in authorized_keys format (e.g. ~/.ssh/id_ed25519.pub)',
+    });
+  });
+}
+
+/** Step 7: the root filesystem, with its label and a random UUID, as upstream creates it. */
+export function mkfsRootArgv(fsType: InstallFsType, node: string, uuid: string): [string, ...string[]] {
+  switch (fsType) {
+    case 'ext4':
+      return ['mkfs.ext4', '-q', '-F', '-L', ROOT_FS_LABEL, '-U', uuid, node];
+    case 'xfs':
+      return ['mkfs.xfs', '-q', '-f', '-L', ROOT_FS_LABEL, '-m', `uuid=${uuid}`, node];
+    case 'btrfs':
+      return ['mkfs.btrfs', '-q', '-f', '-L', ROOT_FS_LABEL, '-U', uuid, node];
+  }
+}
+
+export async function filesystemUuid(node: string): Promise<string> {
+  const r = await run({ description: `Reading the filesystem UUID of ${node}`, argv: ['blkid', '-p', '-o', 'value', '-s', 'UUID', node] });
+  return r.stdout.trim();
+}
+
+/** Step 10 for one mounted root: flush, discard, read-only, unmount. */
+export async function finaliseRoot(mountDir: string): Promise<void> {
+  await withContext(`Finalising the filesystem at ${mountDir}`, async () => {
+    await run({ description: `Flushing ${mountDir}`, argv: ['sync', '-f', mountDir] });
+    await run({ description: `Discarding unused blocks of ${mountDir}`, argv: ['fstrim', '--quiet-unsupported', mountDir] });
+    await run({ description: `Remounting ${mountDir} read-only`, argv: ['mount', '-o', 'remount,ro', mountDir] });
+  });
+}
+
+async function unmount(dir: string): Promise<void> {
+  await run({ description: `Unmounting ${dir}`, argv: ['umount', dir] });
+}
+
+export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
+  const progress = req.progress ?? Progress.silent();
+  const name = formatReference(req.image);
+  return withContext(`Installing ${name} to ${req.device}`, async () => {
+    // 1
+    await checkRoot();
+    await checkDeviceKind(req.device, req.viaLoopback);
+    if (req.stateroot !== undefined) checkStateroot(req.stateroot);
+    const sshKeys = await readSshKeys(req.rootSshAuthorizedKeysFile);
+    if (req.viaLoopback && !req.genericImage) debug('--via-loopback implies --generic-image: no firmware boot entries are written');
+
+    // 2
+    const loopDevice = req.viaLoopback ? await withContext(`Attaching ${req.device}`, () => attachLoopDevice(req.device)) : undefined;
+    const disk = loopDevice ?? req.device;
+    let state: DiskState = 'untouched';
+    let nodes: PartitionNodes | undefined;
+    let mountDir: string | undefined;
+    let mounted = false;
+    try {
+      // 3
+      await withContext(`Checking ${disk}`, async () => checkInstallTarget(await readTargetFacts(disk), req.wipe));
+      const layout = planInstallLayout(req.device, await deviceSizeBytes(disk), req.rootSizeBytes);
+
+      // 4
+      const pulled = await withContext(`Pulling ${name}`, () =>
+        pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, ...(req.platform ? { platform: req.platform } : {}) }),
+      );
+      const config = await loadInstallConfig(await readImageInstallConfigFiles(pulled), {
+        ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
+        arch: hostRustArch(),
+      });
+      const fsType = chooseRootFsType(req.filesystem, config);
+      const stateroot = checkStateroot(req.stateroot ?? config?.stateroot ?? 'default');
+      info(`Installing image: ${name}`);
+      info(`Digest: ${pulled.manifestDigest}`);
+      cancellation.check();
+
+      // 5
+      if (req.wipe) {
+        state = 'wiped';
+        const facts = await readTargetFacts(disk);
+        await withContext(`Wiping ${disk}`, () => wipeDevice(facts.device));
+      }
+
+      // 6
+      state = 'partitioned';
+      await withContext(`Partitioning ${disk}`, () => writePartitionTable(disk, layout, randomUUID()));
+      nodes = await openPartitionNodes(disk, [layout.esp, layout.root]);
+      const espNode = nodes.nodes.get(layout.esp.number)!;
+      const rootNode = nodes.nodes.get(layout.root.number)!;
+
+      // 7
+      const rootFsUuid = randomUUID();
+      await run({ description: `Creating the ${fsType} root filesystem on ${rootNode}`, argv: mkfsRootArgv(fsType, rootNode, rootFsUuid) });
+      await mkdir(INSTALL_MOUNTS_DIR, { recursive: true, mode: 0o755 });
+      mountDir = await mkdtemp(join(INSTALL_MOUNTS_DIR, 'rootfs-'));
+      await run({ description: `Mounting the new root filesystem ${rootNode}`, argv: ['mount', rootNode, mountDir] });
+      mounted = true;
+
+      // 8
+      const esp = { image: espNode, offsetBytes: 0 };
+      await withContext('Creating the ESP', () => formatEsp(esp, layout.esp.sizeBytes));
+      const espUuid = await filesystemUuid(espNode);
+
+      // 9
+      state = 'written';
+      const installed = await installOnRoot({
+        rootDir: mountDir,
+        rootFsUuid,
+        ...(config?.['root-mount-spec'] !== undefined ? { rootMountSpec: config['root-mount-spec'] } : {}),
+        rootFsType: fsType,
+        esp,
+        espBytes: layout.esp.sizeBytes,
+        espUuid,
+        pulled,
+        targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
+        stateroot,
+        installConfigKargs: config?.kargs ?? [],
+        kargDeletes: [...(config?.['karg-deletes'] ?? []), ...req.kargDeletes],
+        cliKargs: req.kargs,
+        ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
+        installerVersion: req.installerVersion,
+        progress,
+      });
+
+      // 10
+      await finaliseRoot(mountDir);
+      await unmount(mountDir);
+      mounted = false;
+      info('Installation complete!');
+      return { ...installed, device: req.device, layout, rootFsType: fsType, rootFsUuid, manifestDigest: pulled.manifestDigest, config };
+    } catch (err) {
+      throw state === 'untouched' ? err : new ContextError(`${req.device}: ${STATE_MESSAGES[state]}; run the install again with --wipe`, err);
+    } finally {
+      // Cleanup must not hide the first error; each step is attempted.
+      const cleanups: Array<[string, () => Promise<void>]> = [];
+      if (mounted && mountDir) cleanups.push([`unmounting ${mountDir}`, () => unmount(mountDir!)]);
+      if (mountDir) cleanups.push([`removing ${mountDir}`, () => rmdir(mountDir!)]);
+      if (nodes) cleanups.push(['releasing the partition loop devices', () => nodes!.release()]);
+      if (loopDevice) cleanups.push([`detaching ${loopDevice}`, () => detachLoopDevice(loopDevice)]);
+      for (const [what, cleanup] of cleanups) {
+        await cleanup().catch((err: unknown) => warn(`cleanup failed, ${what}: ${err instanceof Error ? err.message : String(err)}`));
+      }
+    }
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * Privileged tier: `installToDisk` on real loop devices. Every refusal leaves the disk
+ * byte-for-byte unchanged and nothing attached or mounted; a successful install is checked
+ * with the tools that own each format (sfdisk, blkid, mtools, mount); a failure half-way
+ * says what state the disk is in and still cleans up.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { unwrapContext, UserError } from '../../../src/core/errors.js';
+import { readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
+import { parseReference } from '../../../src/oci/reference.js';
+import { readPartitionTable } from '../../../src/disk/partition-table.js';
+import { ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID } from '../../../src/disk/gpt.js';
+import { INSTALL_MOUNTS_DIR, installToDisk, type ToDiskRequest } from '../../../src/install/to-disk.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
+import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
+
+const skip = explainSkip(
+  'privileged',
+  needsLoopDevices() ??
+    needsCommands('sfdisk', 'wipefs', 'blkid', 'lsblk', 'mkfs.ext4', 'mkfs.xfs', 'mkfs.fat', 'mcopy', 'fstrim') ??
+    needsFile(fixturesIndexPath, fixturesHint),
+);
+
+const sh = (cmd: string, ...args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
+const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+const loopsOf = (file: string): string => sh('losetup', '-j', file);
+
+describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
+  let tmp: string;
+  let store: string;
+  const attached: string[] = [];
+  const mounted: string[] = [];
+
+  beforeAll(() => {
+    tmp = mkdtempSync('/var/tmp/install-privileged-');
+    store = join(tmp, 'store');
+  });
+  afterEach(() => {
+    for (const m of mounted.splice(0)) sh('umount', m);
+    for (const l of attached.splice(0)) sh('losetup', '--detach', l);
+  });
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const diskFile = (name: string, size: string): string => {
+    const file = join(tmp, name);
+    sh('truncate', '-s', size, file);
+    return file;
+  };
+  const attach = (file: string): string => {
+    const loop = sh('losetup', '--find', '--show', '--partscan', file).trim();
+    attached.push(loop);
+    return loop;
+  };
+  const request = (device: string, extra: Partial<ToDiskRequest> = {}): ToDiskRequest => ({
+    device,
+    image: parseReference(ociLayoutRef('v1')),
+    viaLoopback: false,
+    wipe: false,
+    kargs: [],
+    kargDeletes: [],
+    genericImage: false,
+    storeDir: store,
+    installerVersion: 'test',
+    hostRoot: join(tmp, 'no-host-config'),
+    ...extra,
+  });
+  const refusal = async (req: ToDiskRequest): Promise<UserError> => {
+    const err = await installToDisk(req).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const root = unwrapContext(err).root;
+    if (!(root instanceof UserError)) throw err ?? new Error('the install was not refused');
+    return root;
+  };
+  const nothingLeftMounted = (): void => {
+    const mine = readdirSync(INSTALL_MOUNTS_DIR, { withFileTypes: true }).map((d) => d.name);
+    expect(sh('findmnt', '-rn', '-o', 'TARGET').split('\n').filter((t) => t.startsWith(INSTALL_MOUNTS_DIR))).toEqual([]);
+    expect(mine.filter((n) => n.startsWith('rootfs-'))).toEqual([]);
+  };
+
+  it('refuses a disk with a mounted filesystem, and leaves it unchanged', async () => {
+    const file = diskFile('mounted.raw', '64M');
+    const loop = attach(file);
+    sh('mkfs.ext4', '-q', loop);
+    const dir = join(tmp, 'mnt');
+    mkdirSync(dir, { recursive: true });
+    // Read-only, so the only writer that could change the bytes is the installer.
+    sh('mount', '-o', 'ro', loop, dir);
+    mounted.push(dir);
+    const before = sha256(file);
+    const err = await refusal(request(loop, { wipe: true }));
+    expect(err.message).toBe(`${loop} is mounted at ${dir}`);
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('refuses a disk with partitions unless --wipe, and leaves it unchanged', async () => {
+    const file = diskFile('partitioned.raw', '64M');
+    sh('sh', '-c', `printf 'label: gpt\\nsize=8M, name="data"\\n' | sfdisk -q ${file}`);
+    const loop = attach(file);
+    const before = sha256(file);
+    const err = await refusal(request(loop));
+    expect(err.message).toMatch(new RegExp(`^Detected existing partitions on ${loop}: `));
+    expect(err.hint).toContain('--wipe');
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('refuses a filesystem signature on the whole disk unless --wipe', async () => {
+    const file = diskFile('signature.raw', '64M');
+    sh('mkfs.ext4', '-q', '-F', file);
+    const loop = attach(file);
+    const before = sha256(file);
+    expect((await refusal(request(loop))).message).toBe(`${loop} holds a ext4 signature`);
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('refuses a disk too small for the layout, before wiping anything', async () => {
+    const file = diskFile('small.raw', '64M');
+    sh('sh', '-c', `printf 'label: gpt\\nsize=8M, name="data"\\n' | sfdisk -q ${file}`);
+    const loop = attach(file);
+    const before = sha256(file);
+    expect((await refusal(request(loop, { wipe: true }))).message).toMatch(/ is too small: it needs at least /);
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('--via-loopback: refuses a partitioned file and detaches its loop device', async () => {
+    const file = diskFile('via-loopback-partitioned.raw', '64M');
+    sh('sh', '-c', `printf 'label: gpt\\nsize=8M, name="data"\\n' | sfdisk -q ${file}`);
+    const before = sha256(file);
+    expect((await refusal(request(file, { viaLoopback: true }))).message).toMatch(/^Detected existing partitions on \/dev\/loop\d+/);
+    expect(sha256(file)).toBe(before);
+    expect(loopsOf(file)).toBe('');
+  });
+
+  it('refuses a regular file without --via-loopback, and a block device with it', async () => {
+    const file = diskFile('plain.raw', '64M');
+    const err = await refusal(request(file));
+    expect(err.message).toBe(`${file} is not a block device`);
+    expect(err.hint).toContain('--via-loopback');
+    const loop = attach(file);
+    expect((await refusal(request(loop, { viaLoopback: true }))).message).toBe(`${loop} is not a regular file`);
+  });
+
+  it('installs fixture:v1 with --wipe over an old table, root filesystem and stateroot from the install config', async () => {
+    const file = diskFile('installed.raw', '4G');
+    sh('sh', '-c', `printf 'label: gpt\\nsize=8M, name="old"\\n' | sfdisk -q ${file}`);
+    const loop = attach(file);
+    const hostRoot = join(tmp, 'host');
+    mkdirSync(join(hostRoot, 'etc/bootc/install'), { recursive: true });
+    writeFileSync(
+      join(hostRoot, 'etc/bootc/install/50-test.toml'),
+      '[install.filesystem.root]\ntype = "xfs"\n[install]\nstateroot = "tested"\nkargs = ["from.config=1", "quiet"]\nkarg-deletes = ["quiet"]\n',
+    );
+    const keys = join(tmp, 'keys');
+    writeFileSync(keys, 'ssh-ed25519 AAAAtest root@test\n');
+    const result = await installToDisk(request(loop, { wipe: true, hostRoot, kargs: ['from.cli=1'], rootSshAuthorizedKeysFile: keys }));
+    const digest = readFixturesIndex().tags.v1.manifestDigest;
+    expect(result.manifestDigest).toBe(digest);
+    expect(result.rootFsType).toBe('xfs');
+    expect(result.deployment.stateroot).toBe('tested');
+    expect(result.boot.kernelArguments).toEqual([
+      `root=UUID=${result.rootFsUuid}`, 'rw', 'from.config=1', 'console=ttyS0,115200', 'from.cli=1', `bootc.deploy=tested/${result.deployment.id}`,
+    ]);
+    nothingLeftMounted();
+
+    const table = await readPartitionTable(file);
+    expect(table.label).toBe('gpt');
+    expect(table.partitions.map((p) => [p.name, p.typeGuid])).toEqual([
+      ['EFI-SYSTEM', ESP_TYPE_GUID],
+      ['root', ROOT_X86_64_TYPE_GUID],
+    ]);
+    const [esp, root] = table.partitions;
+    const rootLoop = sh('losetup', '--find', '--show', '--read-only', '--offset', String(root!.startBytes), '--sizelimit', String(root!.sizeBytes), file).trim();
+    attached.push(rootLoop);
+    expect(sh('blkid', '-p', '-o', 'value', '-s', 'TYPE', rootLoop).trim()).toBe('xfs');
+    expect(sh('blkid', '-p', '-o', 'value', '-s', 'LABEL', rootLoop).trim()).toBe('root');
+    expect(sh('blkid', '-p', '-o', 'value', '-s', 'UUID', rootLoop).trim()).toBe(result.rootFsUuid);
+    const dir = join(tmp, 'installed-root');
+    mkdirSync(dir, { recursive: true });
+    sh('mount', '-o', 'ro,norecovery', rootLoop, dir);
+    mounted.push(dir);
+    const deployment = join(dir, 'bootc/deploy/tested', result.deployment.id);
+    expect(readFileSync(join(deployment, 'usr/lib/fixture-release'), 'utf8').trim()).toBe('1');
+    const fstab = readFileSync(join(deployment, 'etc/fstab'), 'utf8');
+    expect(fstab).toContain(`UUID=${result.rootFsUuid} / xfs defaults 0 0\n`);
+    expect(fstab).toMatch(/^UUID=[0-9A-F]{4}-[0-9A-F]{4} \/boot vfat umask=0077,shortname=winnt 0 0$/m);
+    expect(readFileSync(join(deployment, 'etc/tmpfiles.d/bootc-root-ssh.conf'), 'utf8')).toBe(
+      'd /var/roothome/.ssh 0700 root root -\n' +
+        `f~ /var/roothome/.ssh/authorized_keys 600 root root - ${Buffer.from('ssh-ed25519 AAAAtest root@test\n').toString('base64')}\n`,
+    );
+    const aleph = JSON.parse(readFileSync(join(dir, '.bootc-aleph.json'), 'utf8')) as Record<string, unknown>;
+    expect(aleph).toMatchObject({ digest, image: ociLayoutRef('v1'), 'target-image': ociLayoutRef('v1'), 'installer-version': 'test', selinux: 'disabled' });
+    expect(Object.keys(aleph)).toEqual(expect.arrayContaining(['labels', 'timestamp', 'kernel']));
+
+    const espLoc = { image: file, offsetBytes: esp!.startBytes };
+    const entries = await listBootEntries(espLoc);
+    expect(entries).toEqual([`bootc-tested-${result.deployment.id}+3.conf`]);
+    expect(await readBootEntry(espLoc, entries[0]!)).toContain(`options ${result.boot.kernelArguments.join(' ')}`);
+  }, 300_000);
+
+  it('a failure after partitioning says the disk holds no bootable system, and leaves nothing mounted or attached', async () => {
+    const file = diskFile('nokernel.raw', '4G');
+    const err = await installToDisk(request(file, { viaLoopback: true, image: parseReference(ociLayoutRef('nokernel')) })).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(String((err as Error).message)).toMatch(/the system was written but not finalised|holds no bootable system/);
+    expect(String((err as Error).message)).toContain('--wipe');
+    expect(unwrapContext(err).root).toBeInstanceOf(UserError);
+    expect(String((unwrapContext(err).root as Error).message)).toMatch(/has no kernel/);
+    nothingLeftMounted();
+    expect(loopsOf(file)).toBe('');
+  }, 300_000);
+});
