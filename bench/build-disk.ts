@@ -1,0 +1,219 @@
+/**
+ * bench/build-disk: `bootc image build-disk` of the fixture:v2 oci-archive to qcow2, side
+ * by side in the same run with a minimal shell pipeline making a disk of the same image:
+ * extract the archive, `gzip -dc | tar -x` each layer (whiteouts ignored), `mkfs.ext4 -d`,
+ * `mkfs.vfat` + `mcopy` of kernel and initramfs, `sfdisk` + `dd` into a raw disk,
+ * `qemu-img convert -O qcow2`. Runs alternate so both see the same machine load. Prints one
+ * JSON document; asserts nothing.
+ *
+ *   npx tsx bench/build-disk.ts [--runs 3] [--tag v2] [--no-build]
+ *
+ * Ours is the built CLI (`node dist/cli.js`, after `npm run build` unless --no-build) with a
+ * fresh --store each run, so the pull from the archive is counted as the shell pipeline's
+ * archive extraction is. Peak RSS is `/usr/bin/time -f %M` on the CLI: the largest resident
+ * set of the CLI and of the tools it waited for (mkfs.ext4, qemu-img…), not their sum.
+ * Each side prints step markers; the step times show what dominates.
+ * Targets (issue 4): median ratio ours/shell <= 1.5; peak RSS <= 300 MB.
+ */
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, spawnStreaming } from '../src/core/exec.js';
+import { ociArchivePath, ociArchiveRef, type FixtureTag } from '../fixtures/paths.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The shell side. Sizes as ours: a 1 GiB ESP; the root filesystem gets the tree's size plus
+ * 30 % and 64 MiB (ours plans its own headroom; the report gives both disk sizes).
+ */
+const SHELL_PIPELINE = String.raw`
+set -euo pipefail
+archive=$1 tag=$2 w=$3
+for tool in jq tar gzip mkfs.ext4 mkfs.vfat mmd mcopy sfdisk dd qemu-img; do
+  command -v "$tool" >/dev/null || { echo "the shell pipeline needs $tool" >&2; exit 1; }
+done
+echo "phase: extract"
+mkdir -p "$w/layout" "$w/rootfs"
+tar -xf "$archive" -C "$w/layout"
+blob() { echo "$w/layout/blobs/\${1%%:*}/\${1#*:}"; }
+manifest=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$w/layout/index.json")
+echo "phase: layers"
+for layer in $(jq -r '.layers[].digest' "$(blob "$manifest")"); do
+  gzip -dc "$(blob "$layer")" | tar -x --numeric-owner --xattrs --xattrs-include='*' --exclude='.wh.*' -C "$w/rootfs" -f -
+done
+kdir=$(echo "$w"/rootfs/usr/lib/modules/*)
+echo "phase: mkfs"
+used=$(du -s --block-size=1 "$w/rootfs" | cut -f1)
+root_mib=$(( used * 13 / 10 / 1048576 + 64 ))
+esp_mib=1024
+truncate -s "\${root_mib}M" "$w/root.img"
+mkfs.ext4 -q -L root -d "$w/rootfs" "$w/root.img"
+echo "phase: esp"
+truncate -s "\${esp_mib}M" "$w/esp.img"
+mkfs.vfat -F 32 -n ESP "$w/esp.img" >/dev/null
+mmd -i "$w/esp.img" ::/boot
+mcopy -i "$w/esp.img" "$kdir/vmlinuz" "$kdir/initramfs.img" ::/boot/
+echo "phase: disk"
+truncate -s $(( 1 + esp_mib + root_mib + 1 ))M "$w/disk.raw"
+sfdisk -q "$w/disk.raw" <<SFDISK
+label: gpt
+start=1MiB, size=\${esp_mib}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+start=$(( 1 + esp_mib ))MiB, size=\${root_mib}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
+SFDISK
+dd if="$w/esp.img" of="$w/disk.raw" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$w/root.img" of="$w/disk.raw" bs=1M seek=$(( 1 + esp_mib )) conv=notrunc,sparse status=none
+echo "phase: convert"
+qemu-img convert -O qcow2 "$w/disk.raw" "$w/disk.qcow2"
+`.replaceAll('\\$', '$');
+
+/** Lines of our CLI's plain progress and --verbose exec log that start a step. */
+const OUR_STEPS: readonly [RegExp, string][] = [
+  [/^Importing image$/, 'import'],
+  [/^Deploying$/, 'deploy'],
+  [/^Writing disk image$/, 'disk-prep'],
+  [/^debug: exec: mkfs\.ext4 /, 'mkfs'],
+  [/^debug: exec: mkfs\.fat /, 'esp'],
+  [/^debug: exec: qemu-img convert /, 'convert'],
+];
+
+interface Timed {
+  seconds: number;
+  steps: Record<string, number>;
+  lines: string[];
+}
+
+/**
+ * Runs `argv`, stdout and stderr merged, timestamping each line; a line matching a step
+ * marker starts that step, which lasts until the next step or the end.
+ */
+async function timeSteps(description: string, argv: [string, ...string[]], firstStep: string, markers: (line: string) => string | null): Promise<Timed> {
+  const start = performance.now();
+  const { child, done } = spawnStreaming({ description, argv, cwd: REPO, stdio: { stdin: 'ignore' } });
+  const marks: [string, number][] = [[firstStep, start]];
+  const lines: string[] = [];
+  let partial = '';
+  for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+    const now = performance.now();
+    const parts = (partial + chunk.toString('utf8')).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      lines.push(line);
+      const step = markers(line);
+      if (step !== null) marks.push([step, now]);
+    }
+  }
+  await done;
+  const end = performance.now();
+  const steps: Record<string, number> = {};
+  marks.forEach(([name, at], i) => {
+    steps[name] = round(((marks[i + 1]?.[1] ?? end) - at) / 1000 + (steps[name] ?? 0));
+  });
+  return { seconds: (end - start) / 1000, steps, lines };
+}
+
+async function runOurs(tag: FixtureTag, dir: string): Promise<Timed & { peakRssKiB: number; diskBytes: number }> {
+  const rssFile = join(dir, 'maxrss');
+  const output = join(dir, 'output');
+  const timed = await timeSteps(
+    'bootc image build-disk (built CLI)',
+    [
+      'bash', '-c', 'exec /usr/bin/time -f %M -o "$1" "${@:2}" 2>&1', 'bash', rssFile,
+      process.execPath, join(REPO, 'dist/cli.js'), '--verbose', 'image', 'build-disk', ociArchiveRef(tag),
+      '--type', 'qcow2', '--output', output, '--store', join(dir, 'store'), '--work-dir', join(dir, 'work'),
+    ],
+    'pull',
+    (line) => OUR_STEPS.find(([re]) => re.test(line))?.[1] ?? null,
+  );
+  const peakRssKiB = Number((await readFile(rssFile, 'utf8')).trim().split('\n').pop());
+  return { ...timed, peakRssKiB, diskBytes: await virtualSize(join(output, 'qcow2', 'disk.qcow2')) };
+}
+
+async function runShell(tag: FixtureTag, dir: string): Promise<Timed & { diskBytes: number }> {
+  const timed = await timeSteps(
+    'the shell pipeline',
+    ['bash', '-c', SHELL_PIPELINE + '\n', 'bash', ociArchivePath(tag), tag, dir],
+    'start',
+    (line) => /^phase: (\S+)$/.exec(line)?.[1] ?? null,
+  );
+  return { ...timed, diskBytes: await virtualSize(join(dir, 'disk.qcow2')) };
+}
+
+async function virtualSize(qcow2: string): Promise<number> {
+  const { stdout } = await run({ description: 'Reading the disk size', argv: ['qemu-img', 'info', '--output=json', qcow2] });
+  return (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function medianSteps(all: readonly Record<string, number>[]): Record<string, number> {
+  const names = [...new Set(all.flatMap((s) => Object.keys(s)))];
+  return Object.fromEntries(names.map((n) => [n, round(median(all.map((s) => s[n] ?? 0)))]));
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+async function settle(): Promise<void> {
+  // Flush what the previous run left dirty so it does not slow the next one down.
+  await run({ description: 'Flushing page cache writes', argv: ['sync'] });
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const opt = (name: string, dflt: string): string => {
+    const i = args.indexOf(name);
+    return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
+  };
+  const runs = Number(opt('--runs', '3'));
+  const tag = opt('--tag', 'v2') as FixtureTag;
+  if (!args.includes('--no-build')) await run({ description: 'Building the CLI (npm run build)', argv: ['npm', 'run', 'build'], cwd: REPO });
+
+  const work = await mkdtemp('/var/tmp/bench-build-disk-');
+  const ours: Awaited<ReturnType<typeof runOurs>>[] = [];
+  const shell: Awaited<ReturnType<typeof runShell>>[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      for (const which of i % 2 === 0 ? ['ours', 'shell'] : ['shell', 'ours']) {
+        const dir = await mkdtemp(join(work, `${which}-${i}-`));
+        await settle();
+        if (which === 'ours') ours.push(await runOurs(tag, dir));
+        else shell.push(await runShell(tag, dir));
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const oursMedian = median(ours.map((r) => r.seconds));
+  const shellMedian = median(shell.map((r) => r.seconds));
+  const report = {
+    benchmark: 'build-disk',
+    image: ociArchiveRef(tag),
+    runs,
+    ours: {
+      medianSeconds: round(oursMedian),
+      seconds: ours.map((r) => round(r.seconds)),
+      medianStepSeconds: medianSteps(ours.map((r) => r.steps)),
+      peakRssMiB: round(Math.max(...ours.map((r) => r.peakRssKiB)) / 1024),
+      diskBytes: ours[0]?.diskBytes,
+      freshStoreEachRun: true,
+    },
+    shell: {
+      medianSeconds: round(shellMedian),
+      seconds: shell.map((r) => round(r.seconds)),
+      medianStepSeconds: medianSteps(shell.map((r) => r.steps)),
+      diskBytes: shell[0]?.diskBytes,
+    },
+    ratio: round(oursMedian / shellMedian),
+    targets: { ratio: '<= 1.5', peakRssMiB: '<= 286 (300 MB)' },
+  };
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+}
+
+await main();
