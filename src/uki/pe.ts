@@ -192,26 +192,64 @@ export function sectionData(bytes: Uint8Array, section: PeSection): Uint8Array {
 
 /**
  * The PE checksum: the file as 16-bit little-endian words summed with end-around carry,
- * the CheckSum field itself counted as zero, plus the file length.
+ * the CheckSum field itself counted as zero, plus the file length. Fed in pieces, so a
+ * file streamed to disk is summed as it is written.
  */
-export function peChecksum(bytes: Uint8Array, checksumOffset: number): number {
-  let sum = 0;
-  const n = bytes.byteLength;
-  for (let i = 0; i + 1 < n; i += 2) {
-    if (i >= checksumOffset && i < checksumOffset + 4) continue;
-    sum += bytes[i]! | (bytes[i + 1]! << 8);
+export class PeChecksum {
+  private sum = 0;
+  private length = 0;
+  /** A byte left over from an odd-sized piece: the low half of the next word. */
+  private pending: number | null = null;
+
+  /** `bytes` must already hold zero in the CheckSum field. */
+  add(bytes: Uint8Array): void {
+    let i = 0;
+    const n = bytes.byteLength;
+    if (this.pending !== null && n > 0) {
+      this.addWord(this.pending | (bytes[0]! << 8));
+      this.pending = null;
+      i = 1;
+    }
+    for (; i + 1 < n; i += 2) this.addWord(bytes[i]! | (bytes[i + 1]! << 8));
+    if (i < n) this.pending = bytes[i]!;
+    this.length += n;
+  }
+
+  private addWord(word: number): void {
+    this.sum += word;
     // Folding each time keeps `sum` far from the 2^53 limit on files of any size.
-    if (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    if (this.sum > 0xffff) this.sum = (this.sum & 0xffff) + (this.sum >>> 16);
   }
-  if (n % 2 === 1) {
-    sum += bytes[n - 1]!;
+
+  value(): number {
+    let sum = this.sum;
+    if (this.pending !== null) {
+      sum += this.pending;
+      sum = (sum & 0xffff) + (sum >>> 16);
+    }
     sum = (sum & 0xffff) + (sum >>> 16);
+    return (sum + this.length) >>> 0;
   }
-  sum = (sum & 0xffff) + (sum >>> 16);
-  return (sum + n) >>> 0;
+}
+
+/** The checksum of a whole image, its CheckSum field (at `checksumAt`) counted as zero. */
+export function peChecksum(bytes: Uint8Array, checksumAt: number): number {
+  const sum = new PeChecksum();
+  sum.add(bytes.subarray(0, checksumAt));
+  sum.add(new Uint8Array(Math.min(4, Math.max(0, bytes.byteLength - checksumAt))));
+  sum.add(bytes.subarray(Math.min(bytes.byteLength, checksumAt + 4)));
+  return sum.value();
 }
 
 export const checksumOffset = (headers: Pick<PeHeaders, 'peOffset'>): number => headers.peOffset + 4 + COFF_HEADER_BYTES + OPT_CHECKSUM;
+
+/** A section to append, known by its size; its bytes come later (in memory or streamed). */
+export interface SectionSpec {
+  name: string;
+  byteLength: number;
+  /** Default: initialized read-only data. */
+  characteristics?: number;
+}
 
 export interface NewSection {
   name: string;
@@ -232,9 +270,7 @@ export function freeSectionHeaderSlots(headers: PeHeaders): number {
 }
 
 /** Where a new section goes: its header fields, before the data is written. */
-export interface SectionPlacement extends PeSection {
-  data: Uint8Array;
-}
+export type SectionPlacement = PeSection;
 
 export interface AppendPlan {
   placements: SectionPlacement[];
@@ -254,7 +290,7 @@ export interface AppendPlan {
  * image should not carry, or an Authenticode signature, which our change invalidates)
  * is dropped, so a later signature covers every byte of the file.
  */
-export function planAppend(headers: PeHeaders, fileBytes: number, sections: readonly NewSection[], file: string): AppendPlan {
+export function planAppend(headers: PeHeaders, fileBytes: number, sections: readonly SectionSpec[], file: string): AppendPlan {
   const free = freeSectionHeaderSlots(headers);
   if (sections.length > free) {
     throw new UserError(`${file} has room for ${free} more section header(s) but ${sections.length} are needed`, {
@@ -274,7 +310,7 @@ export function planAppend(headers: PeHeaders, fileBytes: number, sections: read
       });
     }
     existing.add(section.name);
-    if (section.data.byteLength === 0) {
+    if (section.byteLength === 0) {
       throw new UserError(`the ${section.name} section would be empty`, { hint: 'leave an empty section out' });
     }
   }
@@ -294,18 +330,17 @@ export function planAppend(headers: PeHeaders, fileBytes: number, sections: read
   const placements: SectionPlacement[] = [];
   for (const section of sections) {
     const characteristics = section.characteristics ?? READ_ONLY_DATA;
-    const sizeOfRawData = alignUp(section.data.byteLength, headers.fileAlignment);
+    const sizeOfRawData = alignUp(section.byteLength, headers.fileAlignment);
     placements.push({
       name: section.name,
-      virtualSize: section.data.byteLength,
+      virtualSize: section.byteLength,
       virtualAddress: virtualEnd,
       sizeOfRawData,
       pointerToRawData: rawEnd,
       characteristics,
-      data: section.data,
     });
     if (characteristics & SCN_CNT_INITIALIZED_DATA) sizeOfInitializedData += sizeOfRawData;
-    virtualEnd = alignUp(virtualEnd + section.data.byteLength, headers.sectionAlignment);
+    virtualEnd = alignUp(virtualEnd + section.byteLength, headers.sectionAlignment);
     rawEnd += sizeOfRawData;
   }
   return {
@@ -320,13 +355,11 @@ export function planAppend(headers: PeHeaders, fileBytes: number, sections: read
 }
 
 /**
- * A new image: the stub with `sections` appended, headers updated and the checksum
- * recomputed. `file` names the stub in errors.
+ * The first `plan.stubBytes` bytes of the new image: the stub's headers updated for the
+ * appended sections, with the CheckSum field zero (filled in once the data is summed).
  */
-export function appendSections(stub: Uint8Array, sections: readonly NewSection[], file: string): { image: Uint8Array; plan: AppendPlan } {
-  const headers = parsePe(stub, file);
-  const plan = planAppend(headers, stub.byteLength, sections, file);
-  const out = new Uint8Array(plan.fileBytes);
+export function headerBlock(stub: Uint8Array, headers: PeHeaders, plan: AppendPlan): Uint8Array {
+  const out = new Uint8Array(plan.stubBytes);
   out.set(stub.subarray(0, plan.stubBytes));
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const coff = headers.peOffset + 4;
@@ -350,10 +383,28 @@ export function appendSections(stub: Uint8Array, sections: readonly NewSection[]
     view.setUint32(at + 16, section.sizeOfRawData, true);
     view.setUint32(at + 20, section.pointerToRawData, true);
     view.setUint32(at + 36, section.characteristics >>> 0, true);
-    out.set(section.data, section.pointerToRawData);
   });
+  view.setUint32(checksumOffset(headers), 0, true);
+  return out;
+}
+
+export const specOf = (section: NewSection): SectionSpec => ({
+  name: section.name,
+  byteLength: section.data.byteLength,
+  ...(section.characteristics !== undefined ? { characteristics: section.characteristics } : {}),
+});
+
+/**
+ * A new image in memory: the stub with `sections` appended, headers updated and the
+ * checksum recomputed. `file` names the stub in errors.
+ */
+export function appendSections(stub: Uint8Array, sections: readonly NewSection[], file: string): { image: Uint8Array; plan: AppendPlan } {
+  const headers = parsePe(stub, file);
+  const plan = planAppend(headers, stub.byteLength, sections.map(specOf), file);
+  const out = new Uint8Array(plan.fileBytes);
+  out.set(headerBlock(stub, headers, plan));
+  plan.placements.forEach((placement, i) => out.set(sections[i]!.data, placement.pointerToRawData));
   const sumAt = checksumOffset(headers);
-  view.setUint32(sumAt, 0, true);
-  view.setUint32(sumAt, peChecksum(out, sumAt), true);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(sumAt, peChecksum(out, sumAt), true);
   return { image: out, plan };
 }

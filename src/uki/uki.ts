@@ -5,7 +5,8 @@
  *   1. take the stub: the image's own systemd-stub, else the host's
  *   2. read the image's os-release, kernel version, vmlinuz; write the combined initrd
  *      (image initramfs + our addon, as for Type #1 entries)
- *   3. append the sections (pe.ts) and write the file: temp name, fsync, rename
+ *   3. append the sections (pe.ts), streaming the initrd into the file (pe-file.ts):
+ *      temp name, fsync, rename
  *   4. optionally sign it with sbsign
  *
  * Section order follows ukify: small text resources first, then the initrd, the kernel
@@ -13,7 +14,7 @@
  * stub carries its own SBAT data, which is what shim checks; a kernel's own `.sbat`
  * would have to be merged into that one section, and Debian's kernels carry none.
  */
-import { lstat, mkdtemp, open, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readFile, readlink, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
@@ -21,7 +22,11 @@ import { warn } from '../core/log.js';
 import { findKernel } from '../boot/deployment-boot.js';
 import { writeFileAtomic } from '../store/layout.js';
 import { writeCombinedInitrd } from '../boot/prepare-root.js';
-import { appendSections, parsePe, sectionData, type NewSection, type PeSection } from './pe.js';
+import { appendSections, parsePe, sectionData, type PeSection } from './pe.js';
+import { writePeWithSections, type FileContent } from './pe-file.js';
+
+/** PE optional header Subsystem of a UEFI application, which the UKI spec requires. */
+const EFI_APPLICATION = 10;
 
 /** systemd-boot-efi's stub, the same path in the image and on the host. */
 export const STUB_PATH = 'usr/lib/systemd/boot/efi/linuxx64.efi.stub';
@@ -30,19 +35,20 @@ export const STUB_PATH = 'usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 export const UKI_SECTION_ORDER = ['.osrel', '.cmdline', '.uname', '.splash', '.initrd', '.linux'] as const;
 export type UkiSectionName = (typeof UKI_SECTION_ORDER)[number];
 
-export interface UkiContents {
+/** Large parts (the initrd) may be files, streamed into the UKI rather than read. */
+export interface UkiContents<Content = Uint8Array> {
   osRelease: Uint8Array;
   cmdline: string;
   kernelVersion: string;
   linux: Uint8Array;
-  initrd?: Uint8Array;
+  initrd?: Content;
   splash?: Uint8Array;
 }
 
-/** The sections of a UKI, in placement order; absent optional parts leave no section. */
-export function ukiSections(contents: UkiContents): NewSection[] {
+/** The sections of a UKI, in placement order; absent or empty text parts leave no section. */
+export function ukiSections<Content>(contents: UkiContents<Content>): Array<{ name: UkiSectionName; content: Uint8Array | Content }> {
   const text = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
-  const byName: Partial<Record<UkiSectionName, Uint8Array>> = {
+  const byName: Partial<Record<UkiSectionName, Uint8Array | Content>> = {
     '.osrel': contents.osRelease,
     '.cmdline': contents.cmdline.length > 0 ? text(contents.cmdline) : undefined,
     '.uname': text(contents.kernelVersion),
@@ -51,20 +57,26 @@ export function ukiSections(contents: UkiContents): NewSection[] {
     '.linux': contents.linux,
   };
   return UKI_SECTION_ORDER.flatMap((name) => {
-    const data = byName[name];
-    return data && data.byteLength > 0 ? [{ name, data }] : [];
+    const content = byName[name];
+    if (content === undefined || (content instanceof Uint8Array && content.byteLength === 0)) return [];
+    return [{ name, content }];
   });
 }
 
-/** The stub with the UKI sections appended; checks the kernel is for the stub's machine. */
-export function assembleUkiBytes(stub: Uint8Array, stubPath: string, contents: UkiContents): Uint8Array {
+/** Refuse a stub that is not a plain EFI stub, or a kernel for another machine. */
+export function checkUkiParts(stub: Uint8Array, stubPath: string, linux: Uint8Array): void {
   const stubHeaders = parsePe(stub, stubPath);
+  if (stubHeaders.subsystem !== EFI_APPLICATION) {
+    throw new UserError(`${stubPath} is not an EFI application (PE subsystem ${stubHeaders.subsystem})`, {
+      hint: `use systemd-stub, /${STUB_PATH}`,
+    });
+  }
   if (stubHeaders.sections.some((s) => s.name === '.linux')) {
     throw new UserError(`${stubPath} already contains a kernel (.linux section): it is a UKI, not a stub`, {
       hint: `use the plain stub, /${STUB_PATH}`,
     });
   }
-  const kernel = kernelPeHeaders(contents.linux);
+  const kernel = kernelPeHeaders(linux);
   if (kernel && kernel.machine !== stubHeaders.machine) {
     throw new UserError(
       `the kernel is for machine type 0x${kernel.machine.toString(16)} but the stub ${stubPath} for 0x${stubHeaders.machine.toString(16)}`,
@@ -74,7 +86,20 @@ export function assembleUkiBytes(stub: Uint8Array, stubPath: string, contents: U
   if (kernel?.sections.some((s) => s.name === '.sbat')) {
     warn(`the kernel carries its own .sbat section; the UKI keeps only the stub's SBAT data`);
   }
-  return appendSections(stub, ukiSections(contents), stubPath).image;
+}
+
+/** A PE bitmap starts with "BM"; systemd-stub shows nothing else. */
+export function checkSplash(splash: Uint8Array, path: string): void {
+  if (splash.byteLength < 2 || splash[0] !== 0x42 || splash[1] !== 0x4d) {
+    throw new UserError(`${path} is not a BMP image`, { hint: 'systemd-stub shows only BMP splash images; convert it (e.g. convert splash.png BMP3:splash.bmp)' });
+  }
+}
+
+/** The stub with the UKI sections appended, in memory. */
+export function assembleUkiBytes(stub: Uint8Array, stubPath: string, contents: UkiContents): Uint8Array {
+  checkUkiParts(stub, stubPath, contents.linux);
+  const sections = ukiSections(contents).map(({ name, content }) => ({ name, data: content }));
+  return appendSections(stub, sections, stubPath).image;
 }
 
 /** x86 and arm64 kernels built with the EFI stub are PE images; others are not checked. */
@@ -181,35 +206,38 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
     try {
       const initrdPath = join(work, 'initrd');
       await writeCombinedInitrd(kernel.initramfs, initrdPath);
-      const [stub, osRelease, linux, initrd, splash] = await Promise.all([
+      const [stub, osRelease, linux, splash] = await Promise.all([
         readFile(stubPath),
         readImageOsRelease(options.rootfs),
         readFile(kernel.vmlinuz),
-        readFile(initrdPath),
         options.splash === undefined ? Promise.resolve(undefined) : readFile(options.splash),
       ]);
-      const contents: UkiContents = { osRelease, cmdline: options.cmdline, kernelVersion: kernel.kernelVersion, linux, initrd };
+      checkUkiParts(stub, stubPath, linux);
+      if (splash && options.splash !== undefined) checkSplash(splash, options.splash);
+      const contents: UkiContents<FileContent> = {
+        osRelease,
+        cmdline: options.cmdline,
+        kernelVersion: kernel.kernelVersion,
+        linux,
+        initrd: { path: initrdPath },
+      };
       if (splash) contents.splash = splash;
-      const image = assembleUkiBytes(stub, stubPath, contents);
-      const unsigned = join(work, 'unsigned.efi');
-      await writeSynced(unsigned, image);
-      let final = unsigned;
-      if (options.signing) {
-        final = join(work, 'signed.efi');
-        await signPe(unsigned, final, options.signing);
-        await syncFile(final);
+      if (!options.signing) {
+        await writePeWithSections(stubPath, ukiSections(contents), options.output);
+        return;
       }
-      await rename(final, options.output);
+      // sbsign writes its output in place: sign in the work directory, then rename.
+      const unsigned = join(work, 'unsigned.efi');
+      const signed = join(work, 'signed.efi');
+      await writePeWithSections(stubPath, ukiSections(contents), unsigned);
+      await signPe(unsigned, signed, options.signing);
+      await syncFile(signed);
+      await rename(signed, options.output);
       await syncFile(dirname(options.output));
     } finally {
       await rm(work, { recursive: true, force: true });
     }
   });
-}
-
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
-  await writeFile(path, data, { mode: 0o644 });
-  await syncFile(path);
 }
 
 async function syncFile(path: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,10 +9,12 @@ import {
   checksumOffset,
   freeSectionHeaderSlots,
   parsePe,
+  PeChecksum,
   peChecksum,
   READ_ONLY_DATA,
   sectionData,
 } from '../../../src/uki/pe.js';
+import { writePeWithSections } from '../../../src/uki/pe-file.js';
 import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
 
 /**
@@ -214,5 +216,51 @@ describe.skipIf(
     const objdumpP = execFileSync('objdump', ['-p', out], { encoding: 'utf8' });
     expect(objdumpP).toMatch(new RegExp(`SizeOfImage\\s+0*${pe.sizeOfImage.toString(16)}\\b`));
     expect(objdumpP).toMatch(new RegExp(`CheckSum\\s+0*${pe.checkSum.toString(16)}\\b`));
+  });
+});
+
+describe('PE checksum fed in pieces', () => {
+  it('equals the checksum of the whole, whatever the piece sizes', () => {
+    const bytes = new Uint8Array(1001).map((_, i) => (i * 31 + 7) & 0xff);
+    const whole = new PeChecksum();
+    whole.add(bytes);
+    for (const cuts of [[1], [3, 4, 5], [500, 1], [999]]) {
+      const sum = new PeChecksum();
+      let at = 0;
+      for (const cut of cuts) {
+        sum.add(bytes.subarray(at, at + cut));
+        at += cut;
+      }
+      sum.add(bytes.subarray(at));
+      expect(sum.value()).toBe(whole.value());
+    }
+  });
+});
+
+describe('writing a PE file with streamed sections', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bootc-pe-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes the same bytes as the in-memory appender', async () => {
+    const stubPath = join(dir, 'stub.efi');
+    const stub = synthesisePe({ symbolTail: 0x40 });
+    writeFileSync(stubPath, stub);
+    const big = new Uint8Array(200_001).map((_, i) => (i * 13) & 0xff);
+    const bigPath = join(dir, 'big');
+    writeFileSync(bigPath, big);
+    const out = join(dir, 'out.efi');
+    await writePeWithSections(stubPath, [{ name: '.osrel', content: text('ID=x\n') }, { name: '.initrd', content: { path: bigPath } }], out);
+    const expected = appendSections(stub, [{ name: '.osrel', data: text('ID=x\n') }, { name: '.initrd', data: big }], stubPath).image;
+    expect(readFileSync(out).equals(Buffer.from(expected))).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['big', 'out.efi', 'stub.efi']);
+  });
+
+  it('leaves nothing behind when the plan is refused', async () => {
+    const stubPath = join(dir, 'stub2.efi');
+    writeFileSync(stubPath, synthesisePe());
+    const out = join(dir, 'refused.efi');
+    const four = ['.a', '.b', '.c', '.d'].map((name) => ({ name, content: text('x') }));
+    await expect(writePeWithSections(stubPath, four, out)).rejects.toThrow(/room for 3 more/);
+    expect(readdirSync(dir).filter((n) => n.includes('refused'))).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
-import { assembleUkiBytes, extractSection, inspectUki, readImageOsRelease, resolveInRoot, ukiSections } from '../../../src/uki/uki.js';
+import { assembleUkiBytes, checkSplash, extractSection, inspectUki, readImageOsRelease, resolveInRoot, ukiSections } from '../../../src/uki/uki.js';
 import { explainSkip, needsFile } from '../../support/tier.js';
 
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s));
@@ -21,8 +21,8 @@ describe('UKI sections', () => {
       splash: bytes('BM'),
     });
     expect(names(sections)).toEqual(['.osrel', '.cmdline', '.uname', '.splash', '.initrd', '.linux']);
-    expect(Buffer.from(sections[1]!.data).toString()).toBe('console=ttyS0 quiet');
-    expect(Buffer.from(sections[2]!.data).toString()).toBe('6.1.0-1-amd64');
+    expect(Buffer.from(sections[1]!.content as Uint8Array).toString()).toBe('console=ttyS0 quiet');
+    expect(Buffer.from(sections[2]!.content as Uint8Array).toString()).toBe('6.1.0-1-amd64');
   });
 
   it('leave out what is absent or empty', () => {
@@ -108,6 +108,18 @@ describe.skipIf(explainSkip('unit', needsFile(STUB, 'apt-get install systemd-boo
     }
     expect(caught).toBeInstanceOf(UserError);
     expect((caught as Error).message).toMatch(/machine type 0xaa64 but the stub .* for 0x8664/);
+  });
+
+  it('refuses a stub that is not an EFI application', () => {
+    const console = new Uint8Array(stub);
+    const pe = parsePe(console, 'x');
+    new DataView(console.buffer).setUint16(pe.peOffset + 4 + 20 + 68, 3, true);
+    expect(() => assembleUkiBytes(console, 'console.exe', contents)).toThrow(/console\.exe is not an EFI application \(PE subsystem 3\)/);
+  });
+
+  it('accepts only a BMP splash', () => {
+    expect(() => checkSplash(bytes('BM\0\0'), 'splash.bmp')).not.toThrow();
+    expect(() => checkSplash(bytes('\x89PNG'), 'splash.png')).toThrow(/splash\.png is not a BMP image/);
   });
 
   it('extracting a missing section names the sections there are', async () => {
