@@ -112,7 +112,7 @@ export async function importLayer(
       await rm(marker, { force: true });
       if (builder.skipped > 0) {
         warn(
-          `layer ${diffId.slice(0, 19)}…: skipped ${builder.skipped} device node(s), fifo(s) or entries under /dev (the store keeps none; /dev is provided at boot)`,
+          `layer ${diffId.slice(0, 19)}…: skipped ${builder.skipped} device node(s), fifo(s), entries under /dev or aufs metadata (the store keeps none; /dev is provided at boot)`,
         );
       }
       return { diffId, cached: false, stats };
