@@ -3,17 +3,11 @@
  * One place for the layout, so install, updates and status never spell a path twice.
  */
 import { join } from 'node:path';
-import { UserError } from '../core/errors.js';
+import { checkStateroot as checkStaterootName } from '../boot/bls.js';
 
-/** Stateroot names end up in paths and boot entry names: keep them to a safe alphabet. */
-const STATEROOT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
+/** Stateroot names end up in paths and boot entry names: the BLS entry naming rule decides. */
 export function checkStateroot(name: string): string {
-  if (!STATEROOT_PATTERN.test(name)) {
-    throw new UserError(`invalid stateroot "${name}"`, {
-      hint: 'use letters, digits, ".", "_" and "-" (up to 64), e.g. "default"',
-    });
-  }
+  checkStaterootName(name);
   return name;
 }
 
