@@ -79,6 +79,33 @@ export const installCommands: LazyCommand[] = [
     },
   },
   {
+    command: 'to-filesystem <root-path>',
+    describe: 'Install the image onto a root filesystem you prepared and mounted, with an existing ESP (needs root)',
+    builder: (y) =>
+      y
+        .positional('root-path', { type: 'string', describe: 'Mount point of the prepared root filesystem' })
+        .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
+        .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
+        .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
+        .option('root-mount-spec', { type: 'string', describe: 'How the root is found at boot, e.g. LABEL=root (default: UUID of the filesystem; "" omits root=)' })
+        .option('boot-mount-spec', { type: 'string', describe: 'fstab source of /boot (the ESP) (default: its UUID; "" omits the line)' })
+        .option('replace', { choices: ['wipe', 'alongside'], describe: 'Root is not empty: erase it (wipe) or keep its files (alongside)' })
+        .option('esp', { type: 'string', describe: 'The EFI system partition (default: the one on the disk holding ROOT_PATH)' })
+        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
+        .option('karg-delete', { type: 'string', array: true, default: [], describe: 'Kernel argument to remove (key or key=value); repeat for several' })
+        .option('root-ssh-authorized-keys', { type: 'string', describe: 'authorized_keys file for root, installed through tmpfiles.d' })
+        .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
+        .option('skip-finalize', { type: 'boolean', default: false, describe: 'Leave the filesystem writable (no fstrim, no read-only remount)' })
+        .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
+        .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+        .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' }),
+    handler: async (argv) => {
+      const { runInstallToFilesystem } = await import('./install.js');
+      await runInstallToFilesystem(argv as unknown as import('./install.js').ToFilesystemArgs);
+    },
+  },
+  {
     command: 'print-configuration',
     describe: 'Print the merged install configuration (bootc/install/*.toml of the image and this host) as JSON',
     builder: (y) =>

@@ -8,6 +8,7 @@ import { UserError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import type { InstallFsType } from '../install/config.js';
 import { installToDisk, parseRootSize } from '../install/to-disk.js';
+import { installToFilesystem, type ReplaceMode } from '../install/to-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/types.js';
 import { toolVersion } from './version.js';
@@ -106,6 +107,66 @@ export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
         `  Digest: ${result.manifestDigest}`,
         `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
         `  Root filesystem: ${result.rootFsType} UUID=${result.rootFsUuid}`,
+        `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await progress.close();
+  }
+}
+
+export interface ToFilesystemArgs {
+  rootPath: string;
+  sourceImgref?: string;
+  targetImgref?: string;
+  targetTransport?: string;
+  rootMountSpec?: string;
+  bootMountSpec?: string;
+  replace?: ReplaceMode;
+  esp?: string;
+  karg: string[];
+  kargDelete: string[];
+  rootSshAuthorizedKeys?: string;
+  stateroot?: string;
+  skipFinalize: boolean;
+  store: string;
+  platform?: string;
+  quiet: boolean;
+  progressFd?: number;
+}
+
+export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
+  if (args.sourceImgref === undefined) {
+    throw new UserError('no image to install', { hint: 'name it with --source-imgref, e.g. --source-imgref quay.io/example/os:latest' });
+  }
+  const image = parseReference(args.sourceImgref);
+  const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
+  try {
+    const result = await installToFilesystem({
+      rootPath: resolve(args.rootPath),
+      image,
+      targetImage: targetImageOf(args, image),
+      ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
+      ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),
+      ...(args.replace !== undefined ? { replace: args.replace } : {}),
+      ...(args.esp !== undefined ? { esp: args.esp } : {}),
+      kargs: args.karg,
+      kargDeletes: args.kargDelete,
+      ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
+      ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
+      skipFinalize: args.skipFinalize,
+      storeDir: resolve(args.store),
+      ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
+      installerVersion: toolVersion(),
+      progress,
+    });
+    await progress.close();
+    process.stdout.write(
+      [
+        `Installed ${args.sourceImgref} to ${args.rootPath} (${result.rootSource}, ${result.rootFsType})`,
+        `  Digest: ${result.manifestDigest}`,
+        `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
+        `  ESP: ${result.esp}`,
         `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
       ].join('\n') + '\n',
     );

@@ -35,8 +35,8 @@ export interface InstallOnRootRequest {
   rootFsType: string;
   esp: EspLocation;
   espBytes: number;
-  /** The ESP's filesystem UUID (`XXXX-XXXX`), for fstab; absent: no /boot line. */
-  espUuid?: string;
+  /** How fstab names the ESP for /boot (`UUID=XXXX-XXXX`); absent or "": no /boot line. */
+  espMountSpec?: string;
   pulled: PulledImage;
   targetImage: { image: string; transport: string };
   stateroot: string;
@@ -106,7 +106,7 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
     const existing = await readFile(fstab, 'utf8').catch(() => '');
     const rootSpec = req.rootMountSpec === undefined || req.rootMountSpec === '' ? `UUID=${req.rootFsUuid}` : req.rootMountSpec;
     const mounts: FstabMount[] = [{ spec: rootSpec, mountpoint: '/', fsType: req.rootFsType, options: 'defaults' }];
-    if (req.espUuid) mounts.push({ spec: `UUID=${req.espUuid}`, mountpoint: '/boot', fsType: 'vfat', options: 'umask=0077,shortname=winnt' });
+    if (req.espMountSpec) mounts.push({ spec: req.espMountSpec, mountpoint: '/boot', fsType: 'vfat', options: 'umask=0077,shortname=winnt' });
     await writeFileAtomic(fstab, renderFstab(existing, mounts), 0o644);
   });
 

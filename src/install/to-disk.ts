@@ -259,7 +259,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         rootFsType: fsType,
         esp,
         espBytes: layout.esp.sizeBytes,
-        espUuid,
+        espMountSpec: `UUID=${espUuid}`,
         pulled,
         targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
         stateroot,
