@@ -4,22 +4,88 @@
  * no partial disk in the output directory, no staged root in the work directory. One blob
  * store serves every case, so each image is pulled at most once.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeNewcCpio } from '../../../src/boot/cpio.js';
 import { run } from '../../../src/core/exec.js';
 import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
-import { fixturesHint, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
 
 const skip = explainSkip(
   'privileged',
   needsRoot() ??
     needsCommands('sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img', 'gzip') ??
-    needsFile(join(ociLayoutDir, 'index.json'), fixturesHint),
+    needsFile(join(ociLayoutDir, 'index.json'), fixturesHint) ??
+    needsFile(fixturesIndexPath, fixturesHint),
 );
+
+const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+
+/**
+ * An OCI layout at `dir` holding fixture:v1 plus one layer that replaces its initramfs with
+ * an initramfs-tools style one (/init a shell script), tagged `tag`. The fixture's blobs are
+ * linked, not copied.
+ */
+async function writeScriptInitramfsImage(dir: string, tag: string): Promise<void> {
+  const blob = (digest: string): string => join(ociLayoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  const index = JSON.parse(readFileSync(join(ociLayoutDir, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
+  const v1 = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'v1')!;
+  const manifest = JSON.parse(readFileSync(blob(v1.digest), 'utf8')) as {
+    config: { digest: string; size: number };
+    layers: { mediaType: string; digest: string; size: number }[];
+  };
+  const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8')) as {
+    rootfs: { diff_ids: string[] };
+    history?: unknown[];
+  };
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  for (const layer of manifest.layers) {
+    const to = join(dir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
+    try {
+      linkSync(blob(layer.digest), to);
+    } catch {
+      copyFileSync(blob(layer.digest), to);
+    }
+  }
+  const initramfs = gzipSync(
+    writeNewcCpio([
+      { kind: 'file', path: 'init', content: '#!/bin/sh\nexec run-init /root /sbin/init\n', mode: 0o755 },
+      { kind: 'directory', path: 'scripts' },
+      { kind: 'file', path: 'scripts/local', content: '# initramfs-tools\n' },
+    ]),
+  );
+  const tar = await tarOf({ [`usr/lib/modules/${readFixturesIndex().kernelVersion}/initramfs.img`]: initramfs });
+  const layerBlob = gzipSync(tar);
+  const layerDigest = writeBlob(dir, layerBlob);
+  const diffId = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
+  const newConfig = JSON.stringify({
+    ...config,
+    rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids, diffId] },
+    history: [...(config.history ?? []), { created_by: 'test: an initramfs-tools initramfs' }],
+  });
+  const newManifest = JSON.stringify({
+    ...manifest,
+    config: { ...manifest.config, digest: writeBlob(dir, newConfig), size: Buffer.byteLength(newConfig) },
+    layers: [...manifest.layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerBlob.length }],
+  });
+  writeIndex(dir, [
+    {
+      mediaType: MANIFEST_TYPE,
+      digest: writeBlob(dir, newManifest),
+      size: Buffer.byteLength(newManifest),
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    },
+  ]);
+}
 
 /** Every file under `dir` (relative paths), [] when it does not exist. */
 function filesUnder(dir: string): string[] {
@@ -48,17 +114,17 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
 
   const newOutput = (): string => join(tmp, `output-${++caseNo}`);
 
-  const buildDisk = (image: string, output: string, ...flags: string[]) =>
+  const buildDisk = (image: string, output: string, flags: string[] = [], env: Record<string, string> = {}) =>
     execa(
-      'node',
+      process.execPath,
       ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', image, '--output', output, '--store', store, '--work-dir', work, '--quiet', ...flags],
-      { reject: false, env: { NO_COLOR: '1' } },
+      { reject: false, env: { NO_COLOR: '1', ...env } },
     );
 
   /** Exit code 1, the error and hint lines, nothing left in the output or work directory. */
-  async function expectRefused(image: string, flags: string[], error: RegExp, hint: RegExp): Promise<string> {
+  async function expectRefused(image: string, flags: string[], error: RegExp, hint: RegExp, env: Record<string, string> = {}): Promise<string> {
     const output = newOutput();
-    const r = await buildDisk(image, output, ...flags);
+    const r = await buildDisk(image, output, flags, env);
     expect(r.exitCode, r.stderr).toBe(1);
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines.filter((l) => l.startsWith('error: '))).toHaveLength(1);
@@ -76,6 +142,17 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
       [],
       /image oci:.*:nokernel has no kernel: \/usr\/lib\/modules\/<kver>\/vmlinuz is missing/,
       /install the kernel package/,
+    );
+  }, 180_000);
+
+  it('refuses an image whose initramfs is not systemd-based, saying why', async () => {
+    const layout = join(tmp, 'script-initramfs-layout');
+    await writeScriptInitramfsImage(layout, 'script-init');
+    await expectRefused(
+      `oci:${layout}:script-init`,
+      [],
+      /the initramfs of image oci:.*:script-init is not systemd-based \(its \/init is a shell script\)/,
+      /prepare-root runs as a systemd unit .*dracut and its systemd module/,
     );
   }, 180_000);
 
@@ -116,6 +193,19 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     await expectRefused(ociLayoutRef('v1'), ['--rootfs', 'xfs'], /xfs root filesystem cannot be built without a loop device/, /--rootfs ext4/);
   }, 180_000);
 
+  it('names the Debian package of a missing tool, and removes the half-written disk', async () => {
+    // A PATH holding every program of this machine but qemu-img, which converts at the very end.
+    const bin = join(tmp, 'path-without-qemu-img');
+    mkdirSync(bin);
+    for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+      if (!existsSync(dir)) continue;
+      for (const name of readdirSync(dir)) {
+        if (name !== 'qemu-img' && !existsSync(join(bin, name))) symlinkSync(join(dir, name), join(bin, name));
+      }
+    }
+    await expectRefused(ociLayoutRef('v1'), [], /`qemu-img` is not installed/, /install the Debian package qemu-utils/, { PATH: bin });
+  }, 180_000);
+
   it('refuses an existing output before pulling, and replaces it with --force', async () => {
     const output = newOutput();
     const disk = diskImageOutputPath(output, 'qcow2');
@@ -124,7 +214,7 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     // A store never used: a pull would create it.
     const freshStore = join(tmp, 'unused-store');
     const refused = await execa(
-      'node',
+      process.execPath,
       ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', ociLayoutRef('v1'), '--output', output, '--store', freshStore, '--work-dir', work, '--quiet'],
       { reject: false, env: { NO_COLOR: '1' } },
     );
@@ -135,7 +225,7 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     expect(readFileSync(disk, 'utf8')).toBe('an earlier build\n');
     expect(filesUnder(work)).toEqual([]);
 
-    const forced = await buildDisk(ociLayoutRef('v1'), output, '--force');
+    const forced = await buildDisk(ociLayoutRef('v1'), output, ['--force']);
     expect(forced.exitCode, forced.stderr).toBe(0);
     expect(forced.stdout).toContain(`Output: ${disk}`);
     const info = JSON.parse((await run({ description: 'Reading the disk image', argv: ['qemu-img', 'info', '--output=json', disk] })).stdout) as {
