@@ -376,6 +376,8 @@ async function scanCompressed(path: string, offset: number, compression: Compres
     } catch (err) {
       streamError = err;
     }
+    // Damaged cpio is the error to report, not the decompressor's SIGPIPE once we stop reading.
+    if (streamError instanceof CpioFormatError) throw streamError;
     await done; // a missing program or a failed decompression is the error to report
     if (streamError !== null) throw streamError;
     const feedError = await feeding;

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,7 +179,7 @@ describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs f
   let dir: string;
   const owner = { imageName: 'oci:/images:test', pathInImage: '/usr/lib/modules/6.1.0-test/initramfs.img' };
 
-  const compress = (argv: string[], bytes: Uint8Array): Uint8Array => new Uint8Array(execFileSync(argv[0]!, argv.slice(1), { input: bytes }));
+  const compress = (argv: string[], bytes: Uint8Array): Uint8Array => new Uint8Array(execFileSync(argv[0]!, argv.slice(1), { input: bytes, maxBuffer: 64 << 20 }));
   const file = (name: string, ...parts: Uint8Array[]): string => {
     const path = join(dir, name);
     writeFileSync(path, concat(...parts));
@@ -251,6 +252,18 @@ describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs f
     const whole = compress(['zstd', '-c', '-q'], writeNewcCpio(systemdInitrd));
     const cut = file('cut.img', whole.subarray(0, whole.length - 10));
     expect(await rootCause(checkSystemdInitramfs(cut, owner))).toBeInstanceOf(ExternalCommandError);
+  });
+
+  it('reports damaged cpio inside compressed data as such, not as the decompressor dying of SIGPIPE', async () => {
+    const bytes = Buffer.from(
+      writeNewcCpio([...systemdInitrd, { kind: 'file', path: 'usr/lib/firmware.bin', content: new Uint8Array(randomBytes(4 << 20)) }]),
+    );
+    const firstFile = bytes.indexOf('usr/lib/systemd/systemd\0') - 110;
+    bytes.write('00000002', firstFile + 6 + 6 * 8, 'latin1'); // its size field now lies
+    const path = file('lying.img', compress(['zstd', '-c', '-q', '-1'], bytes));
+    const err = await rootCause(checkSystemdInitramfs(path, owner));
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toMatch(/cannot be unpacked: no cpio header at byte \d+/);
   });
 
   it('names the Debian package when the decompressor is not installed', async () => {
