@@ -30,6 +30,8 @@ const HEADER_BYTES = 110;
 const TRAILER_NAME = 'TRAILER!!!';
 /** Longest symlink target we keep: PATH_MAX. */
 const SYMLINK_TARGET_MAX = 4096;
+/** PATH_MAX, with the name's NUL. */
+const NAME_MAX_BYTES = 4096;
 /** Enough of a regular file to tell a script (`#!`) from a program (ELF). */
 const FILE_HEAD_BYTES = 4;
 
@@ -89,6 +91,8 @@ function parseHeader(bytes: Uint8Array, at: number): Header {
   };
   const header = { ino: field(0), mode: field(1), size: field(6), nameSize: field(11) };
   if (header.nameSize === 0) throw new CpioFormatError(`cpio entry at byte ${at} has an empty name`);
+  // The kernel refuses longer names too; it also bounds what a damaged header makes us buffer.
+  if (header.nameSize > NAME_MAX_BYTES) throw new CpioFormatError(`cpio entry at byte ${at} has a ${header.nameSize}-byte name`);
   return header;
 }
 
@@ -113,7 +117,7 @@ export class NewcScanner {
   /** Bytes before `pending`, all processed. */
   private consumed = 0;
   private pending: Uint8Array = new Uint8Array(0);
-  private entry: (Header & { name: string; start: number }) | null = null;
+  private entry: (Header & { name: string }) | null = null;
   private dataLeft = 0;
   private padLeft = 0;
   private head: Uint8Array[] = [];
@@ -199,7 +203,7 @@ export class NewcScanner {
     this.consumed += total;
     this.pending = new Uint8Array(0);
     this.atArchiveStart = false;
-    this.entry = { ...header, name: rawName, start };
+    this.entry = { ...header, name: rawName };
     this.dataLeft = header.size;
     this.padLeft = padTo4(header.size);
     const kind = kindOf(header.mode);

@@ -103,6 +103,9 @@ describe('newc scanner (pure)', () => {
     const firstFile = lying.indexOf('usr/lib/systemd/systemd\0') - 110;
     lying.write('00000002', firstFile + 6 + 6 * 8, 'latin1');
     expect(() => scanAll(lying, 1 << 16)).toThrow(/no cpio header at byte/);
+    const hugeName = Buffer.from(bytes);
+    hugeName.write('7fffffff', 6 + 11 * 8, 'latin1');
+    expect(() => scanAll(hugeName, 1 << 16)).toThrow(/cpio entry at byte 0 has a 2147483647-byte name/);
   });
 });
 
