@@ -8,7 +8,7 @@ import { withContext } from '../core/errors.js';
 import { hostRustArch, type RustArch } from '../boot/kargs.js';
 import type { PulledImage } from '../oci/pull.js';
 import { INSTALL_CONFIG_HOST_DIRS, INSTALL_CONFIG_IMAGE_DIR, resolveInstallConfig, type InstallConfig, type InstallConfigFile } from './config.js';
-import { readImageDirectory } from './image-files.js';
+import { filesInDirectory, readImageFiles } from './image-files.js';
 
 async function readTomlDir(dir: string): Promise<InstallConfigFile[]> {
   let names: string[];
@@ -48,8 +48,12 @@ export async function loadInstallConfig(imageFiles: readonly InstallConfigFile[]
 
 /** Fragments shipped in a pulled image, displayed with their path in the image. */
 export async function readImageInstallConfigFiles(pulled: PulledImage): Promise<InstallConfigFile[]> {
-  const files = await readImageDirectory(pulled, INSTALL_CONFIG_IMAGE_DIR);
-  return files.map((f) => ({ path: `/${f.path}`, text: f.text }));
+  const prefix = INSTALL_CONFIG_IMAGE_DIR + '/';
+  const files = await readImageFiles(pulled, {
+    select: (p) => p.startsWith(prefix) && p.endsWith('.toml') && !p.slice(prefix.length).includes('/'),
+    readText: () => true,
+  });
+  return filesInDirectory(files, INSTALL_CONFIG_IMAGE_DIR).map((f) => ({ path: `/${f.path}`, text: f.text }));
 }
 
 /** Fragments of a tree on disk (a mounted root or an unpacked image). */

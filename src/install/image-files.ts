@@ -1,10 +1,12 @@
 /**
- * Small files of a pulled image read straight from its layers, before anything is imported:
- * the install configuration decides the root filesystem type, and the filesystem has to
- * exist before the image can be imported into it.
+ * Facts about a pulled image read straight from its layers, before anything is imported:
+ * the install configuration decides the root filesystem type (which has to exist before
+ * the image can be imported into it), and an image without a kernel must be refused before
+ * a disk is wiped.
  *
- * Layers are applied in order with OCI whiteouts (`.wh.<name>` removes a path, an opaque
- * marker empties a directory), restricted to the files directly inside one directory.
+ * Layers are applied in order with OCI whiteouts (`.wh.<name>` removes a path and what is
+ * below it, an opaque marker hides what lower layers had in its directory), for the paths a
+ * caller selects only.
  */
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -16,24 +18,30 @@ import { formatReference } from '../oci/reference.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../store/layer-entries.js';
 import { normaliseEntryPath } from '../store/entry-path.js';
 
-/** Install config fragments are a few hundred bytes; anything bigger is not one. */
-const MAX_FILE_BYTES = 1024 * 1024;
+/** Install config fragments are a few hundred bytes; anything bigger is not read. */
+const MAX_TEXT_BYTES = 1024 * 1024;
 
-export interface ImageFile {
-  /** Path inside the image, without a leading slash. */
-  path: string;
-  text: string;
+export interface ImageFileSelection {
+  /** Paths (no leading slash) whose presence is tracked. */
+  select: (path: string) => boolean;
+  /** Of those, regular files whose text is read. */
+  readText: (path: string) => boolean;
 }
 
-/** One layer's changes to `dir`: files written, names whited out, and whether it was emptied. */
+/** path -> text (for readText files) or null (present, not read). */
+export type ImageFiles = Map<string, string | null>;
+
 interface LayerChanges {
-  opaque: boolean;
-  removed: Set<string>;
-  written: Map<string, string | null>;
+  /** Whited-out paths and directories made opaque, hiding lower layers below them. */
+  removed: string[];
+  opaque: string[];
+  written: ImageFiles;
 }
 
-async function scanLayer(stream: Readable, dir: string): Promise<LayerChanges> {
-  const changes: LayerChanges = { opaque: false, removed: new Set(), written: new Map() };
+const within = (path: string, dir: string): boolean => path === dir || path.startsWith(dir + '/');
+
+async function scanLayer(stream: Readable, selection: ImageFileSelection): Promise<LayerChanges> {
+  const changes: LayerChanges = { removed: [], opaque: [], written: new Map() };
   const extract = tar.extract();
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, entry, next) => {
@@ -41,17 +49,19 @@ async function scanLayer(stream: Readable, dir: string): Promise<LayerChanges> {
       const slash = path.lastIndexOf('/');
       const parent = slash < 0 ? '' : path.slice(0, slash);
       const name = path.slice(slash + 1);
-      const take = parent === dir && header.type === 'file' && (header.size ?? 0) <= MAX_FILE_BYTES && !name.startsWith(WHITEOUT_PREFIX);
-      if (parent === dir && name === OPAQUE_MARKER) changes.opaque = true;
-      else if (parent === dir && name.startsWith(WHITEOUT_PREFIX)) changes.removed.add(name.slice(WHITEOUT_PREFIX.length));
-      else if (path === dir && header.type !== 'directory') changes.opaque = true;
-      else if (parent === dir && !take) changes.written.set(name, null);
+      let take = false;
+      if (name === OPAQUE_MARKER) changes.opaque.push(parent);
+      else if (name.startsWith(WHITEOUT_PREFIX)) changes.removed.push(parent === '' ? name.slice(WHITEOUT_PREFIX.length) : `${parent}/${name.slice(WHITEOUT_PREFIX.length)}`);
+      else if (selection.select(path)) {
+        take = header.type === 'file' && (header.size ?? 0) <= MAX_TEXT_BYTES && selection.readText(path);
+        if (!take) changes.written.set(path, null);
+      }
       const chunks: Buffer[] = [];
       entry.on('data', (c: unknown) => {
         if (take) chunks.push(c as Buffer);
       });
       entry.on('end', () => {
-        if (take) changes.written.set(name, Buffer.concat(chunks).toString('utf8'));
+        if (take) changes.written.set(path, Buffer.concat(chunks).toString('utf8'));
         next();
       });
       entry.on('error', reject);
@@ -65,20 +75,32 @@ async function scanLayer(stream: Readable, dir: string): Promise<LayerChanges> {
   return changes;
 }
 
-/** Regular files directly in `dir` (e.g. `usr/lib/bootc/install`) of the merged image. */
-export async function readImageDirectory(pulled: PulledImage, dir: string): Promise<ImageFile[]> {
-  return withContext(`Reading /${dir} from image ${formatReference(pulled.reference)}`, async () => {
+/** The selected paths of the merged image. */
+export async function readImageFiles(pulled: PulledImage, selection: ImageFileSelection): Promise<ImageFiles> {
+  return withContext(`Reading image ${formatReference(pulled.reference)}`, async () => {
     const cache = await BlobCache.open(pulled.cacheDir);
-    const files = new Map<string, string | null>();
+    const files: ImageFiles = new Map();
     for (const layer of pulled.layers) {
-      const changes = await scanLayer(openLayer(cache, layer.descriptor, layer.diffId, formatReference(pulled.reference)), dir);
-      if (changes.opaque) files.clear();
-      for (const name of changes.removed) files.delete(name);
-      for (const [name, text] of changes.written) files.set(name, text);
+      const changes = await scanLayer(openLayer(cache, layer.descriptor, layer.diffId, formatReference(pulled.reference)), selection);
+      for (const path of [...files.keys()]) {
+        if (changes.removed.some((r) => within(path, r)) || changes.opaque.some((o) => path.startsWith(o === '' ? '' : o + '/'))) files.delete(path);
+      }
+      for (const [path, text] of changes.written) files.set(path, text);
     }
-    return [...files.entries()]
-      .filter((e): e is [string, string] => e[1] !== null)
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([name, text]) => ({ path: `${dir}/${name}`, text }));
+    return files;
   });
+}
+
+export interface ImageFile {
+  /** Path inside the image, without a leading slash. */
+  path: string;
+  text: string;
+}
+
+/** Regular files directly in `dir` with their text, in name order. */
+export function filesInDirectory(files: ImageFiles, dir: string): ImageFile[] {
+  return [...files.entries()]
+    .filter((e): e is [string, string] => e[1] !== null && e[0].startsWith(dir + '/') && !e[0].slice(dir.length + 1).includes('/'))
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([path, text]) => ({ path, text }));
 }

@@ -7,8 +7,9 @@
  *   2. --via-loopback: attach the file to a loop device (detached again whatever happens)
  *   3. check the disk: whole disk, not the running root, not in LVM/RAID/LUKS use, nothing
  *      mounted, no partitions unless --wipe (block-device.ts); nothing is written before
- *   4. pull the image and read its install configuration (+ the host's): filesystem type,
- *      stateroot, kargs, karg-deletes, root-mount-spec
+ *   4. pull the image; from its layers, refuse an image without a kernel and read its
+ *      install configuration (+ the host's): filesystem type, stateroot, kargs,
+ *      karg-deletes, root-mount-spec
  *   5. --wipe: erase the signatures of the partitions and the disk
  *   6. partition: GPT with EFI-SYSTEM and root (src/disk/gpt.ts), then the partition nodes
  *   7. mkfs the root (label `root`, random UUID) and mount it under /run/bootc/mounts
@@ -20,9 +21,9 @@
  * A failure after step 4 unmounts and detaches everything and says what state the disk is in.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rmdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ContextError, UserError, withContext } from '../core/errors.js';
+import { ContextError, UserError, unwrapContext, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { debug, info, warn } from '../core/log.js';
@@ -38,7 +39,8 @@ import type { ImageReference, Platform } from '../oci/types.js';
 import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
 import { chooseRootFsType, type InstallConfig, type InstallFsType } from './config.js';
-import { loadInstallConfig, readImageInstallConfigFiles } from './config-files.js';
+import { loadInstallConfig } from './config-files.js';
+import { readImageFacts } from './image-facts.js';
 import { installOnRoot, type InstalledSystem } from './install.js';
 import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 
@@ -182,6 +184,18 @@ export async function finaliseRoot(mountDir: string): Promise<void> {
   });
 }
 
+/** Less free space than this after a failed import means the root filesystem filled up. */
+const FULL_BELOW_BYTES = 16 * MiB;
+
+async function freeBytes(dir: string): Promise<number> {
+  try {
+    const st = await statfs(dir);
+    return st.bavail * st.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
 async function unmount(dir: string): Promise<void> {
   await run({ description: `Unmounting ${dir}`, argv: ['umount', dir] });
 }
@@ -213,7 +227,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       const pulled = await withContext(`Pulling ${name}`, () =>
         pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, ...(req.platform ? { platform: req.platform } : {}) }),
       );
-      const config = await loadInstallConfig(await readImageInstallConfigFiles(pulled), {
+      const imageFacts = await readImageFacts(pulled);
+      const config = await loadInstallConfig(imageFacts.installConfigFiles, {
         ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
         arch: hostRustArch(),
       });
@@ -278,7 +293,15 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       info('Installation complete!');
       return { ...installed, device: req.device, layout, rootFsType: fsType, rootFsUuid, manifestDigest: pulled.manifestDigest, config };
     } catch (err) {
-      throw state === 'untouched' ? err : new ContextError(`${req.device}: ${STATE_MESSAGES[state]}; run the install again with --wipe`, err);
+      if (state === 'untouched') throw err;
+      // The import's streams often report a full disk as "premature close"; ask the filesystem.
+      const full =
+        (unwrapContext(err).root as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC' ||
+        (mounted && mountDir !== undefined && (await freeBytes(mountDir)) < FULL_BELOW_BYTES);
+      const cause = full
+        ? new UserError('the new root filesystem is full', { hint: 'use a bigger disk or a bigger --root-size', cause: err })
+        : err;
+      throw new ContextError(`${req.device}: ${STATE_MESSAGES[state]}; run the install again with --wipe`, cause);
     } finally {
       // Cleanup must not hide the first error; each step is attempted.
       const cleanups: Array<[string, () => Promise<void>]> = [];

@@ -7,7 +7,8 @@
  *   2. the root: its device, filesystem type and UUID (findmnt)
  *   3. the ESP: --esp, else the EFI system partition of the disk that holds PATH; it must
  *      already carry a FAT filesystem
- *   4. pull the image and read its install configuration (+ the host's)
+ *   4. pull the image; refuse one without a kernel; read its install configuration
+ *      (+ the host's)
  *   5. --replace=wipe: remove everything on PATH without crossing into other mounts
  *   6. onto PATH: import, deploy, boot entry on the ESP, fstab, SSH key, aleph (install.ts);
  *      root= from --root-mount-spec, the install config, else the filesystem UUID
@@ -28,7 +29,8 @@ import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import { checkStateroot } from '../deploy/paths.js';
 import type { InstallConfig } from './config.js';
-import { loadInstallConfig, readImageInstallConfigFiles } from './config-files.js';
+import { loadInstallConfig } from './config-files.js';
+import { readImageFacts } from './image-facts.js';
 import { installOnRoot, type InstalledSystem } from './install.js';
 import { deviceSizeBytes } from './loop-device.js';
 import { filesystemUuid, finaliseRoot } from './to-disk.js';
@@ -172,7 +174,8 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     const pulled = await withContext(`Pulling ${name}`, () =>
       pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, ...(req.platform ? { platform: req.platform } : {}) }),
     );
-    const config = await loadInstallConfig(await readImageInstallConfigFiles(pulled), {
+    const imageFacts = await readImageFacts(pulled);
+    const config = await loadInstallConfig(imageFacts.installConfigFiles, {
       ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
       arch: hostRustArch(),
     });

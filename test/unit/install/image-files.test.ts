@@ -10,6 +10,7 @@ import { buildLayout } from '../../privileged/oci/layout-builder.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readImageInstallConfigFiles, loadInstallConfig } from '../../../src/install/config-files.js';
+import { kernelOf, readImageFacts } from '../../../src/install/image-facts.js';
 
 const DIR = 'usr/lib/bootc/install';
 
@@ -60,5 +61,37 @@ describe('install configuration from image layers', () => {
   it('finds nothing in an image without the directory', async () => {
     const pulled = await pull('c', [{ 'usr/bin/true': 'x' }]);
     expect(await readImageInstallConfigFiles(pulled)).toEqual([]);
+  });
+});
+
+describe('kernelOf', () => {
+  const files = (...paths: string[]) => new Map(paths.map((p) => [p, null]));
+  it('finds the one kernel with its initramfs', () => {
+    expect(kernelOf(files('usr/lib/modules/6.1.0-1-amd64/vmlinuz', 'usr/lib/modules/6.1.0-1-amd64/initramfs.img'), 'img')).toBe('6.1.0-1-amd64');
+  });
+  it('refuses no kernel, two kernels, or a missing initramfs, naming the image', () => {
+    expect(() => kernelOf(files(), 'oci:/x:nokernel')).toThrow('image oci:/x:nokernel has no kernel: /usr/lib/modules/<kver>/vmlinuz is missing');
+    expect(() => kernelOf(files('usr/lib/modules/a/vmlinuz', 'usr/lib/modules/b/vmlinuz'), 'img')).toThrow(/more than one kernel: a, b/);
+    expect(() => kernelOf(files('usr/lib/modules/a/vmlinuz'), 'img')).toThrow(/no initramfs/);
+  });
+});
+
+describe('readImageFacts', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'image-facts-'));
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('sees a kernel directory whited out by a later layer as gone', async () => {
+    const layout = join(tmp, 'layout');
+    await buildLayout(layout, {
+      layers: [
+        { files: { 'usr/lib/modules/1/vmlinuz': 'k', 'usr/lib/modules/1/initramfs.img': 'i' }, compression: 'gzip' },
+        { files: { 'usr/lib/modules/.wh.1': '', 'usr/lib/modules/2/vmlinuz': 'k', 'usr/lib/modules/2/initramfs.img': 'i' }, compression: 'gzip' },
+      ],
+    });
+    const pulled = await pullImage(parseReference(`oci:${layout}:latest`), { cacheDir: join(tmp, 'cache') });
+    expect(await readImageFacts(pulled)).toEqual({ installConfigFiles: [], kernelVersion: '2' });
   });
 });
