@@ -1,0 +1,65 @@
+/**
+ * qemu tier: `bootc install to-filesystem` (the real CLI) onto a root prepared by hand
+ * (ext4, then xfs, each with a FAT ESP on the same disk) boots under OVMF to the autologin
+ * shell, root= naming the prepared filesystem. One boot per disk.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../fixtures/paths.js';
+import { deploymentId } from '../src/deploy/paths.js';
+import { prepareDisk } from '../test/privileged/install/prepared-disk.js';
+import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm } from './harness.js';
+import { join } from 'node:path';
+
+const skip = explainSkip(
+  'qemu',
+  needsLoopDevices() ??
+    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.xfs', 'mkfs.fat', 'mcopy', 'blkid', 'findmnt', 'fstrim') ??
+    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
+    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
+    needsFile(fixturesIndexPath, fixturesHint),
+);
+
+describe.skipIf(skip)('bootc install to-filesystem: the prepared disk boots under OVMF', () => {
+  let tmp: string;
+  let id = '';
+  beforeAll(() => {
+    tmp = mkdtempSync('/var/tmp/install-to-filesystem-qemu-');
+    id = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
+  });
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  for (const fsType of ['ext4', 'xfs'] as const) {
+    it(`boots an install onto a hand-made ${fsType} root`, async () => {
+      const disk = await prepareDisk(tmp, fsType, fsType);
+      let uuid: string;
+      try {
+        uuid = execFileSync('blkid', ['-p', '-o', 'value', '-s', 'UUID', disk.root], { encoding: 'utf8' }).trim();
+        const r = await execa(
+          'node',
+          ['--import', 'tsx', 'src/cli.ts', 'install', 'to-filesystem', disk.mountDir, '--esp', disk.esp,
+            '--source-imgref', ociLayoutRef('v1'), '--store', join(tmp, 'store')],
+          { reject: false, all: true },
+        );
+        if (r.exitCode !== 0) throw new Error(`bootc install to-filesystem failed:\n${r.all}`);
+      } finally {
+        disk.release();
+      }
+      const vm = await startVm({ name: `install-to-filesystem-${fsType}`, boot: { kind: 'uefi' }, disks: [{ path: disk.file, format: 'raw' }] });
+      try {
+        await vm.waitForLogin();
+        const cmdline = (await vm.runOk('cat /proc/cmdline')).split(/\s+/);
+        expect(cmdline).toEqual(expect.arrayContaining([`root=UUID=${uuid}`, 'console=ttyS0,115200', `bootc.deploy=default/${id}`]));
+        expect(await vm.runOk('findmnt -n -o FSROOT,FSTYPE /')).toMatch(new RegExp(`^/bootc/deploy/default/${id.replace('.', '\\.')}\\s+${fsType}$`));
+        expect(await vm.runOk('findmnt -n -o FSTYPE /boot')).toBe('vfat');
+      } finally {
+        await vm.dispose();
+      }
+    }, 900_000);
+  }
+});
