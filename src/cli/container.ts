@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
+import { UsageError } from './handler.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD } from '../boot/kargs.js';
 import { lintRootfs, renderLintList } from '../container/lint.js';
 import { inspectContainer, renderContainerInspection, type ContainerInspectFormat } from '../container/inspect.js';
@@ -58,6 +59,8 @@ export interface UkifyArgs {
  * a deployment only once a deployment selector computed from the image exists (issue 7).
  */
 export async function runUkify(args: UkifyArgs): Promise<void> {
+  // yargs reports a missing demanded option but still runs the handler
+  if (typeof args.output !== 'string' || args.output === '') throw new UsageError('Missing required argument: output');
   if ((args.signKey === undefined) !== (args.signCert === undefined)) {
     throw new UserError('--sign-key and --sign-cert go together', { hint: 'pass both to sign the UKI, or neither' });
   }

@@ -1,0 +1,69 @@
+/** The `bootc container …` verbs through the real entry point (tsx), on trees built here. */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+
+const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, env: { NO_COLOR: '1' } });
+
+const root = mkdtempSync(join(tmpdir(), 'bootc-container-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'var/log', 'boot', 'etc']) mkdirSync(join(root, d), { recursive: true });
+symlinkSync('../run', join(root, 'var/run'));
+for (const [rel, content] of Object.entries({
+  'usr/lib/modules/6.1.0-1-amd64/vmlinuz': 'k',
+  'usr/lib/modules/6.1.0-1-amd64/initramfs.img': 'i',
+  'usr/lib/bootc/kargs.d/10-console.toml': 'kargs = ["console=ttyS0"]\n',
+})) {
+  mkdirSync(dirname(join(root, rel)), { recursive: true });
+  writeFileSync(join(root, rel), content);
+}
+
+describe('bootc container (CLI)', () => {
+  it('lint exits 0 on a good tree and 1 with "Checks failed" on a broken one', async () => {
+    const good = await cli('container', 'lint', '--rootfs', root);
+    expect(good.exitCode, good.stdout + good.stderr).toBe(0);
+    expect(good.stdout).toMatch(/^Checks passed: 12\nChecks skipped: 1\n?$/);
+    mkdirSync(join(root, 'usr/etc'));
+    try {
+      const bad = await cli('container', 'lint', '--rootfs', root);
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stdout).toMatch(/^Failed lint: etc-usretc: /m);
+      expect(bad.stderr).toMatch(/^error: Checks failed: 1$/m);
+    } finally {
+      rmSync(join(root, 'usr/etc'), { recursive: true });
+    }
+  });
+
+  it('lint --list prints every lint as YAML', async () => {
+    const r = await cli('container', 'lint', '--list');
+    expect(r.exitCode).toBe(0);
+    expect((parseYaml(r.stdout) as Array<{ name: string }>).map((l) => l.name)).toContain('baseimage-root');
+  });
+
+  it('inspect --json', async () => {
+    const r = await cli('container', 'inspect', '--rootfs', root, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ kargs: ['console=ttyS0'], kernel: { version: '6.1.0-1-amd64', unified: false } });
+  });
+
+  it('ukify needs --output, and --sign-key goes with --sign-cert', async () => {
+    const noOutput = await cli('container', 'ukify', '--rootfs', root);
+    expect(noOutput.exitCode).toBe(2);
+    expect(noOutput.stderr).toContain('Missing required argument: output');
+    const half = await cli('container', 'ukify', '--rootfs', root, '--output', join(root, 'x.efi'), '--sign-key', 'k.pem');
+    expect(half.exitCode).toBe(1);
+    expect(half.stderr).toContain('--sign-key and --sign-cert go together');
+  });
+
+  it('internals is hidden from --help but runs', async () => {
+    const help = await cli('--help');
+    expect(help.stdout).toContain('container');
+    expect(help.stdout).not.toContain('internals');
+    const r = await cli('internals', 'uki', 'inspect', join(root, 'usr/lib/modules/6.1.0-1-amd64/vmlinuz'));
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/is not a valid PE\/COFF image/);
+  });
+});
