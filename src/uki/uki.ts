@@ -14,7 +14,7 @@
  * stub carries its own SBAT data, which is what shim checks; a kernel's own `.sbat`
  * would have to be merged into that one section, and Debian's kernels carry none.
  */
-import { lstat, mkdtemp, open, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
@@ -199,7 +199,11 @@ export interface SigningKey {
 /** A UKI for the one kernel of `rootfs`, written to `output` (atomically), signed if asked. */
 export async function buildUki(options: BuildUkiOptions): Promise<void> {
   await withContext(`Building the unified kernel image ${options.output}`, async () => {
+    await checkOutputDirectory(options.output);
     if (options.signing) await checkSigningKey(options.signing);
+    if (options.splash !== undefined && !(await exists(options.splash))) {
+      throw new UserError(`the splash image ${options.splash} does not exist`, { hint: 'pass the path of a BMP file' });
+    }
     const stubPath = options.stub ?? (await findStub(options.rootfs));
     const kernel = await findKernel(options.rootfs);
     const work = await mkdtemp(join(dirname(options.output), `.${basename(options.output)}.work-`));
@@ -238,6 +242,18 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
       await rm(work, { recursive: true, force: true });
     }
   });
+}
+
+async function checkOutputDirectory(output: string): Promise<void> {
+  let isDir = false;
+  try {
+    isDir = (await stat(dirname(output))).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) {
+    throw new UserError(`cannot write ${output}: ${dirname(output)} is not a directory`, { hint: 'create the directory first, or choose another --output' });
+  }
 }
 
 async function syncFile(path: string): Promise<void> {

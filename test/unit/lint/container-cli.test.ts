@@ -56,6 +56,9 @@ describe('bootc container (CLI)', () => {
     const half = await cli('container', 'ukify', '--rootfs', root, '--output', join(root, 'x.efi'), '--sign-key', 'k.pem');
     expect(half.exitCode).toBe(1);
     expect(half.stderr).toContain('--sign-key and --sign-cert go together');
+    const noDir = await cli('container', 'ukify', '--rootfs', root, '--output', join(root, 'missing/x.efi'));
+    expect(noDir.exitCode).toBe(1);
+    expect(noDir.stderr).toMatch(/missing is not a directory/);
   });
 
   it('internals is hidden from --help but runs', async () => {
