@@ -79,9 +79,13 @@ async function scanLayer(stream: Readable, selection: ImageFileSelection): Promi
 export async function readImageFiles(pulled: PulledImage, selection: ImageFileSelection): Promise<ImageFiles> {
   return withContext(`Reading image ${formatReference(pulled.reference)}`, async () => {
     const cache = await BlobCache.open(pulled.cacheDir);
+    // Layers are scanned at once (decompression is the cost, and it uses other cores), then
+    // applied in order.
+    const scanned = await Promise.all(
+      pulled.layers.map((layer) => scanLayer(openLayer(cache, layer.descriptor, layer.diffId, formatReference(pulled.reference)), selection)),
+    );
     const files: ImageFiles = new Map();
-    for (const layer of pulled.layers) {
-      const changes = await scanLayer(openLayer(cache, layer.descriptor, layer.diffId, formatReference(pulled.reference)), selection);
+    for (const changes of scanned) {
       for (const path of [...files.keys()]) {
         if (changes.removed.some((r) => within(path, r)) || changes.opaque.some((o) => path.startsWith(o === '' ? '' : o + '/'))) files.delete(path);
       }
