@@ -219,6 +219,40 @@ describe.skipIf(
   });
 });
 
+/** The same image as PE32: 4-byte ImageBase plus BaseOfData, so the data directories start at 96. */
+function synthesisePe32(): Uint8Array {
+  const pe64 = synthesisePe({ signature: true });
+  const opt = 0x44 + 20;
+  const out = new Uint8Array(pe64);
+  const o = new DataView(out.buffer);
+  o.setUint16(opt, 0x10b, true);
+  o.setUint16(0x44 + 16, 224, true);
+  o.setUint32(opt + 92, 16, true);
+  // directories move 16 bytes down; the section table follows the shorter optional header
+  out.set(pe64.subarray(opt + 112, opt + 240), opt + 96);
+  out.set(pe64.subarray(opt + 240, opt + 280), opt + 224);
+  out.fill(0, opt + 264, opt + 280);
+  o.setUint32(opt + 64, 0, true);
+  o.setUint32(opt + 64, peChecksum(out, opt + 64), true);
+  return out;
+}
+
+describe('PE32 images', () => {
+  it('are read and extended like PE32+', () => {
+    const stub = synthesisePe32();
+    const pe = parsePe(stub, 'pe32.efi');
+    expect(pe.magic).toBe(0x10b);
+    expect(pe.dataDirectories[4]?.size).toBe(0x100);
+    expect(pe.sections.map((s) => s.name)).toEqual(['.text']);
+    const { image, plan } = appendSections(stub, [{ name: '.cmdline', data: text('quiet') }], 'pe32.efi');
+    expect(plan.droppedSignature).toBe(true);
+    const out = parsePe(image, 'out.efi');
+    expect(out.dataDirectories[4]).toEqual({ address: 0, size: 0 });
+    expect(out.sections.map((s) => s.name)).toEqual(['.text', '.cmdline']);
+    expect(out.checkSum).toBe(peChecksum(image, checksumOffset(out)));
+  });
+});
+
 describe('PE checksum fed in pieces', () => {
   it('equals the checksum of the whole, whatever the piece sizes', () => {
     const bytes = new Uint8Array(1001).map((_, i) => (i * 31 + 7) & 0xff);
