@@ -15,7 +15,6 @@ import { cancellation } from './core/cancel.js';
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   setVerbose(verbose);
-  let usageFailure: string | null = null;
   const parser = registerAll(
     yargs(argv)
       .scriptName('bootc')
@@ -28,14 +27,13 @@ export async function main(argv: string[]): Promise<number> {
       .alias('h', 'help')
       .wrap(Math.min(100, process.stdout.columns || 80))
       .exitProcess(false)
+      // Throwing stops yargs before the command's handler runs; the handler below reports it.
       .fail((msg, err) => {
-        if (err) throw err;
-        usageFailure = msg;
+        throw err ?? new UsageError(msg);
       }),
   );
   try {
     const parsed = await parser.parseAsync();
-    if (usageFailure !== null) throw new UsageError(usageFailure);
     const [verb] = parsed._;
     if (verb === undefined && !argv.some((a) => a === '--help' || a === '-h' || a === '--version')) {
       parser.showHelp();

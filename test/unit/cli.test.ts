@@ -27,3 +27,12 @@ describe('bootc CLI', () => {
     expect(r.stderr).toContain('hint: run with --help');
   });
 });
+
+describe('bootc CLI usage errors stop before the verb runs', () => {
+  it('a missing positional is a usage error, not a crash', async () => {
+    const r = await cli('image', 'build-disk');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('error: Not enough non-option arguments');
+    expect(r.stderr).not.toContain('bug');
+  });
+});
