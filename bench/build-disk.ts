@@ -112,7 +112,7 @@ async function timeSteps(description: string, argv: [string, ...string[]], first
   return { seconds: (end - start) / 1000, steps, lines };
 }
 
-async function runOurs(tag: FixtureTag, dir: string): Promise<Timed & { peakRssKiB: number; diskBytes: number }> {
+async function runOurs(tag: FixtureTag, dir: string): Promise<Timed & { peakRssKiB: number; diskVirtualBytes: number }> {
   const rssFile = join(dir, 'maxrss');
   const output = join(dir, 'output');
   const timed = await timeSteps(
@@ -126,17 +126,17 @@ async function runOurs(tag: FixtureTag, dir: string): Promise<Timed & { peakRssK
     (line) => OUR_STEPS.find(([re]) => re.test(line))?.[1] ?? null,
   );
   const peakRssKiB = Number((await readFile(rssFile, 'utf8')).trim().split('\n').pop());
-  return { ...timed, peakRssKiB, diskBytes: await virtualSize(join(output, 'qcow2', 'disk.qcow2')) };
+  return { ...timed, peakRssKiB, diskVirtualBytes: await virtualSize(join(output, 'qcow2', 'disk.qcow2')) };
 }
 
-async function runShell(tag: FixtureTag, dir: string): Promise<Timed & { diskBytes: number }> {
+async function runShell(tag: FixtureTag, dir: string): Promise<Timed & { diskVirtualBytes: number }> {
   const timed = await timeSteps(
     'the shell pipeline',
     ['bash', '-c', SHELL_PIPELINE + '\n', 'bash', ociArchivePath(tag), tag, dir],
     'start',
     (line) => /^phase: (\S+)$/.exec(line)?.[1] ?? null,
   );
-  return { ...timed, diskBytes: await virtualSize(join(dir, 'disk.qcow2')) };
+  return { ...timed, diskVirtualBytes: await virtualSize(join(dir, 'disk.qcow2')) };
 }
 
 async function virtualSize(qcow2: string): Promise<number> {
@@ -201,14 +201,14 @@ async function main(): Promise<void> {
       seconds: ours.map((r) => round(r.seconds)),
       medianStepSeconds: medianSteps(ours.map((r) => r.steps)),
       peakRssMiB: round(Math.max(...ours.map((r) => r.peakRssKiB)) / 1024),
-      diskBytes: ours[0]?.diskBytes,
+      diskVirtualBytes: ours[0]?.diskVirtualBytes,
       freshStoreEachRun: true,
     },
     shell: {
       medianSeconds: round(shellMedian),
       seconds: shell.map((r) => round(r.seconds)),
       medianStepSeconds: medianSteps(shell.map((r) => r.steps)),
-      diskBytes: shell[0]?.diskBytes,
+      diskVirtualBytes: shell[0]?.diskVirtualBytes,
     },
     ratio: round(oursMedian / shellMedian),
     targets: { ratio: '<= 1.5', peakRssMiB: '<= 286 (300 MB)' },
