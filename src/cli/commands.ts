@@ -215,6 +215,19 @@ export const commands: LazyCommand[] = [
     handler: () => undefined,
   },
   {
+    command: 'status',
+    describe: 'Show the booted image and its digest',
+    builder: (y) =>
+      y
+        .option('format', { choices: ['humanreadable', 'yaml', 'json'], describe: 'Output format (default: humanreadable on a terminal, else yaml)' })
+        .option('format-version', { type: 'number', describe: 'Document version (0 and 1 both mean v1)' })
+        .option('json', { type: 'boolean', hidden: true, describe: 'Same as --format json' }),
+    handler: async (argv) => {
+      const { runStatus } = await import('./status.js');
+      await runStatus(argv as unknown as import('./status.js').StatusArgs);
+    },
+  },
+  {
     command: 'install <command>',
     describe: 'Install a bootable container image onto a disk or a prepared filesystem',
     builder: (y) => {

@@ -14,6 +14,7 @@ import { readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readPartitionTable } from '../../../src/disk/partition-table.js';
 import { ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID } from '../../../src/disk/gpt.js';
+import { loadHostStatus } from '../../../src/updates/status.js';
 import { INSTALL_MOUNTS_DIR, installToDisk, type ToDiskRequest } from '../../../src/install/to-disk.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
@@ -197,6 +198,13 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     const aleph = JSON.parse(readFileSync(join(dir, '.bootc-aleph.json'), 'utf8')) as Record<string, unknown>;
     expect(aleph).toMatchObject({ digest, image: ociLayoutRef('v1'), 'target-image': ociLayoutRef('v1'), 'installer-version': 'test', selinux: 'disabled' });
     expect(Object.keys(aleph)).toEqual(expect.arrayContaining(['labels', 'timestamp', 'kernel']));
+
+    // What `bootc status` will say once this disk boots with the entry's command line.
+    const cmdline = join(tmp, 'cmdline');
+    writeFileSync(cmdline, result.boot.kernelArguments.join(' ') + '\n');
+    const host = await loadHostStatus({ cmdlinePath: cmdline, sysroot: dir });
+    expect(host.spec.image).toEqual({ image: ociLayoutRef('v1').slice('oci:'.length), transport: 'oci' });
+    expect(host.status.booted?.image?.imageDigest).toBe(digest);
 
     const espLoc = { image: file, offsetBytes: esp!.startBytes };
     const entries = await listBootEntries(espLoc);
