@@ -2,7 +2,8 @@
  * `bootc image build-disk`: a bootable disk image from a container image, with no loop
  * device and no mount (bootc-image-builder's job, in CI).
  *
- *   1. refuse early: outputs that exist (unless --force), no root, a bad config.toml
+ *   1. refuse early: outputs that exist (unless --force), no root, an unsupported root
+ *      filesystem (xfs needs loop devices)
  *   2. pull the image into the blob store (any transport)
  *   3. stage a physical root in a work directory: import the layers into its object
  *      store, check out the deployment, seed the stateroot's /var
@@ -26,7 +27,7 @@ import { addUser, isPasswordHash } from '../deploy/users.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import type { BuildConfig, BuildUser } from './build-config.js';
 import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
-import type { RootFsType } from './root-filesystem.js';
+import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
 
 export interface BuildDiskRequest {
   image: ImageReference;
@@ -130,6 +131,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
         hint: 'run it as root (e.g. with sudo), or in a privileged container',
       });
     }
+    checkRootFsSupported(req.rootfs ?? 'ext4');
     await checkOutputsFree(req.outputDir, req.types, req.force);
 
     stepEvent(progress, 0);
