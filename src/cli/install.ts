@@ -24,6 +24,8 @@ export interface PrintConfigurationArgs {
   all: boolean;
   sourceImgref?: string;
   store?: string;
+  /** Tests: where the host's /usr/local/lib, /etc and /run configs are read (not a flag). */
+  hostRoot?: string;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function runPrintConfiguration(args: PrintConfigurationArgs, out: N
     });
     imageFiles = await readImageInstallConfigFiles(pulled);
   }
-  const config = await loadInstallConfig(imageFiles);
+  const config = await loadInstallConfig(imageFiles, args.hostRoot !== undefined ? { hostRoot: args.hostRoot } : {});
   out.write(renderPrintConfiguration(config, args.all));
 }
 
