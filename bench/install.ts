@@ -69,10 +69,12 @@ mount -o remount,ro "$w/mnt"
 const OUR_STEPS: readonly [RegExp, string][] = [
   [/^debug: exec: sfdisk /, 'partition'],
   [/^debug: exec: mkfs\.ext4 /, 'mkfs'],
-  [/^Importing layer 1\//, 'import'],
   [/^debug: exec: mkfs\.fat /, 'esp'],
-  [/^debug: exec: mcopy .*systemd-boot/, 'boot'],
-  [/^debug: exec: sync /, 'finalise'],
+  // Import and deployment print no marker between them.
+  [/^Importing layer 1\//, 'import+deploy'],
+  [/^debug: exec: .*mcopy .*systemd\/boot\//, 'boot'],
+  // The importer syncs the object store too; only the sync of the whole root is finalising.
+  [/^debug: exec: sync -f \/run\/bootc\/mounts\/rootfs-\w+$/, 'finalise'],
 ];
 
 interface Timed {

@@ -30,6 +30,12 @@ export async function attachLoopDevice(file: string, range?: { offsetBytes: numb
   return r.stdout.trim();
 }
 
+/** Loop devices already backed by `file` (`losetup -j`), e.g. one a user left attached. */
+export async function loopDevicesOf(file: string): Promise<string[]> {
+  const r = await run({ description: `Looking for loop devices backed by ${file}`, argv: ['losetup', '--list', '--noheadings', '--output', 'NAME', '--associated', file] });
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
 export async function detachLoopDevice(device: string): Promise<void> {
   await run({ description: `Detaching loop device ${device}`, argv: ['losetup', '--detach', device] });
 }

@@ -2,8 +2,9 @@
  * `bootc install to-disk DEVICE`: a whole disk (or, with --via-loopback, a disk image
  * file) becomes a bootable system running the image.
  *
- *   1. refuse early: not root, DEVICE not a block device (or not a file with
- *      --via-loopback), an unreadable --root-ssh-authorized-keys, a bad --root-size
+ *   1. refuse early: not root, DEVICE not a block device (or, with --via-loopback, not a
+ *      file or a file already attached to a loop device), an unreadable
+ *      --root-ssh-authorized-keys, a bad --root-size
  *   2. --via-loopback: attach the file to a loop device (detached again whatever happens)
  *   3. check the disk: whole disk, not the running root, not in LVM/RAID/LUKS use, nothing
  *      mounted, no partitions unless --wipe (block-device.ts); nothing is written before
@@ -42,7 +43,7 @@ import { chooseRootFsType, type InstallConfig, type InstallFsType } from './conf
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
 import { installOnRoot, type InstalledSystem } from './install.js';
-import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
+import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 
 /** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
 export const INSTALL_MOUNTS_DIR = '/run/bootc/mounts';
@@ -210,6 +211,17 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
     if (req.stateroot !== undefined) checkStateroot(req.stateroot);
     const sshKeys = await readSshKeys(req.rootSshAuthorizedKeysFile);
     if (req.viaLoopback && !req.genericImage) debug('--via-loopback implies --generic-image: no firmware boot entries are written');
+
+    if (req.viaLoopback) {
+      // Another loop device over the same file could have its partitions mounted, which
+      // the checks of a fresh loop device would not see.
+      const existing = await loopDevicesOf(req.device);
+      if (existing.length > 0) {
+        throw new UserError(`${req.device} is already attached to ${existing.join(', ')}`, {
+          hint: `it may be in use; unmount what is mounted from it and detach it (\`losetup -d ${existing[0]}\`) first`,
+        });
+      }
+    }
 
     // 2
     const loopDevice = req.viaLoopback ? await withContext(`Attaching ${req.device}`, () => attachLoopDevice(req.device)) : undefined;

@@ -139,6 +139,14 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     expect(loopsOf(file)).toBe('');
   });
 
+  it('--via-loopback: refuses a file already attached to a loop device', async () => {
+    const file = diskFile('attached.raw', '64M');
+    const loop = attach(file);
+    const err = await refusal(request(file, { viaLoopback: true }));
+    expect(err.message).toBe(`${file} is already attached to ${loop}`);
+    expect(loopsOf(file).trim().split('\n')).toHaveLength(1);
+  });
+
   it('refuses a regular file without --via-loopback, and a block device with it', async () => {
     const file = diskFile('plain.raw', '64M');
     const err = await refusal(request(file));
