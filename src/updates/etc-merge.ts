@@ -277,6 +277,10 @@ export function planEtcMerge(input: EtcMergeInput): EtcMergePlan {
   return { entries, removed, conflicts };
 }
 
+function kindWord(kind: EtcNodeKind | null): string {
+  return kind === null ? 'nothing' : kind === 'dir' ? 'directory' : kind;
+}
+
 /** One line per conflict, for the journal and `bootc status` ("user version kept"). */
 export function describeEtcConflict(c: EtcConflict): string {
   const path = c.path === ETC_ROOT ? '/etc' : `/etc/${c.path}`;
@@ -286,7 +290,7 @@ export function describeEtcConflict(c: EtcConflict): string {
     case 'both-added':
       return `${path}: created locally and by the new image; local version kept`;
     case 'type':
-      return `${path}: local ${c.local ?? 'nothing'} where the new image has a ${c.image ?? 'nothing'}; local version kept`;
+      return `${path}: local ${kindWord(c.local)} where the new image has a ${kindWord(c.image)}; local version kept`;
     case 'image-removed':
       return `${path}: changed locally, removed from the new image; local version kept`;
     case 'local-removed':

@@ -142,7 +142,7 @@ describe.skipIf(skip)('/etc merge on real directories', () => {
     expect((await stat(join(destination, 'hostname'))).mtime.toISOString()).toBe('2020-01-02T03:04:05.000Z');
 
     expect(conflicts.map(describeEtcConflict).sort()).toEqual([
-      '/etc/cron.d: local dir where the new image has a file; local version kept',
+      '/etc/cron.d: local directory where the new image has a file; local version kept',
       '/etc/deleted.conf: deleted locally, changed in the new image; stays deleted',
       '/etc/hosts: changed locally and in the new image; local version kept',
       '/etc/ssh/sshd_config: changed locally and in the new image; local version kept',

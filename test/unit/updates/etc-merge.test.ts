@@ -365,7 +365,7 @@ describe('planEtcMerge', () => {
       current: tree({ a: file('2') }),
     });
     expect(plan.conflicts.map(describeEtcConflict)).toEqual([
-      '/etc/a: local file where the new image has a dir; local version kept',
+      '/etc/a: local file where the new image has a directory; local version kept',
       '/etc/b: deleted locally, changed in the new image; stays deleted',
     ]);
   });
