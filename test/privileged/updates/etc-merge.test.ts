@@ -12,6 +12,9 @@ const skip = explainSkip('privileged', needsRoot() ?? needsCommands('setfattr', 
 /** security.capability granting cap_net_raw (effective, permitted), VFS_CAP_REVISION_2. */
 const CAP_NET_RAW_HEX = '0x0100000200200000000000000000000000000000';
 
+/** system.posix_acl_access: user::rw- user:1000:rwx group::r-- mask::rwx other::r-- */
+const ACL_USER_1000_HEX = '0x02000000' + '01000600ffffffff' + '02000700e8030000' + '04000400ffffffff' + '10000700ffffffff' + '20000400ffffffff';
+
 function setXattr(path: string, name: string, value: string): void {
   execFileSync('setfattr', ['-h', '-n', name, '-v', value, path]);
 }
@@ -103,6 +106,8 @@ describe.skipIf(skip)('/etc merge on real directories', () => {
     await rm(join(current, 'deleted.conf'));
     await put(current, 'local.conf', 'mine\n', { mode: 0o640, uid: 1000, gid: 1000 });
     setXattr(join(current, 'local.conf'), 'user.note', '0x6b656570');
+    await put(current, 'shared.conf', 'acl\n');
+    setXattr(join(current, 'shared.conf'), 'system.posix_acl_access', ACL_USER_1000_HEX);
     await mkdir(join(current, 'private'), { mode: 0o700 });
     await chown(join(current, 'private'), 1000, 1000);
     await put(current, 'private/secret', 's\n', { mode: 0o400, uid: 1000, gid: 1000 });
@@ -136,6 +141,8 @@ describe.skipIf(skip)('/etc merge on real directories', () => {
     const local = await stat(join(destination, 'local.conf'));
     expect([local.uid, local.gid, local.mode & 0o7777]).toEqual([1000, 1000, 0o640]);
     expect(xattrsOf(join(destination, 'local.conf'))['user.note']).toBe('0x6b656570');
+    expect(xattrsOf(join(destination, 'shared.conf'))['system.posix_acl_access']).toBe(ACL_USER_1000_HEX);
+    expect((await stat(join(destination, 'shared.conf'))).mode & 0o7777).toBe(0o674);
     const priv = await stat(join(destination, 'private'));
     expect([priv.uid, priv.gid, priv.mode & 0o7777]).toEqual([1000, 1000, 0o500]);
     expect(await text('private/secret')).toBe('s\n');
