@@ -220,6 +220,22 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     expect(await readBootEntry(espLoc, entries[0]!)).toContain(`options ${result.boot.kernelArguments.join(' ')}`);
   }, 300_000);
 
+  it('--filesystem btrfs wins over the install config, and --root-size leaves the rest of the disk free', async () => {
+    const file = diskFile('btrfs.raw', '6G');
+    const hostRoot = join(tmp, 'host-xfs');
+    mkdirSync(join(hostRoot, 'run/bootc/install'), { recursive: true });
+    writeFileSync(join(hostRoot, 'run/bootc/install/50-test.toml'), '[install]\nroot-fs-type = "xfs"\n');
+    const result = await installToDisk(request(file, { viaLoopback: true, hostRoot, filesystem: 'btrfs', rootSizeBytes: 3 * 1024 ** 3 }));
+    expect(result.rootFsType).toBe('btrfs');
+    const [, root] = (await readPartitionTable(file)).partitions;
+    expect(root!.sizeBytes).toBe(3 * 1024 ** 3);
+    const rootLoop = sh('losetup', '--find', '--show', '--read-only', '--offset', String(root!.startBytes), '--sizelimit', String(root!.sizeBytes), file).trim();
+    attached.push(rootLoop);
+    expect(sh('blkid', '-p', '-o', 'value', '-s', 'TYPE', rootLoop).trim()).toBe('btrfs');
+    expect(sh('blkid', '-p', '-o', 'value', '-s', 'UUID', rootLoop).trim()).toBe(result.rootFsUuid);
+    expect(loopsOf(file)).toContain(rootLoop);
+  }, 300_000);
+
   it('refuses an image without a kernel before writing anything', async () => {
     const file = diskFile('nokernel.raw', '4G');
     const err = await refusal(request(file, { viaLoopback: true, image: parseReference(ociLayoutRef('nokernel')) }));
