@@ -101,11 +101,13 @@ describe.skipIf(skip)('bootc install to-filesystem', () => {
     expect(await readBootEntry(esp, entry!)).toContain(`options ${result.boot.kernelArguments.join(' ')}`);
   }, 300_000);
 
-  it('takes root= and the /boot line from --root-mount-spec and --boot-mount-spec', async () => {
+  it('takes root= and the /boot line from --root-mount-spec and --boot-mount-spec; --replace alongside keeps old files', async () => {
     const disk = await prepared('specs', 'ext4');
+    writeFileSync(join(disk.mountDir, 'old-system'), 'still here');
     const result = await installToFilesystem(
-      request(disk.mountDir, { esp: disk.esp, rootMountSpec: 'LABEL=myroot', bootMountSpec: '', skipFinalize: true }),
+      request(disk.mountDir, { esp: disk.esp, rootMountSpec: 'LABEL=myroot', bootMountSpec: '', skipFinalize: true, replace: 'alongside' }),
     );
+    expect(readFileSync(join(disk.mountDir, 'old-system'), 'utf8')).toBe('still here');
     expect(result.boot.kernelArguments.slice(0, 2)).toEqual(['root=LABEL=myroot', 'rw']);
     const fstab = readFileSync(join(result.deployment.dir, 'etc/fstab'), 'utf8');
     expect(fstab).toContain('LABEL=myroot / ext4 defaults 0 0\n');
