@@ -113,6 +113,22 @@ export function planInstallLayout(device: string, diskBytes: number, rootSizeByt
   }
 }
 
+const STEPS = ['Checking the disk', 'Pulling image', 'Partitioning', 'Installing the image', 'Finalising'] as const;
+
+/** Upstream's ProgressSteps event for the install as a whole (one subtask per step). */
+function stepEvent(progress: Progress, done: number): void {
+  progress.emit({
+    type: 'ProgressSteps',
+    task: 'install',
+    description: 'Installing to disk',
+    id: 'install-to-disk',
+    stepsCached: 0,
+    steps: done,
+    stepsTotal: STEPS.length,
+    subtasks: STEPS.map((description, i) => ({ subtask: description.toLowerCase().replace(/ /g, '-'), description, id: String(i), completed: i < done })),
+  });
+}
+
 /** Disk states named in the error of a failed install. */
 type DiskState = 'untouched' | 'wiped' | 'partitioned' | 'written';
 const STATE_MESSAGES: Record<DiskState, string> = {
@@ -232,10 +248,12 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
     let mounted = false;
     try {
       // 3
+      stepEvent(progress, 0);
       await withContext(`Checking ${disk}`, async () => checkInstallTarget(await readTargetFacts(disk), req.wipe));
       const layout = planInstallLayout(req.device, await deviceSizeBytes(disk), req.rootSizeBytes);
 
       // 4
+      stepEvent(progress, 1);
       const pulled = await withContext(`Pulling ${name}`, () =>
         pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, ...(req.platform ? { platform: req.platform } : {}) }),
       );
@@ -251,6 +269,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       cancellation.check();
 
       // 5
+      stepEvent(progress, 2);
       if (req.wipe) {
         state = 'wiped';
         const facts = await readTargetFacts(disk);
@@ -278,6 +297,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       const espUuid = await filesystemUuid(espNode);
 
       // 9
+      stepEvent(progress, 3);
       state = 'written';
       const installed = await installOnRoot({
         rootDir: mountDir,
@@ -299,9 +319,11 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       });
 
       // 10
+      stepEvent(progress, 4);
       await finaliseRoot(mountDir);
       await unmount(mountDir);
       mounted = false;
+      stepEvent(progress, STEPS.length);
       info('Installation complete!');
       return { ...installed, device: req.device, layout, rootFsType: fsType, rootFsUuid, manifestDigest: pulled.manifestDigest, config };
     } catch (err) {

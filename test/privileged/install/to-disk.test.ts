@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
+import { Progress, type ProgressEvent, type StepsEvent } from '../../../src/core/progress.js';
 import { readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readPartitionTable } from '../../../src/disk/partition-table.js';
@@ -168,7 +169,12 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     );
     const keys = join(tmp, 'keys');
     writeFileSync(keys, 'ssh-ed25519 AAAAtest root@test\n');
-    const result = await installToDisk(request(loop, { wipe: true, hostRoot, kargs: ['from.cli=1'], rootSshAuthorizedKeysFile: keys }));
+    const events: ProgressEvent[] = [];
+    const progress = new Progress([{ handle: (e) => events.push(e), close: async () => undefined }]);
+    const result = await installToDisk(request(loop, { wipe: true, hostRoot, kargs: ['from.cli=1'], rootSshAuthorizedKeysFile: keys, progress }));
+    const steps = events.filter((e): e is StepsEvent => e.type === 'ProgressSteps' && e.task === 'install');
+    expect(steps.map((e) => e.steps)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(steps.at(-1)!.subtasks.every((t) => t.completed)).toBe(true);
     const digest = readFixturesIndex().tags.v1.manifestDigest;
     expect(result.manifestDigest).toBe(digest);
     expect(result.rootFsType).toBe('xfs');
