@@ -93,12 +93,16 @@ export interface ImageKernel {
   kernelVersion: string;
 }
 
-/** Step 2, on the tree index alone, so a bad image fails before anything is checked out. */
-export function checkBootableTree(entries: readonly TreeEntry[], imageName: string): ImageKernel {
-  const byPath = new Map(entries.map((e) => [e.path, e]));
-  const kernels = entries
-    .filter((e) => e.kind === 'file' && e.path.startsWith(`${MODULES}/`) && e.path.endsWith('/vmlinuz'))
-    .map((e) => e.path.slice(MODULES.length + 1, -'/vmlinuz'.length))
+/**
+ * The one-kernel rule: exactly one /usr/lib/modules/<kver>/vmlinuz, with its initramfs.img.
+ * `filePaths` are the image's regular files (relative, no leading slash); any superset of
+ * the kernel files will do, so install can check a few paths read straight from the layers.
+ */
+export function kernelVersionOf(filePaths: Iterable<string>, imageName: string): string {
+  const files = new Set(filePaths);
+  const kernels = [...files]
+    .filter((p) => p.startsWith(`${MODULES}/`) && p.endsWith('/vmlinuz'))
+    .map((p) => p.slice(MODULES.length + 1, -'/vmlinuz'.length))
     .filter((kver) => !kver.includes('/'));
   if (kernels.length === 0) {
     throw new UserError(`image ${imageName} has no kernel: /usr/lib/modules/<kver>/vmlinuz is missing`, {
@@ -111,11 +115,21 @@ export function checkBootableTree(entries: readonly TreeEntry[], imageName: stri
     });
   }
   const kernelVersion = kernels[0]!;
-  if (byPath.get(`${MODULES}/${kernelVersion}/initramfs.img`)?.kind !== 'file') {
+  if (!files.has(`${MODULES}/${kernelVersion}/initramfs.img`)) {
     throw new UserError(`image ${imageName} has no initramfs: /usr/lib/modules/${kernelVersion}/initramfs.img is missing`, {
       hint: 'generate it in the image build next to vmlinuz (e.g. `dracut --kver <kver> /usr/lib/modules/<kver>/initramfs.img`)',
     });
   }
+  return kernelVersion;
+}
+
+/** Step 2, on the tree index alone, so a bad image fails before anything is checked out. */
+export function checkBootableTree(entries: readonly TreeEntry[], imageName: string): ImageKernel {
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  const kernelVersion = kernelVersionOf(
+    entries.filter((e) => e.kind === 'file').map((e) => e.path),
+    imageName,
+  );
   if (byPath.get('usr/etc') && byPath.get('etc')) {
     throw new UserError(`image ${imageName} has both /etc and /usr/etc`, {
       hint: 'keep configuration in /etc only; /usr/etc is where bootc keeps the pristine copy of the image /etc',

@@ -11,6 +11,7 @@
  *
  * Parsers take strings (this file); loaders read files (install-config-files.ts).
  */
+import { canonicalJson } from '../core/canonical-json.js';
 import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../core/errors.js';
 import type { RustArch } from '../boot/kargs.js';
@@ -188,17 +189,6 @@ export function chooseRootFsType(flag: InstallFsType | undefined, config: Instal
   return flag ?? config?.filesystem?.root?.type ?? config?.['root-fs-type'] ?? 'ext4';
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
-}
 
 /**
  * `bootc install print-configuration`: canonical JSON (sorted keys, compact) of the merged
@@ -210,5 +200,5 @@ export function renderPrintConfiguration(config: InstallConfig | null, all: bool
     delete shown.kargs;
     delete shown['karg-deletes'];
   }
-  return JSON.stringify(sortKeys(shown)) + '\n';
+  return canonicalJson(shown) + '\n';
 }

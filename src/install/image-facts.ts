@@ -4,13 +4,12 @@
  * exactly one kernel with an initramfs (the same rule as deploy's checkBootableTree, which
  * runs again on the imported tree).
  */
-import { UserError } from '../core/errors.js';
+import { kernelVersionOf } from '../deploy/deploy.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { INSTALL_CONFIG_IMAGE_DIR, type InstallConfigFile } from './config.js';
 import { filesInDirectory, readImageFiles, type ImageFiles } from './image-files.js';
 
-const MODULES = 'usr/lib/modules';
 const KERNEL_FILE = /^usr\/lib\/modules\/[^/]+\/(vmlinuz|initramfs\.img)$/;
 const CONFIG_FILE = new RegExp(`^${INSTALL_CONFIG_IMAGE_DIR.replace(/\//g, '\\/')}\\/[^/]+\\.toml$`);
 
@@ -19,26 +18,9 @@ export interface ImageFacts {
   kernelVersion: string;
 }
 
-/** The kernel rule on the selected paths; throws with the image named. */
+/** The kernel rule (deploy's) on the paths selected from the layers; throws with the image named. */
 export function kernelOf(files: ImageFiles, imageName: string): string {
-  const kernels = [...files.keys()].filter((p) => p.endsWith('/vmlinuz')).map((p) => p.slice(MODULES.length + 1, -'/vmlinuz'.length));
-  if (kernels.length === 0) {
-    throw new UserError(`image ${imageName} has no kernel: /usr/lib/modules/<kver>/vmlinuz is missing`, {
-      hint: 'a bootable container image carries its kernel and initramfs in /usr/lib/modules/<kver>/ (install the kernel package in the image build)',
-    });
-  }
-  if (kernels.length > 1) {
-    throw new UserError(`image ${imageName} has more than one kernel: ${kernels.sort().join(', ')}`, {
-      hint: 'keep exactly one kernel in /usr/lib/modules of the image',
-    });
-  }
-  const kver = kernels[0]!;
-  if (!files.has(`${MODULES}/${kver}/initramfs.img`)) {
-    throw new UserError(`image ${imageName} has no initramfs: /usr/lib/modules/${kver}/initramfs.img is missing`, {
-      hint: 'generate it in the image build next to vmlinuz (e.g. `dracut --kver <kver> /usr/lib/modules/<kver>/initramfs.img`)',
-    });
-  }
-  return kver;
+  return kernelVersionOf(files.keys(), imageName);
 }
 
 export async function readImageFacts(pulled: PulledImage): Promise<ImageFacts> {

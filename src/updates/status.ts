@@ -6,6 +6,7 @@
  * Building and rendering are pure (golden-text tests); `loadHostStatus` reads
  * /proc/cmdline and the origin under the physical root (/sysroot in a booted system).
  */
+import { canonicalJson } from '../core/canonical-json.js';
 import { readFile } from 'node:fs/promises';
 import { stringify as toYaml } from 'yaml';
 import { withContext } from '../core/errors.js';
@@ -96,17 +97,6 @@ export function hostStatus(booted: Origin | null): BootcHost {
 
 export type StatusFormat = 'humanreadable' | 'yaml' | 'json';
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
-}
 
 /** Seconds precision, as upstream's human output shows times. */
 const shortTime = (iso: string): string => iso.replace(/\.\d+Z$/, 'Z');
@@ -124,7 +114,7 @@ function humanEntry(label: string, entry: BootEntry, marker: string): string[] {
 }
 
 export function renderStatus(host: BootcHost, format: StatusFormat): string {
-  if (format === 'json') return JSON.stringify(sortKeys(host)) + '\n';
+  if (format === 'json') return canonicalJson(host) + '\n';
   if (format === 'yaml') return toYaml(host);
   const booted = host.status.booted;
   if (!booted) return 'System is not deployed via bootc.\n';
