@@ -1,0 +1,201 @@
+/**
+ * The deployments of a physical root and their roles, as updates and rollback see them:
+ *
+ *   booted    named by `bootc.deploy=<stateroot>/<id>` on the kernel command line
+ *   staged    named by the staged record (`/sysroot/bootc/staged`); it has no boot entry
+ *             until finalisation writes one at shutdown
+ *   rollback  the best-ordered other deployment that has a boot entry
+ *
+ * The boot order is the entries' own (bls.ts `bootOrder`): the first boots next. When that
+ * first entry is the rollback deployment, a rollback is queued.
+ *
+ * `describeDeployments` is pure; `loadDeployments` reads the origins, the ESP (mounted at
+ * /boot in the booted system) and /proc/cmdline.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { UserError, withContext } from '../core/errors.js';
+import { ENTRIES_DIR, bootOrder, parseBlsEntry, parseEntryFileName, type BlsEntry, type EntryName } from '../boot/bls.js';
+import { parseOrigin, type Origin } from '../deploy/origin.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import { bootedDeployment } from './status.js';
+
+export interface DeploymentRef {
+  stateroot: string;
+  id: string;
+}
+
+export interface EntryOnEsp {
+  fileName: string;
+  name: EntryName;
+  /** The boot order number (BLS `version`). */
+  version: string;
+}
+
+/**
+ * What upgrade leaves for finalisation: the deployment, and its boot entry complete except
+ * for the `version`, which finalisation picks so it boots before everything present then.
+ */
+export const stagedRecordSchema = z.object({
+  stateroot: z.string(),
+  id: z.string(),
+  entryFileName: z.string(),
+  entry: z.object({
+    title: z.string(),
+    sortKey: z.string(),
+    linux: z.string(),
+    initrd: z.string(),
+    options: z.string(),
+  }),
+});
+
+export type StagedRecord = z.infer<typeof stagedRecordSchema>;
+export type StagedEntry = Omit<BlsEntry, 'version'>;
+
+export function parseStagedRecord(text: string, source: string): StagedRecord {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${source} is not valid JSON: ${(err as Error).message}`, {
+      hint: 'the staged update record is damaged; `bootc rollback` drops it, then run `bootc upgrade` again',
+    });
+  }
+  const parsed = stagedRecordSchema.safeParse(doc);
+  if (!parsed.success) {
+    throw new UserError(`${source} is not a staged update record this version understands: ${parsed.error.issues[0]?.message}`, {
+      hint: 'run `bootc upgrade` again to stage the update anew',
+    });
+  }
+  return parsed.data;
+}
+
+export const renderStagedRecord = (record: StagedRecord): string => JSON.stringify(record, null, 2) + '\n';
+
+export interface SysrootState {
+  origins: readonly Origin[];
+  entries: readonly EntryOnEsp[];
+  booted: DeploymentRef | null;
+  staged: StagedRecord | null;
+}
+
+export interface DeploymentInfo {
+  ref: DeploymentRef;
+  origin: Origin;
+  /** Absent for a staged deployment (and for one whose entry was removed). */
+  entry: EntryOnEsp | null;
+}
+
+export interface DeploymentsView {
+  booted: DeploymentInfo | null;
+  staged: DeploymentInfo | null;
+  rollback: DeploymentInfo | null;
+  /** Entries, first = boots next (a staged deployment, once finalised, goes before all). */
+  order: EntryOnEsp[];
+  rollbackQueued: boolean;
+  /** The `version` a new default entry gets: one above every entry present. */
+  nextVersion: number;
+}
+
+const sameRef = (a: DeploymentRef, b: DeploymentRef): boolean => a.stateroot === b.stateroot && a.id === b.id;
+
+export function describeDeployments(state: SysrootState): DeploymentsView {
+  const order = bootOrder(state.entries);
+  const entryOf = (ref: DeploymentRef): EntryOnEsp | null =>
+    order.find((e) => e.name.stateroot === ref.stateroot && e.name.deploymentId === ref.id) ?? null;
+  const info = (ref: DeploymentRef | null): DeploymentInfo | null => {
+    if (!ref) return null;
+    const origin = state.origins.find((o) => sameRef(o, ref));
+    // No origin: incomplete (deploy.ts writes it last), never treated as a deployment.
+    return origin ? { ref: { stateroot: ref.stateroot, id: ref.id }, origin, entry: entryOf(ref) } : null;
+  };
+  const booted = info(state.booted);
+  const staged = info(state.staged);
+  let rollback: DeploymentInfo | null = null;
+  for (const entry of order) {
+    const ref = { stateroot: entry.name.stateroot, id: entry.name.deploymentId };
+    if (booted && sameRef(ref, booted.ref)) continue;
+    if (staged && sameRef(ref, staged.ref)) continue;
+    rollback = info(ref);
+    if (rollback) break;
+  }
+  const first = order[0];
+  const rollbackQueued =
+    staged === null && rollback !== null && first !== undefined && first.name.stateroot === rollback.ref.stateroot && first.name.deploymentId === rollback.ref.id;
+  const highest = Math.max(0, ...state.entries.map((e) => Number.parseInt(e.version, 10)).filter(Number.isFinite));
+  return { booted, staged, rollback, order, rollbackQueued, nextVersion: highest + 1 };
+}
+
+export interface SysrootLocations {
+  /** The physical root; the addon initrd binds it at /sysroot. */
+  sysroot: string;
+  /** Where the ESP is mounted (fstab written by install). */
+  boot: string;
+  cmdlinePath: string;
+}
+
+export const HOST_LOCATIONS: SysrootLocations = { sysroot: '/sysroot', boot: '/boot', cmdlinePath: '/proc/cmdline' };
+
+async function readDirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+export async function readEntries(boot: string): Promise<EntryOnEsp[]> {
+  const dir = join(boot, ENTRIES_DIR);
+  const out: EntryOnEsp[] = [];
+  for (const fileName of await readDirOrEmpty(dir)) {
+    const name = parseEntryFileName(fileName);
+    if (!name) continue;
+    const parsed = parseBlsEntry(await readFile(join(dir, fileName), 'utf8'));
+    out.push({ fileName, name, version: parsed['version']?.[0] ?? '0' });
+  }
+  return out;
+}
+
+export async function readStagedRecord(sysroot: string): Promise<StagedRecord | null> {
+  const path = sysrootPaths(sysroot).staged;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return parseStagedRecord(text, path);
+}
+
+export async function loadSysrootState(loc: SysrootLocations = HOST_LOCATIONS): Promise<SysrootState> {
+  return withContext(`Reading the deployments under ${loc.sysroot}`, async () => {
+    const paths = sysrootPaths(loc.sysroot);
+    const origins: Origin[] = [];
+    for (const stateroot of await readDirOrEmpty(join(paths.bootcDir, 'deploy'))) {
+      for (const file of await readDirOrEmpty(paths.deployDir(stateroot))) {
+        if (!file.endsWith('.origin')) continue;
+        const path = join(paths.deployDir(stateroot), file);
+        origins.push(parseOrigin(await readFile(path, 'utf8'), path));
+      }
+    }
+    const booted = bootedDeployment(await readFile(loc.cmdlinePath, 'utf8'));
+    return { origins, entries: await readEntries(loc.boot), booted, staged: await readStagedRecord(loc.sysroot) };
+  });
+}
+
+export async function loadDeployments(loc: SysrootLocations = HOST_LOCATIONS): Promise<DeploymentsView> {
+  return describeDeployments(await loadSysrootState(loc));
+}
+
+/** The booted deployment, or the error every update command gives on a foreign system. */
+export function requireBooted(view: DeploymentsView): DeploymentInfo {
+  if (!view.booted) {
+    throw new UserError('System is not deployed via bootc: no bootc.deploy= deployment on the kernel command line', {
+      hint: 'install the system with `bootc install to-disk` first; updates work on a system booted from a bootc deployment',
+    });
+  }
+  return view.booted;
+}
