@@ -172,6 +172,14 @@ export const containerCommands: LazyCommand[] = [
 /** Hidden `bootc internals …`: tools for debugging, not a stable interface. */
 export const internalsCommands: LazyCommand[] = [
   {
+    command: 'finalize-staged',
+    describe: 'Finalize the staged deployment (/etc merge, boot entry); run at shutdown by bootc-finalize-staged.service',
+    handler: async () => {
+      const { runFinalizeStaged } = await import('./upgrade.js');
+      await runFinalizeStaged();
+    },
+  },
+  {
     command: 'uki <command>',
     describe: 'Inspect Unified Kernel Images',
     builder: (y) =>
@@ -225,6 +233,30 @@ export const commands: LazyCommand[] = [
     handler: async (argv) => {
       const { runStatus } = await import('./status.js');
       await runStatus(argv as unknown as import('./status.js').StatusArgs);
+    },
+  },
+  {
+    command: 'upgrade',
+    describe: 'Download and stage an update of the booted image; it is applied at the next reboot',
+    builder: (y) =>
+      y
+        .option('check', { type: 'boolean', default: false, conflicts: 'apply', describe: 'Only fetch the manifest and config and say whether an update is available' })
+        .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the update once it is staged' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+        .option('store', { type: 'string', hidden: true, describe: 'Blob store for pulled images (default /var/cache/bootc/store)' })
+        .option('progress-fd', { type: 'number', hidden: true, describe: 'Write progress as JSON lines to this file descriptor' }),
+    handler: async (argv) => {
+      const { runUpgrade } = await import('./upgrade.js');
+      await runUpgrade(argv as unknown as import('./upgrade.js').UpgradeArgs);
+    },
+  },
+  {
+    command: 'rollback',
+    describe: 'Boot the rollback deployment next (run again to undo); drops a staged update',
+    builder: (y) => y.option('apply', { type: 'boolean', default: false, describe: 'Reboot right away' }),
+    handler: async (argv) => {
+      const { runRollback } = await import('./rollback.js');
+      await runRollback(argv as unknown as import('./rollback.js').RollbackArgs);
     },
   },
   {

@@ -90,6 +90,8 @@ export interface DeploymentInfo {
 export interface DeploymentsView {
   booted: DeploymentInfo | null;
   staged: DeploymentInfo | null;
+  /** The staged record, when its deployment is complete. */
+  stagedRecord: StagedRecord | null;
   rollback: DeploymentInfo | null;
   /** Entries, first = boots next (a staged deployment, once finalised, goes before all). */
   order: EntryOnEsp[];
@@ -124,7 +126,7 @@ export function describeDeployments(state: SysrootState): DeploymentsView {
   const rollbackQueued =
     staged === null && rollback !== null && first !== undefined && first.name.stateroot === rollback.ref.stateroot && first.name.deploymentId === rollback.ref.id;
   const highest = Math.max(0, ...state.entries.map((e) => Number.parseInt(e.version, 10)).filter(Number.isFinite));
-  return { booted, staged, rollback, order, rollbackQueued, nextVersion: highest + 1 };
+  return { booted, staged, stagedRecord: staged ? state.staged : null, rollback, order, rollbackQueued, nextVersion: highest + 1 };
 }
 
 export interface SysrootLocations {

@@ -1,0 +1,89 @@
+/**
+ * Finalising a staged deployment at shutdown (`bootc internals finalize-staged`, run as the
+ * `ExecStop=` of bootc-finalize-staged.service, while /sysroot and /boot are still mounted):
+ *
+ *   1. three-way /etc merge: old = booted deployment's /usr/etc, new = staged deployment's
+ *      /usr/etc, current = the live /etc; written to a new directory beside the staged /etc,
+ *      then renamed over it
+ *   2. the staged entry, with a `version` above every entry present, written under a temp
+ *      name and renamed into loader/entries: from that rename on it is the default
+ *   3. the staged record removed
+ *
+ * A crash before step 2's rename leaves the entries untouched, so the previous default
+ * boots, and the record is still there for the next shutdown to try again (step 1 reads only
+ * its three inputs, so repeating it is harmless). A crash between 2 and 3 boots the new
+ * deployment; the leftover record is recognised by its entry being present and just removed.
+ */
+import { rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { invariant, withContext } from '../core/errors.js';
+import { info, warn } from '../core/log.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import { describeEtcConflict } from './etc-merge.js';
+import { mergeEtc } from './etc-merge-apply.js';
+import { HOST_LOCATIONS, loadDeployments, type SysrootLocations } from './deployments.js';
+import { writeEntryToBoot } from './upgrade.js';
+import { fsyncDir } from '../store/layout.js';
+
+export interface FinalizeOptions {
+  locations?: SysrootLocations;
+  /** The live /etc (the booted deployment's, as mounted at /etc). */
+  liveEtc?: string;
+}
+
+export type FinalizeOutcome = { kind: 'nothing-staged' } | { kind: 'finalized'; id: string; entryFileName: string; conflicts: string[] };
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function finalizeStaged(options: FinalizeOptions = {}): Promise<FinalizeOutcome> {
+  const loc = options.locations ?? HOST_LOCATIONS;
+  const view = await loadDeployments(loc);
+  const staged = view.staged;
+  const paths = sysrootPaths(loc.sysroot);
+  if (!staged) {
+    // A record whose deployment is gone (discarded, incomplete) cannot be finalised.
+    await rm(paths.staged, { force: true });
+    return { kind: 'nothing-staged' };
+  }
+  const rec = view.stagedRecord;
+  invariant(rec !== null, 'a staged deployment without its record');
+  if (staged.entry) {
+    await rm(paths.staged, { force: true });
+    return { kind: 'finalized', id: staged.ref.id, entryFileName: staged.entry.fileName, conflicts: [] };
+  }
+  return withContext(`Finalizing staged deployment ${staged.ref.stateroot}/${staged.ref.id}`, async () => {
+    info(`Finalizing staged deployment ${staged.ref.stateroot}/${staged.ref.id}`);
+    const dir = paths.deployment(staged.ref.stateroot, staged.ref.id);
+    let conflicts: string[] = [];
+    if (view.booted) {
+      const bootedDir = paths.deployment(view.booted.ref.stateroot, view.booted.ref.id);
+      const merged = join(dir, '.etc-merged');
+      const previous = join(dir, '.etc-previous');
+      await rm(merged, { recursive: true, force: true });
+      await rm(previous, { recursive: true, force: true });
+      const outcome = await mergeEtc(
+        { oldDefault: join(bootedDir, 'usr', 'etc'), newDefault: join(dir, 'usr', 'etc'), current: options.liveEtc ?? '/etc' },
+        merged,
+      );
+      conflicts = outcome.conflicts.map(describeEtcConflict);
+      for (const c of conflicts) warn(`/etc merge: ${c}`);
+      if (await exists(join(dir, 'etc'))) await rename(join(dir, 'etc'), previous);
+      await rename(merged, join(dir, 'etc'));
+      await fsyncDir(dir);
+      await rm(previous, { recursive: true, force: true });
+    } else {
+      warn('no booted deployment: the staged deployment keeps its image /etc');
+    }
+    await writeEntryToBoot(loc.boot, rec.entryFileName, { ...rec.entry, version: String(view.nextVersion) });
+    await rm(paths.staged, { force: true });
+    await fsyncDir(paths.bootcDir);
+    return { kind: 'finalized', id: staged.ref.id, entryFileName: rec.entryFileName, conflicts };
+  });
+}

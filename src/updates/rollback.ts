@@ -1,0 +1,86 @@
+/**
+ * `bootc rollback` (upstream §1.4): the next boot uses the rollback deployment; a staged
+ * deployment is dropped; running it again restores the previous order.
+ *
+ * The entry that should boot next gets a `version` above every other entry. That is one
+ * atomic rewrite (temp name, rename) of one entry, so a crash leaves either the old or the
+ * new order, never a tie. The booted deployment's entry is rewritten the same way when the
+ * order is put back.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError, withContext } from '../core/errors.js';
+import { ENTRIES_DIR, parseBlsEntry, type BlsEntry } from '../boot/bls.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import { rm } from 'node:fs/promises';
+import { HOST_LOCATIONS, loadDeployments, requireBooted, type EntryOnEsp, type SysrootLocations } from './deployments.js';
+import { updateLockPath, withUpdateLock } from './lock.js';
+import { discardDeployment, writeEntryToBoot } from './upgrade.js';
+
+export interface RollbackOptions {
+  locations?: SysrootLocations;
+  command?: string;
+}
+
+export interface RollbackOutcome {
+  nextBoot: 'rollback' | 'current';
+  /** The staged deployment that was dropped. */
+  droppedStaged: string | null;
+  text: string;
+}
+
+async function readEntry(boot: string, entry: EntryOnEsp): Promise<BlsEntry> {
+  const path = join(boot, ENTRIES_DIR, entry.fileName);
+  const parsed = parseBlsEntry(await readFile(path, 'utf8'));
+  const field = (key: string): string => {
+    const value = parsed[key]?.[0];
+    if (value === undefined) {
+      throw new UserError(`boot entry ${path} has no ${key} line`, { hint: 'the entry is damaged; reinstall or fix it by hand' });
+    }
+    return value;
+  };
+  return {
+    title: field('title'),
+    version: field('version'),
+    sortKey: parsed['sort-key']?.[0] ?? 'bootc',
+    linux: field('linux'),
+    initrd: field('initrd'),
+    options: field('options'),
+  };
+}
+
+export async function rollback(options: RollbackOptions = {}): Promise<RollbackOutcome> {
+  const loc = options.locations ?? HOST_LOCATIONS;
+  return withUpdateLock(updateLockPath(loc.sysroot), options.command ?? 'bootc rollback', async () => {
+    const view = await loadDeployments(loc);
+    const booted = requireBooted(view);
+    const rollbackDeployment = view.rollback;
+    if (!rollbackDeployment?.entry) {
+      throw new UserError('No rollback deployment to switch to', {
+        hint: 'a rollback deployment exists after the first `bootc upgrade` or `bootc switch` has been booted',
+      });
+    }
+    if (!booted.entry) {
+      throw new UserError(`the booted deployment ${booted.ref.stateroot}/${booted.ref.id} has no boot entry`, {
+        hint: 'its entry was removed from /boot/loader/entries; reinstall, or upgrade to create a new one',
+      });
+    }
+    let droppedStaged: string | null = null;
+    if (view.staged) {
+      await rm(sysrootPaths(loc.sysroot).staged, { force: true });
+      await discardDeployment(loc, view.staged);
+      droppedStaged = view.staged.ref.id;
+    }
+    // Queued already: put the booted deployment first again.
+    const first = view.rollbackQueued ? booted.entry : rollbackDeployment.entry;
+    await withContext(`Reordering the boot entries (${first.fileName} first)`, async () => {
+      const entry = await readEntry(loc.boot, first);
+      await writeEntryToBoot(loc.boot, first.fileName, { ...entry, version: String(view.nextVersion) });
+    });
+    const nextBoot = view.rollbackQueued ? 'current' : 'rollback';
+    const text =
+      (view.rollbackQueued ? 'notice: Reverting queued rollback state\n' : '') +
+      `Next boot: ${nextBoot === 'rollback' ? 'rollback deployment' : 'current deployment'}\n`;
+    return { nextBoot, droppedStaged, text };
+  });
+}

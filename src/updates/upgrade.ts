@@ -1,0 +1,253 @@
+/**
+ * `bootc upgrade`: follow the booted deployment's image (upstream §1.2).
+ *
+ *   1. under the update lock, pull the image the booted origin follows (`--check`: manifest
+ *      and config only)
+ *   2. same digest as booted (or as already staged): nothing to do
+ *   3. import into the physical root, check out a new deployment with the booted origin's
+ *      kargs, copy its kernel and combined initrd to the ESP under bootc/<id>/; no entry yet
+ *   4. write the staged record (atomic), drop an older staged deployment, write
+ *      /run/reboot-required. Finalisation (finalize.ts) writes the entry at shutdown.
+ *
+ * The ESP is written with plain file operations under /boot, not mtools: in the booted
+ * system the kernel's vfat driver has it mounted there (fstab from install), and writing
+ * the block device behind a mounted filesystem would be overwritten by (or corrupt) the
+ * kernel's cached view of it.
+ */
+import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cancellation } from '../core/cancel.js';
+import { withContext } from '../core/errors.js';
+import { Progress } from '../core/progress.js';
+import { prepareDeploymentBoot, deploymentBootDir } from '../boot/deployment-boot.js';
+import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
+import { createDeployment, importImage } from '../deploy/deploy.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import type { Origin } from '../deploy/origin.js';
+import { imageVersion } from '../oci/manifest.js';
+import { fetchManifestAndConfig, pullImage } from '../oci/pull.js';
+import { formatReference, parseReference } from '../oci/reference.js';
+import type { Transport } from '../oci/types.js';
+import { imageDir, storeLayout, tempNameFor, writeFileAtomic, fsyncDir } from '../store/layout.js';
+import { ENTRIES_DIR } from '../boot/bls.js';
+import {
+  HOST_LOCATIONS,
+  loadDeployments,
+  renderStagedRecord,
+  requireBooted,
+  type DeploymentInfo,
+  type SysrootLocations,
+} from './deployments.js';
+import { updateLockPath, withUpdateLock } from './lock.js';
+
+export const REBOOT_REQUIRED = '/run/reboot-required';
+
+export interface LayerRef {
+  digest: string;
+  size: number;
+}
+
+export interface LayerDiff {
+  added: LayerRef[];
+  removed: LayerRef[];
+}
+
+export function diffLayers(from: readonly LayerRef[], to: readonly LayerRef[]): LayerDiff {
+  const before = new Set(from.map((l) => l.digest));
+  const after = new Set(to.map((l) => l.digest));
+  return { added: to.filter((l) => !before.has(l.digest)), removed: from.filter((l) => !after.has(l.digest)) };
+}
+
+const sum = (layers: readonly LayerRef[]): number => layers.reduce((n, l) => n + l.size, 0);
+
+function bytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** Upstream's layer summary: "Total new layers: N  Size: …", then removed and added. */
+export function renderLayerDiff(totalLayers: readonly LayerRef[], diff: LayerDiff): string {
+  return [
+    `Total new layers: ${totalLayers.length}    Size: ${bytes(sum(totalLayers))}`,
+    `Removed layers:   ${diff.removed.length}    Size: ${bytes(sum(diff.removed))}`,
+    `Added layers:     ${diff.added.length}    Size: ${bytes(sum(diff.added))}`,
+  ].join('\n') + '\n';
+}
+
+export function displayImage(image: Origin['image']): string {
+  return image.transport === 'registry' ? image.image : `${image.transport}:${image.image}`;
+}
+
+/** "Queued for next boot: …" / "Update available for: …" with Version and Digest lines. */
+export function renderImageHeader(headline: string, image: Origin['image'], version: string | undefined, digest: string): string {
+  const lines = [`${headline}: ${displayImage(image)}`];
+  if (version !== undefined) lines.push(`  Version: ${version}`);
+  lines.push(`  Digest: ${digest}`);
+  return lines.join('\n') + '\n';
+}
+
+async function bootedLayers(sysroot: string, manifestDigest: string): Promise<LayerRef[]> {
+  try {
+    const manifest = JSON.parse(await readFile(join(imageDir(storeLayout(sysroot), manifestDigest), 'manifest.json'), 'utf8')) as {
+      layers?: LayerRef[];
+    };
+    return (manifest.layers ?? []).map((l) => ({ digest: l.digest, size: l.size }));
+  } catch {
+    return [];
+  }
+}
+
+/** `root=` of the running system, so the new entry finds the same root filesystem. */
+export function rootArgument(cmdline: string): string | null {
+  return cmdline.trim().split(/\s+/).find((a) => a.startsWith('root=')) ?? null;
+}
+
+/** Copies a file onto the mounted ESP: temp name, fsync, rename, so no half file sits under the real name. */
+export async function copyToBoot(hostPath: string, boot: string, pathOnEsp: string): Promise<void> {
+  const dest = join(boot, pathOnEsp);
+  await mkdir(join(dest, '..'), { recursive: true });
+  const tmp = tempNameFor(dest);
+  try {
+    await copyFile(hostPath, tmp);
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(join(dest, '..'));
+}
+
+/** Writes (or rewrites) a BLS entry on the mounted ESP atomically. */
+export async function writeEntryToBoot(boot: string, fileName: string, entry: BlsEntry): Promise<void> {
+  const dir = join(boot, ENTRIES_DIR);
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, fileName), renderBlsEntry(entry), 0o644);
+}
+
+/** Removes a deployment that never became bootable: origin first, so it stops counting as one. */
+export async function discardDeployment(loc: SysrootLocations, info: DeploymentInfo): Promise<void> {
+  const paths = sysrootPaths(loc.sysroot);
+  await rm(paths.origin(info.ref.stateroot, info.ref.id), { force: true });
+  await rm(paths.deployment(info.ref.stateroot, info.ref.id), { recursive: true, force: true });
+  await rm(join(loc.boot, deploymentBootDir(info.ref.id)), { recursive: true, force: true });
+}
+
+export interface UpgradeOptions {
+  check?: boolean;
+  /** Blob cache for pulled images. */
+  storeDir: string;
+  progress?: Progress;
+  locations?: SysrootLocations;
+  rebootRequiredPath?: string;
+  /** The command line as the user typed it, recorded in the lock. */
+  command?: string;
+}
+
+export type UpgradeOutcome =
+  | { kind: 'no-update'; text: string }
+  | { kind: 'update-available'; text: string }
+  | { kind: 'no-changes'; text: string }
+  | { kind: 'already-staged'; text: string }
+  | { kind: 'staged'; text: string; stagedId: string };
+
+export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> {
+  const loc = options.locations ?? HOST_LOCATIONS;
+  const progress = options.progress ?? Progress.silent();
+  return withUpdateLock(updateLockPath(loc.sysroot), options.command ?? 'bootc upgrade', async () => {
+    const view = await loadDeployments(loc);
+    const booted = requireBooted(view);
+    const target = booted.origin.image;
+    const reference = parseReference(target.image, target.transport as Transport);
+    const name = displayImage(target);
+
+    if (options.check) {
+      const meta = await fetchManifestAndConfig(reference, { signal: cancellation.signal });
+      if (meta.manifestDigest === booted.origin.manifestDigest || meta.manifestDigest === view.staged?.origin.manifestDigest) {
+        return { kind: 'no-update', text: 'No update available.\n' };
+      }
+      const layers = meta.manifest.layers.map((l) => ({ digest: l.digest, size: l.size }));
+      const diff = diffLayers(await bootedLayers(loc.sysroot, booted.origin.manifestDigest), layers);
+      return {
+        kind: 'update-available',
+        text: renderImageHeader('Update available for', target, imageVersion(meta.config), meta.manifestDigest) + renderLayerDiff(layers, diff),
+      };
+    }
+
+    const pulled = await pullImage(reference, { cacheDir: options.storeDir, progress, signal: cancellation.signal });
+    if (pulled.manifestDigest === booted.origin.manifestDigest) {
+      return { kind: 'no-changes', text: `No changes in: ${name}\n` };
+    }
+    if (view.staged && pulled.manifestDigest === view.staged.origin.manifestDigest) {
+      return { kind: 'already-staged', text: 'Staged update present, not changed.\n' };
+    }
+    cancellation.check();
+
+    const imported = await importImage(loc.sysroot, pulled, progress);
+    cancellation.check();
+    const deployment = await createDeployment(loc.sysroot, imported, formatReference(pulled.reference), {
+      stateroot: booted.ref.stateroot,
+      targetImage: target,
+      kargs: booted.origin.kargs,
+      architecture: pulled.config.architecture,
+    });
+    const paths = sysrootPaths(loc.sysroot);
+    try {
+      const record = await withContext(`Putting the kernel of ${deployment.stateroot}/${deployment.id} on the ESP`, async () => {
+        const root = rootArgument(await readFile(loc.cmdlinePath, 'utf8'));
+        const work = await mkdtemp(join(loc.sysroot, '.bootc-upgrade-'));
+        try {
+          const prepared = await prepareDeploymentBoot(
+            {
+              deploymentDir: deployment.dir,
+              stateroot: deployment.stateroot,
+              deploymentId: deployment.id,
+              // Replaced below by the running system's own root= argument.
+              rootFsUuid: 'unknown',
+              bootOrder: 0,
+              imageVersion: imageVersion(pulled.config) ?? undefined,
+              cliKargs: booted.origin.kargs,
+            },
+            work,
+          );
+          const at = prepared.kernelArguments.findIndex((k) => k.startsWith('root='));
+          if (at >= 0) prepared.kernelArguments.splice(at, 1, ...(root ? [root] : []));
+          for (const file of prepared.files) await copyToBoot(file.hostPath, loc.boot, file.path);
+          const { version: _unset, ...entry } = prepared.entry;
+          return { stateroot: deployment.stateroot, id: deployment.id, entryFileName: prepared.entryFileName, entry: { ...entry, options: prepared.kernelArguments.join(' ') } };
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+      });
+      await writeFileAtomic(paths.staged, renderStagedRecord(record), 0o644);
+    } catch (err) {
+      await discardDeployment(loc, { ref: { stateroot: deployment.stateroot, id: deployment.id }, origin: deployment.origin, entry: null });
+      throw err;
+    }
+    // The new record already points elsewhere, so the old staged deployment is garbage now.
+    if (view.staged) await discardDeployment(loc, view.staged);
+    await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
+
+    const diff = diffLayers(
+      await bootedLayers(loc.sysroot, booted.origin.manifestDigest),
+      pulled.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
+    );
+    const layers = pulled.manifest.layers.map((l) => ({ digest: l.digest, size: l.size }));
+    return {
+      kind: 'staged',
+      stagedId: deployment.id,
+      text: renderImageHeader('Queued for next boot', target, imageVersion(pulled.config), pulled.manifestDigest) + renderLayerDiff(layers, diff),
+    };
+  });
+}

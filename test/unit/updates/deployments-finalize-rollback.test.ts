@@ -1,0 +1,148 @@
+/** Finalisation and rollback on a sysroot and ESP made of plain directories (no image needed). */
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseBlsEntry, renderBlsEntry } from '../../../src/boot/bls.js';
+import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
+import { loadDeployments, renderStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
+import { finalizeStaged } from '../../../src/updates/finalize.js';
+import { rollback } from '../../../src/updates/rollback.js';
+
+let dir = '';
+let loc: SysrootLocations;
+
+function origin(id: string): Origin {
+  return {
+    version: 1,
+    stateroot: 'default',
+    id,
+    image: { image: 'localhost:5000/os:latest', transport: 'registry' },
+    manifestDigest: `sha256:${id[0]!.repeat(64)}`,
+    configDigest: `sha256:${'c'.repeat(64)}`,
+    architecture: 'amd64',
+    imageVersion: null,
+    imageCreated: null,
+    kernelVersion: '6.1.0',
+    kargs: [],
+    kargsFromImage: [],
+    createdAt: '2026-01-01T00:00:00.000Z',
+    pinned: false,
+  };
+}
+
+async function deployment(id: string, etc: Record<string, string>, usrEtc: Record<string, string>): Promise<void> {
+  const d = join(loc.sysroot, 'bootc/deploy/default', id);
+  for (const [sub, files] of [['etc', etc], ['usr/etc', usrEtc]] as const) {
+    await mkdir(join(d, sub), { recursive: true });
+    for (const [name, text] of Object.entries(files)) await writeFile(join(d, sub, name), text);
+  }
+  await writeFile(join(loc.sysroot, `bootc/deploy/default/${id}.origin`), renderOrigin(origin(id)));
+}
+
+const entryText = (id: string, version: string) =>
+  renderBlsEntry({ title: `os ${id}`, version, sortKey: 'bootc', linux: `/bootc/${id}/vmlinuz`, initrd: `/bootc/${id}/initrd.img`, options: `root=UUID=x bootc.deploy=default/${id}` });
+
+async function writeEntry(fileName: string, id: string, version: string): Promise<void> {
+  await writeFile(join(loc.boot, 'loader/entries', fileName), entryText(id, version));
+}
+
+const versionOf = async (fileName: string): Promise<string | undefined> =>
+  parseBlsEntry(await readFile(join(loc.boot, 'loader/entries', fileName), 'utf8'))['version']?.[0];
+
+const bootTo = (id: string) => writeFile(loc.cmdlinePath, `root=UUID=x bootc.deploy=default/${id}\n`);
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bootc-updates-'));
+  loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
+  await mkdir(join(loc.sysroot, 'bootc/deploy/default'), { recursive: true });
+  await mkdir(join(loc.boot, 'loader/entries'), { recursive: true });
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('finalizeStaged', () => {
+  it('merges /etc into the staged deployment, writes its entry as the default and removes the record', async () => {
+    await deployment('a.0', {}, { 'user.conf': 'user=1\n', 'image.conf': 'image=1\n' });
+    const liveEtc = join(dir, 'live-etc');
+    await mkdir(liveEtc);
+    await writeFile(join(liveEtc, 'user.conf'), 'user=changed locally\n');
+    await writeFile(join(liveEtc, 'image.conf'), 'image=1\n');
+    await writeFile(join(liveEtc, 'added.conf'), 'added\n');
+    await deployment('b.0', { 'user.conf': 'user=2\n', 'image.conf': 'image=2\n' }, { 'user.conf': 'user=2\n', 'image.conf': 'image=2\n' });
+    await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
+    await bootTo('a.0');
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({
+        stateroot: 'default',
+        id: 'b.0',
+        entryFileName: 'bootc-default-b.0+3.conf',
+        entry: { title: 'os b', sortKey: 'bootc', linux: '/bootc/b.0/vmlinuz', initrd: '/bootc/b.0/initrd.img', options: 'root=UUID=x bootc.deploy=default/b.0' },
+      }),
+    );
+
+    const outcome = await finalizeStaged({ locations: loc, liveEtc });
+    expect(outcome.kind).toBe('finalized');
+    const etc = join(loc.sysroot, 'bootc/deploy/default/b.0/etc');
+    expect(await readFile(join(etc, 'user.conf'), 'utf8')).toBe('user=changed locally\n');
+    expect(await readFile(join(etc, 'image.conf'), 'utf8')).toBe('image=2\n');
+    expect(await readFile(join(etc, 'added.conf'), 'utf8')).toBe('added\n');
+    expect(await versionOf('bootc-default-b.0+3.conf')).toBe('2');
+    expect(await readdir(join(loc.sysroot, 'bootc'))).not.toContain('staged');
+    expect((await readdir(join(loc.sysroot, 'bootc/deploy/default/b.0'))).filter((n) => n.startsWith('.'))).toEqual([]);
+    const view = await loadDeployments(loc);
+    expect(view.order[0]?.name.deploymentId).toBe('b.0');
+    expect(view.rollback?.ref.id).toBe('b.0');
+
+    expect((await finalizeStaged({ locations: loc, liveEtc })).kind).toBe('nothing-staged');
+  });
+});
+
+describe('rollback', () => {
+  beforeEach(async () => {
+    await deployment('a.0', {}, {});
+    await deployment('b.0', {}, {});
+    await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
+    await writeEntry('bootc-default-b.0.conf', 'b.0', '2');
+    await bootTo('b.0');
+  });
+
+  it('puts the rollback deployment first; run again, the booted one', async () => {
+    const first = await rollback({ locations: loc });
+    expect(first.text).toBe('Next boot: rollback deployment\n');
+    expect((await loadDeployments(loc)).order[0]?.name.deploymentId).toBe('a.0');
+    expect((await loadDeployments(loc)).rollbackQueued).toBe(true);
+
+    const second = await rollback({ locations: loc });
+    expect(second.text).toContain('Next boot: current deployment\n');
+    const view = await loadDeployments(loc);
+    expect(view.order[0]?.name.deploymentId).toBe('b.0');
+    expect(view.rollbackQueued).toBe(false);
+    // Each run rewrote one entry; the other kept its content.
+    expect(await versionOf('bootc-default-a.0.conf')).toBe('3');
+    expect(await versionOf('bootc-default-b.0.conf')).toBe('4');
+  });
+
+  it('drops a staged deployment', async () => {
+    await deployment('c.0', {}, {});
+    await mkdir(join(loc.boot, 'bootc/c.0'), { recursive: true });
+    await writeFile(join(loc.boot, 'bootc/c.0/vmlinuz'), 'k');
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({ stateroot: 'default', id: 'c.0', entryFileName: 'bootc-default-c.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'o' } }),
+    );
+    const outcome = await rollback({ locations: loc });
+    expect(outcome.droppedStaged).toBe('c.0');
+    expect(await readdir(join(loc.sysroot, 'bootc/deploy/default'))).toEqual(expect.not.arrayContaining(['c.0', 'c.0.origin']));
+    expect(await readdir(join(loc.boot, 'bootc'))).toEqual([]);
+    expect((await loadDeployments(loc)).staged).toBeNull();
+  });
+
+  it('refuses when there is no rollback deployment', async () => {
+    await rm(join(loc.boot, 'loader/entries/bootc-default-a.0.conf'));
+    await expect(rollback({ locations: loc })).rejects.toThrow(/No rollback deployment/);
+    expect(await versionOf('bootc-default-b.0.conf')).toBe('2');
+  });
+});
