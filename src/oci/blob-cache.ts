@@ -35,6 +35,8 @@ const TRANSIENT_CODES = new Set([
 ]);
 const FETCH_ATTEMPTS = 4;
 const RETRY_BASE_DELAY_MS = 250;
+/** Downloaded bytes are written to the partial in batches of about this size. */
+const WRITE_BATCH_BYTES = 4 << 20;
 
 function isTransient(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
@@ -263,6 +265,19 @@ export class BlobCache {
 
     const handle = await open(partial, 'a', 0o644);
     let complete = false;
+    // Socket reads are at most 64 KiB and one write each costs more than hashing them: copy
+    // them into one buffer, written when full. Copying (rather than keeping the chunks) lets
+    // each chunk die young instead of surviving into the old generation.
+    const batch = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(1, descriptor.size - offset)));
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (pendingBytes === 0) return;
+      const length = pendingBytes;
+      pendingBytes = 0;
+      for (let written = 0; written < length; ) {
+        written += (await handle.write(batch, written, length - written)).bytesWritten;
+      }
+    };
     try {
       if (received < descriptor.size) {
         const stream = await source.getBlob(descriptor, { offset, ...(signal ? { signal } : {}) });
@@ -275,10 +290,20 @@ export class BlobCache {
               throw this.mismatch(descriptor.digest, imageName, `the source sent more than the ${descriptor.size} bytes the manifest declares`);
             }
             hash.update(bytes);
-            await handle.write(bytes);
+            for (let used = 0; used < bytes.length; ) {
+              const copied = bytes.copy(batch, pendingBytes, used);
+              pendingBytes += copied;
+              used += copied;
+              if (pendingBytes === batch.length) await flush();
+            }
             if (tap) await tap.write(bytes);
             options.onBytes?.(received);
           }
+          await flush();
+        } catch (err) {
+          // What arrived is a valid prefix of the blob: keep it so the retry resumes after it.
+          if (!(err instanceof UserError)) await flush().catch(() => undefined);
+          throw err;
         } finally {
           const destroy = (stream as { destroy?: () => void }).destroy;
           if (typeof destroy === 'function') destroy.call(stream);

@@ -21,7 +21,6 @@ import { InterruptedError, UserError, withContext } from '../core/errors.js';
 import { Progress, type BytesSubtask } from '../core/progress.js';
 import { BlobCache, type BlobTap } from './blob-cache.js';
 import { sha256Digest, shortLayerId } from './digest.js';
-import { decompressLayer } from './layer.js';
 import {
   MAX_CONFIG_BYTES,
   checkConfigPlatform,
@@ -202,8 +201,12 @@ export async function fetchManifestAndConfig(reference: ImageReference, options:
   });
 }
 
+// layer.js pulls in the exec wrapper (zstd) and its dependencies: loaded only when a pull
+// checks diff-ids, which keeps start-up of a plain pull short.
+type LayerDecompressor = typeof import('./layer.js').decompressLayer;
+
 /** A tap that unpacks a layer as it downloads and fails if it does not hash to its diff-id. */
-function diffIdTap(layer: PulledLayer, imageName: string): BlobTap {
+function diffIdTap(layer: PulledLayer, imageName: string, decompressLayer: LayerDecompressor): BlobTap {
   const input = new PassThrough({ highWaterMark: 1 << 20 });
   const output = decompressLayer(input, layer.descriptor, layer.diffId, imageName);
   let failed = false;
@@ -353,7 +356,7 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
     }
     tracker.emit();
     let bytesFetched = image.configFetched ? image.configBytes.byteLength : 0;
-    const verify = options.verifyDiffIds ?? false;
+    const decompressLayer = (options.verifyDiffIds ?? false) ? (await import('./layer.js')).decompressLayer : undefined;
     await withContext(`Fetching the layers of ${imageName}`, () =>
       forEachBounded(missing, options.concurrency ?? 4, signal, async (i, layerSignal) => {
         const layer = image.layers[i]!;
@@ -367,7 +370,7 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
             seen = n;
             tracker.bytes(i, n);
           },
-          ...(verify ? { openTap: () => diffIdTap(layer, imageName) } : {}),
+          ...(decompressLayer ? { openTap: () => diffIdTap(layer, imageName, decompressLayer) } : {}),
         });
         tracker.bytes(i, layer.descriptor.size);
       }),
