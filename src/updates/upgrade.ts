@@ -25,7 +25,7 @@ import { createDeployment, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import type { Origin } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
-import { fetchManifestAndConfig, pullImage } from '../oci/pull.js';
+import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
 import { imageDir, storeLayout, tempNameFor, writeFileAtomic, fsyncDir } from '../store/layout.js';
@@ -43,8 +43,10 @@ import { updateLockPath, withUpdateLock } from './lock.js';
 export const REBOOT_REQUIRED = '/run/reboot-required';
 
 export interface LayerRef {
+  /** The diff-id (uncompressed digest): the same content compares equal across compressions. */
   digest: string;
-  size: number;
+  /** Compressed size, when known. */
+  size: number | null;
 }
 
 export interface LayerDiff {
@@ -58,7 +60,7 @@ export function diffLayers(from: readonly LayerRef[], to: readonly LayerRef[]): 
   return { added: to.filter((l) => !before.has(l.digest)), removed: from.filter((l) => !after.has(l.digest)) };
 }
 
-const sum = (layers: readonly LayerRef[]): number => layers.reduce((n, l) => n + l.size, 0);
+const sum = (layers: readonly LayerRef[]): number => layers.reduce((n, l) => n + (l.size ?? 0), 0);
 
 function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB'];
@@ -75,7 +77,7 @@ function bytes(n: number): string {
 export function renderLayerDiff(totalLayers: readonly LayerRef[], diff: LayerDiff): string {
   return [
     `Total new layers: ${totalLayers.length}    Size: ${bytes(sum(totalLayers))}`,
-    `Removed layers:   ${diff.removed.length}    Size: ${bytes(sum(diff.removed))}`,
+    `Removed layers:   ${diff.removed.length}` + (diff.removed.every((l) => l.size !== null) ? `    Size: ${bytes(sum(diff.removed))}` : ''),
     `Added layers:     ${diff.added.length}    Size: ${bytes(sum(diff.added))}`,
   ].join('\n') + '\n';
 }
@@ -92,16 +94,23 @@ export function renderImageHeader(headline: string, image: Origin['image'], vers
   return lines.join('\n') + '\n';
 }
 
+/**
+ * The booted image's layers by diff-id, from the config importImage kept in the store: the
+ * store keeps no manifest of it, so layers are compared by diff-id and a removed layer's
+ * size is not known.
+ */
 async function bootedLayers(sysroot: string, manifestDigest: string): Promise<LayerRef[]> {
   try {
-    const manifest = JSON.parse(await readFile(join(imageDir(storeLayout(sysroot), manifestDigest), 'manifest.json'), 'utf8')) as {
-      layers?: LayerRef[];
+    const config = JSON.parse(await readFile(join(imageDir(storeLayout(sysroot), manifestDigest), 'config.json'), 'utf8')) as {
+      diffIds?: string[];
     };
-    return (manifest.layers ?? []).map((l) => ({ digest: l.digest, size: l.size }));
+    return (config.diffIds ?? []).map((digest) => ({ digest, size: null }));
   } catch {
     return [];
   }
 }
+
+const layersOf = (layers: readonly PulledLayer[]): LayerRef[] => layers.map((l) => ({ digest: l.diffId, size: l.descriptor.size }));
 
 /** `root=` of the running system, so the new entry finds the same root filesystem. */
 export function rootArgument(cmdline: string): string | null {
@@ -177,7 +186,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
       if (meta.manifestDigest === booted.origin.manifestDigest || meta.manifestDigest === view.staged?.origin.manifestDigest) {
         return { kind: 'no-update', text: 'No update available.\n' };
       }
-      const layers = meta.manifest.layers.map((l) => ({ digest: l.digest, size: l.size }));
+      const layers = layersOf(meta.layers);
       const diff = diffLayers(await bootedLayers(loc.sysroot, booted.origin.manifestDigest), layers);
       return {
         kind: 'update-available',
@@ -239,11 +248,8 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     if (view.staged) await discardDeployment(loc, view.staged);
     await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
 
-    const diff = diffLayers(
-      await bootedLayers(loc.sysroot, booted.origin.manifestDigest),
-      pulled.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
-    );
-    const layers = pulled.manifest.layers.map((l) => ({ digest: l.digest, size: l.size }));
+    const layers = layersOf(pulled.layers);
+    const diff = diffLayers(await bootedLayers(loc.sysroot, booted.origin.manifestDigest), layers);
     return {
       kind: 'staged',
       stagedId: deployment.id,
