@@ -38,7 +38,7 @@ describe.skipIf(skip)('build a disk image from the fixture:v1 deployment', () =>
     sysroot = (await stageFixtureSysroot(join(tmp, 'sysroot'))).sysrootDir;
     built = await buildDiskImage({
       sysrootDir: sysroot,
-      deployment: { stateroot: STATEROOT, deploymentId: DEPLOYMENT_ID, imageVersion: '1', cliKargs: ['console=ttyS0'] },
+      deployment: { stateroot: STATEROOT, deploymentId: DEPLOYMENT_ID, imageVersion: '1', cliKargs: ['quiet'] },
       outputDir: out,
       types: ['raw', 'qcow2'],
     });
@@ -97,7 +97,8 @@ describe.skipIf(skip)('build a disk image from the fixture:v1 deployment', () =>
     expect(entry['title']).toEqual(['Debian GNU/Linux 12 (bookworm) 1']);
     expect(entry['linux']).toEqual(['/bootc/d1/vmlinuz']);
     expect(entry['initrd']).toEqual(['/bootc/d1/initrd.img']);
-    expect(entryOptions(entry)).toEqual([`root=UUID=${built.rootFsUuid}`, 'rw', 'console=ttyS0', 'bootc.deploy=default/d1']);
+    // kargs.d of the image (the fixture brings its serial console), then --karg.
+    expect(entryOptions(entry)).toEqual([`root=UUID=${built.rootFsUuid}`, 'rw', 'console=ttyS0,115200', 'quiet', 'bootc.deploy=default/d1']);
   });
 
   it('has a qcow2 qemu-img check accepts, with the same content as the raw image', async () => {
