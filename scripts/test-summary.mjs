@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Reads vitest's JSON report and prints the one closing line CI reads:
 // "N passed, N failed, N skipped". Exits non-zero when anything failed or no test ran.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 const file = process.argv[2] ?? 'test-results/vitest.json';
 let report;
@@ -19,5 +20,8 @@ const brokenFiles = (report.testResults ?? []).filter(
 ).length;
 const failed = (report.numFailedTests ?? 0) + brokenFiles;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+const line = `${passed} passed, ${failed} failed, ${skipped} skipped`;
+console.log(line);
+// .ci/run prints it again as the very last line, after make's own messages.
+writeFileSync(join(dirname(file), 'summary.txt'), line + '\n');
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
