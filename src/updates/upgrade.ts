@@ -14,7 +14,7 @@
  * the block device behind a mounted filesystem would be overwritten by (or corrupt) the
  * kernel's cached view of it.
  */
-import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { withContext } from '../core/errors.js';
@@ -117,18 +117,32 @@ export function rootArgument(cmdline: string): string | null {
   return cmdline.trim().split(/\s+/).find((a) => a.startsWith('root=')) ?? null;
 }
 
-/** Copies a file onto the mounted ESP: temp name, fsync, rename, so no half file sits under the real name. */
+/**
+ * Copies a file onto the mounted ESP: temp name, fsync, rename, so no half file sits under
+ * the real name. Not fs.copyFile: it chmods the copy to the source's mode, which vfat
+ * mounted with a umask refuses (EPERM).
+ */
 export async function copyToBoot(hostPath: string, boot: string, pathOnEsp: string): Promise<void> {
   const dest = join(boot, pathOnEsp);
   await mkdir(join(dest, '..'), { recursive: true });
   const tmp = tempNameFor(dest);
   try {
-    await copyFile(hostPath, tmp);
-    const fh = await open(tmp, 'r+');
+    const out = await open(tmp, 'wx', 0o644);
     try {
-      await fh.sync();
+      const src = await open(hostPath, 'r');
+      try {
+        const buf = Buffer.alloc(1 << 20);
+        for (;;) {
+          const { bytesRead } = await src.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          await out.write(buf, 0, bytesRead);
+        }
+      } finally {
+        await src.close();
+      }
+      await out.sync();
     } finally {
-      await fh.close();
+      await out.close();
     }
     await rename(tmp, dest);
   } catch (err) {
