@@ -100,6 +100,37 @@ describe('finalizeStaged', () => {
   });
 });
 
+describe('finalizeStaged after a crash', () => {
+  it('a record left behind once the entry was written is only removed', async () => {
+    await deployment('a.0', {}, {});
+    await deployment('b.0', { 'x.conf': 'mine\n' }, {});
+    await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
+    await writeEntry('bootc-default-b.0+3.conf', 'b.0', '2');
+    await bootTo('a.0');
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({ stateroot: 'default', id: 'b.0', entryFileName: 'bootc-default-b.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'o' } }),
+    );
+    expect((await finalizeStaged({ locations: loc, liveEtc: join(dir, 'nowhere') })).kind).toBe('finalized');
+    expect(await versionOf('bootc-default-b.0+3.conf')).toBe('2');
+    expect(await readFile(join(loc.sysroot, 'bootc/deploy/default/b.0/etc/x.conf'), 'utf8')).toBe('mine\n');
+    expect(await readdir(join(loc.sysroot, 'bootc'))).not.toContain('staged');
+  });
+
+  it('a record whose deployment has no origin (incomplete) is dropped, entries untouched', async () => {
+    await deployment('a.0', {}, {});
+    await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
+    await bootTo('a.0');
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({ stateroot: 'default', id: 'z.0', entryFileName: 'bootc-default-z.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'o' } }),
+    );
+    expect((await finalizeStaged({ locations: loc })).kind).toBe('nothing-staged');
+    expect(await readdir(join(loc.boot, 'loader/entries'))).toEqual(['bootc-default-a.0.conf']);
+    expect(await readdir(join(loc.sysroot, 'bootc'))).not.toContain('staged');
+  });
+});
+
 describe('rollback', () => {
   beforeEach(async () => {
     await deployment('a.0', {}, {});
