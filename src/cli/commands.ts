@@ -240,7 +240,7 @@ export const commands: LazyCommand[] = [
     describe: 'Download and stage an update of the booted image; it is applied at the next reboot',
     builder: (y) =>
       y
-        .option('check', { type: 'boolean', default: false, conflicts: 'apply', describe: 'Only fetch the manifest and config and say whether an update is available' })
+        .option('check', { type: 'boolean', default: false, describe: 'Only fetch the manifest and config and say whether an update is available' })
         .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the update once it is staged' })
         .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
         .option('store', { type: 'string', hidden: true, describe: 'Blob store for pulled images (default /var/cache/bootc/store)' })

@@ -51,6 +51,8 @@ async function readEntry(boot: string, entry: EntryOnEsp): Promise<BlsEntry> {
 
 export async function rollback(options: RollbackOptions = {}): Promise<RollbackOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
+  // Checked before the lock too, so a system not deployed by bootc gets no /sysroot/bootc.
+  requireBooted(await loadDeployments(loc));
   return withUpdateLock(updateLockPath(loc.sysroot), options.command ?? 'bootc rollback', async () => {
     const view = await loadDeployments(loc);
     const booted = requireBooted(view);

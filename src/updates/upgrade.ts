@@ -188,6 +188,8 @@ export type UpgradeOutcome =
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
   const progress = options.progress ?? Progress.silent();
+  // Checked before the lock too, so a system not deployed by bootc gets no /sysroot/bootc.
+  requireBooted(await loadDeployments(loc));
   return withUpdateLock(updateLockPath(loc.sysroot), options.command ?? 'bootc upgrade', async () => {
     const view = await loadDeployments(loc);
     const booted = requireBooted(view);
