@@ -35,8 +35,8 @@ const TRANSIENT_CODES = new Set([
 ]);
 const FETCH_ATTEMPTS = 4;
 const RETRY_BASE_DELAY_MS = 250;
-/** Downloaded bytes are written to the partial in batches of about this size. */
-const WRITE_BATCH_BYTES = 4 << 20;
+/** Downloaded bytes are written to the partial in batches of this size (4 MiB measured slower: a local archive pull took twice as long). */
+const WRITE_BATCH_BYTES = 1 << 20;
 
 function isTransient(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
