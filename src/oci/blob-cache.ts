@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, UserError, invariant } from '../core/errors.js';
 import { debug } from '../core/log.js';
 import { digestOf, newSha256, sha256Digest, sha256Hex } from './digest.js';
-import type { Descriptor, ImageSource } from './types.js';
+import type { BlobStreamInfo, Descriptor, ImageSource } from './types.js';
 
 export const OCI_LAYOUT_VERSION = '1.0.0';
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -239,11 +239,12 @@ export class BlobCache {
 
   private async downloadOnce(source: ImageSource, descriptor: Descriptor, options: FetchBlobOptions): Promise<void> {
     const partial = this.partialPath(descriptor.digest);
-    const tap = options.openTap?.();
+    // A holder, because a download that has to start over also starts a fresh tap.
+    const taps = { current: options.openTap?.() };
     try {
-      await this.streamToPartial(source, descriptor, options, partial, tap);
+      await this.streamToPartial(source, descriptor, options, partial, taps);
     } catch (err) {
-      tap?.abort();
+      taps.current?.abort();
       throw err;
     }
     await rename(partial, this.blobPath(descriptor.digest));
@@ -255,10 +256,12 @@ export class BlobCache {
     descriptor: Descriptor,
     options: FetchBlobOptions,
     partial: string,
-    tap: BlobTap | undefined,
+    taps: { current: BlobTap | undefined },
   ): Promise<void> {
     const { imageName, signal } = options;
-    const { offset, hash } = await this.resumePoint(partial, descriptor, tap);
+    const resumed = await this.resumePoint(partial, descriptor, taps.current);
+    const offset = resumed.offset;
+    let hash = resumed.hash;
     if (offset > 0) debug(`blob ${descriptor.digest}: resuming at byte ${offset} of ${descriptor.size}`);
     let received = offset;
     options.onBytes?.(received);
@@ -281,6 +284,21 @@ export class BlobCache {
     try {
       if (received < descriptor.size) {
         const stream = await source.getBlob(descriptor, { offset, ...(signal ? { signal } : {}) });
+        const startOffset = (stream as BlobStreamInfo).startOffset ?? offset;
+        if (startOffset !== offset) {
+          // The source could not resume (a registry that ignored Range): the stream starts at
+          // byte 0, so the partial and everything derived from it start over too.
+          invariant(startOffset === 0, `a blob stream can only restart from 0, not ${startOffset}`);
+          debug(`blob ${descriptor.digest}: the source cannot resume at byte ${offset}; starting over`);
+          await handle.truncate(0);
+          hash = newSha256();
+          received = 0;
+          options.onBytes?.(0);
+          if (taps.current) {
+            taps.current.abort();
+            taps.current = options.openTap?.();
+          }
+        }
         try {
           for await (const chunk of stream as AsyncIterable<Buffer | string>) {
             if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
@@ -296,7 +314,7 @@ export class BlobCache {
               used += copied;
               if (pendingBytes === batch.length) await flush();
             }
-            if (tap) await tap.write(bytes);
+            if (taps.current) await taps.current.write(bytes);
             options.onBytes?.(received);
           }
           await flush();
@@ -317,7 +335,7 @@ export class BlobCache {
       if (actual !== descriptor.digest) {
         throw this.mismatch(descriptor.digest, imageName, `its content hashes to ${actual}`);
       }
-      if (tap) await tap.finish();
+      if (taps.current) await taps.current.finish();
       await handle.sync();
       complete = true;
     } catch (err) {

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ import {
 import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy.js';
 import { RegistryClient, openRegistrySource, type BlobStream } from '../../../src/oci/registry.js';
 import { parseReference } from '../../../src/oci/reference.js';
+import { pullImage } from '../../../src/oci/pull.js';
 import { parseRegistriesConf, emptyRegistriesConfig, type RegistryEndpoint } from '../../../src/oci/registries-conf.js';
 import { parseManifestDocument } from '../../../src/oci/manifest.js';
 import { InterruptedError, UserError } from '../../../src/core/errors.js';
@@ -338,6 +339,25 @@ describe.skipIf(skip)('registry client against docker-registry', () => {
       expect(stream.startOffset).toBe(0);
       expect((await digestOfStream(stream)).digest).toBe(single.images[0]!.layerDigest);
       client.close();
+    });
+
+    it('a pull resuming a partial blob starts over when the registry ignores Range', async () => {
+      proxy.clearFaults();
+      // Every blob request (config and layer) has its Range dropped.
+      proxy.addFault({ path: /\/blobs\//, fault: { kind: 'ignore-range' }, times: 10 });
+      const cacheDir = join(work, 'cache-ignored-range');
+      const image = single.images[0]!;
+      const hex = image.layerDigest.slice('sha256:'.length);
+      // What an interrupted earlier pull left: the first half of the layer.
+      await mkdir(join(cacheDir, 'blobs', 'sha256'), { recursive: true });
+      await writeFile(join(cacheDir, 'blobs', 'sha256', `${hex}.partial`), image.layer.subarray(0, image.layer.length >> 1));
+      const pulled = await pullImage(parseReference(`${proxy.host}/tiny:oci`), {
+        cacheDir,
+        platform: { os: 'linux', architecture: image.platform.architecture },
+      });
+      expect(pulled.layers[0]!.descriptor.digest).toBe(image.layerDigest);
+      expect(await readFile(join(cacheDir, 'blobs', 'sha256', hex))).toEqual(image.layer);
+      proxy.clearFaults();
     });
 
     it('follows redirects, without sending credentials to another host', async () => {
