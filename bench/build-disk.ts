@@ -17,11 +17,10 @@
  */
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { run, spawnStreaming } from '../src/core/exec.js';
+import { run } from '../src/core/exec.js';
 import { ociArchivePath, ociArchiveRef, type FixtureTag } from '../fixtures/paths.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
+import { REPO, median, medianSteps, round, settle, timeSteps, type Timed } from './support.js';
 
 /**
  * The shell side. Sizes as ours: a 1 GiB ESP; the root filesystem gets the tree's size plus
@@ -77,41 +76,6 @@ const OUR_STEPS: readonly [RegExp, string][] = [
   [/^debug: exec: qemu-img convert /, 'convert'],
 ];
 
-interface Timed {
-  seconds: number;
-  steps: Record<string, number>;
-  lines: string[];
-}
-
-/**
- * Runs `argv`, stdout and stderr merged, timestamping each line; a line matching a step
- * marker starts that step, which lasts until the next step or the end.
- */
-async function timeSteps(description: string, argv: [string, ...string[]], firstStep: string, markers: (line: string) => string | null): Promise<Timed> {
-  const start = performance.now();
-  const { child, done } = spawnStreaming({ description, argv, cwd: REPO, stdio: { stdin: 'ignore' } });
-  const marks: [string, number][] = [[firstStep, start]];
-  const lines: string[] = [];
-  let partial = '';
-  for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
-    const now = performance.now();
-    const parts = (partial + chunk.toString('utf8')).split('\n');
-    partial = parts.pop() ?? '';
-    for (const line of parts) {
-      lines.push(line);
-      const step = markers(line);
-      if (step !== null) marks.push([step, now]);
-    }
-  }
-  await done;
-  const end = performance.now();
-  const steps: Record<string, number> = {};
-  marks.forEach(([name, at], i) => {
-    steps[name] = round(((marks[i + 1]?.[1] ?? end) - at) / 1000 + (steps[name] ?? 0));
-  });
-  return { seconds: (end - start) / 1000, steps, lines };
-}
-
 async function runOurs(tag: FixtureTag, dir: string): Promise<Timed & { peakRssKiB: number; diskVirtualBytes: number }> {
   const rssFile = join(dir, 'maxrss');
   const output = join(dir, 'output');
@@ -142,26 +106,6 @@ async function runShell(tag: FixtureTag, dir: string): Promise<Timed & { diskVir
 async function virtualSize(qcow2: string): Promise<number> {
   const { stdout } = await run({ description: 'Reading the disk size', argv: ['qemu-img', 'info', '--output=json', qcow2] });
   return (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function medianSteps(all: readonly Record<string, number>[]): Record<string, number> {
-  const names = [...new Set(all.flatMap((s) => Object.keys(s)))];
-  return Object.fromEntries(names.map((n) => [n, round(median(all.map((s) => s[n] ?? 0)))]));
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
-
-async function settle(): Promise<void> {
-  // Flush what the previous run left dirty so it does not slow the next one down.
-  await run({ description: 'Flushing page cache writes', argv: ['sync'] });
 }
 
 async function main(): Promise<void> {

@@ -18,6 +18,7 @@ import type { Readable } from 'node:stream';
 import { run } from '../src/core/exec.js';
 import { importLayer } from '../src/store/layer-import.js';
 import { ociLayoutDir, type FixtureTag } from '../fixtures/paths.js';
+import { median, round, settle } from './support.js';
 
 interface ChildResult {
   seconds: number;
@@ -67,17 +68,6 @@ async function child(tag: string, root: string): Promise<void> {
     bytesWritten,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-async function settle(): Promise<void> {
-  // Flush what the previous run left dirty so it does not slow the next one down.
-  await run({ description: 'Flushing page cache writes', argv: ['sync'] });
 }
 
 async function main(): Promise<void> {
@@ -138,10 +128,6 @@ async function main(): Promise<void> {
     target: 'ratio <= 1.0',
   };
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 await main();

@@ -16,11 +16,10 @@
  */
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { run, spawnStreaming } from '../src/core/exec.js';
+import { run } from '../src/core/exec.js';
 import { ociArchivePath, ociArchiveRef, type FixtureTag } from '../fixtures/paths.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
+import { REPO, median, medianSteps, round, timeSteps, type Timed } from './support.js';
 const DISK_BYTES = 4 * 1024 ** 3;
 
 const SHELL_PIPELINE = String.raw`
@@ -77,34 +76,6 @@ const OUR_STEPS: readonly [RegExp, string][] = [
   [/^debug: exec: sync -f \/run\/bootc\/mounts\/rootfs-\w+$/, 'finalise'],
 ];
 
-interface Timed {
-  seconds: number;
-  steps: Record<string, number>;
-}
-
-async function timeSteps(description: string, argv: [string, ...string[]], firstStep: string, markers: (line: string) => string | null): Promise<Timed> {
-  const start = performance.now();
-  const { child, done } = spawnStreaming({ description, argv, cwd: REPO, stdio: { stdin: 'ignore' } });
-  const marks: [string, number][] = [[firstStep, start]];
-  let partial = '';
-  for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
-    const now = performance.now();
-    const parts = (partial + chunk.toString('utf8')).split('\n');
-    partial = parts.pop() ?? '';
-    for (const line of parts) {
-      const step = markers(line);
-      if (step !== null && marks[marks.length - 1]![0] !== step) marks.push([step, now]);
-    }
-  }
-  await done;
-  const end = performance.now();
-  const steps: Record<string, number> = {};
-  marks.forEach(([name, at], i) => {
-    steps[name] = round(((marks[i + 1]?.[1] ?? end) - at) / 1000 + (steps[name] ?? 0));
-  });
-  return { seconds: (end - start) / 1000, steps };
-}
-
 async function sparseFile(path: string): Promise<void> {
   const f = await open(path, 'wx');
   await f.truncate(DISK_BYTES);
@@ -135,21 +106,6 @@ async function runShell(tag: FixtureTag, dir: string): Promise<Timed> {
     'start',
     (line) => /^phase: (\S+)$/.exec(line)?.[1] ?? null,
   );
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function medianSteps(all: readonly Record<string, number>[]): Record<string, number> {
-  const names = [...new Set(all.flatMap((s) => Object.keys(s)))];
-  return Object.fromEntries(names.map((n) => [n, round(median(all.map((s) => s[n] ?? 0)))]));
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 async function main(): Promise<void> {

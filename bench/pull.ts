@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { run } from '../src/core/exec.js';
 import { ociLayoutDir, ociLayoutRef } from '../fixtures/paths.js';
 import { pushToRegistry, startRegistry } from '../test/support/registry.js';
+import { median } from './support.js';
 
 /** Run argv under `/usr/bin/time -f %M`; returns wall seconds, max RSS in KiB and stdout. */
 async function timed(argv: string[]): Promise<{ seconds: number; maxRssKiB: number; stdout: string }> {
@@ -23,12 +24,6 @@ async function timed(argv: string[]): Promise<{ seconds: number; maxRssKiB: numb
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const match = /maxrss=(\d+)/.exec(result.stderr);
   return { seconds, maxRssKiB: match ? Number(match[1]) : NaN, stdout: result.stdout };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function fixtureArchitecture(): Promise<string> {
