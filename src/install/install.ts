@@ -21,7 +21,9 @@ import { installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/e
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
 import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
-import { formatReference } from '../oci/reference.js';
+import { formatImageName, formatReference } from '../oci/reference.js';
+import type { ImageReference } from '../oci/types.js';
+import type { InstallConfig } from './config.js';
 import { writeFileAtomic } from '../store/layout.js';
 import { ALEPH_FILE, ROOT_SSH_TMPFILES, renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome, type FstabMount } from './os-config.js';
 
@@ -47,6 +49,31 @@ export interface InstallOnRootRequest {
   installerVersion: string;
   progress?: Progress;
   now?: Date;
+}
+
+/** What an install command's flags and the install config say about image and kernel arguments. */
+export interface InstallSourceRequest {
+  image: ImageReference;
+  targetImage?: { image: string; transport: string };
+  kargs: readonly string[];
+  kargDeletes: readonly string[];
+}
+
+/**
+ * The part of installOnRoot's request both install commands compute the same way: the
+ * image to follow (default: the source), and kernel arguments in upstream's order (install
+ * config kargs, config karg-deletes plus --karg-delete, then --karg).
+ */
+export function imageAndKargs(
+  req: InstallSourceRequest,
+  config: InstallConfig | null,
+): Pick<InstallOnRootRequest, 'targetImage' | 'installConfigKargs' | 'kargDeletes' | 'cliKargs'> {
+  return {
+    targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
+    installConfigKargs: config?.kargs ?? [],
+    kargDeletes: [...(config?.['karg-deletes'] ?? []), ...req.kargDeletes],
+    cliKargs: req.kargs,
+  };
 }
 
 export interface InstalledSystem {

@@ -35,14 +35,14 @@ import { DEFAULT_ESP_BYTES, GiB, MiB, formatSize, planDiskLayout, type DiskLayou
 import { writePartitionTable } from '../disk/partition-table.js';
 import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
 import { pullImage } from '../oci/pull.js';
-import { formatImageName, formatReference } from '../oci/reference.js';
+import { formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
 import { chooseRootFsType, type InstallConfig, type InstallFsType } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
-import { installOnRoot, type InstalledSystem } from './install.js';
+import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
 import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 
 /** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
@@ -308,11 +308,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         espBytes: layout.esp.sizeBytes,
         espMountSpec: `UUID=${espUuid}`,
         pulled,
-        targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
+        ...imageAndKargs(req, config),
         stateroot,
-        installConfigKargs: config?.kargs ?? [],
-        kargDeletes: [...(config?.['karg-deletes'] ?? []), ...req.kargDeletes],
-        cliKargs: req.kargs,
         ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
         installerVersion: req.installerVersion,
         progress,

@@ -25,13 +25,13 @@ import { hostRustArch } from '../boot/kargs.js';
 import { ESP_TYPE_GUID } from '../disk/gpt.js';
 import { parseSfdiskJson } from '../disk/partition-table.js';
 import { pullImage } from '../oci/pull.js';
-import { formatImageName, formatReference } from '../oci/reference.js';
+import { formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import { checkStateroot } from '../deploy/paths.js';
 import type { InstallConfig } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
-import { installOnRoot, type InstalledSystem } from './install.js';
+import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
 import { deviceSizeBytes } from './loop-device.js';
 import { filesystemUuid, finaliseRoot } from './to-disk.js';
 
@@ -204,11 +204,8 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       espBytes,
       espMountSpec: bootMountSpec,
       pulled,
-      targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
+      ...imageAndKargs(req, config),
       stateroot,
-      installConfigKargs: config?.kargs ?? [],
-      kargDeletes: [...(config?.['karg-deletes'] ?? []), ...req.kargDeletes],
-      cliKargs: req.kargs,
       ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
       installerVersion: req.installerVersion,
       progress,
