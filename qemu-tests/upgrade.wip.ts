@@ -1,0 +1,89 @@
+// NOT RUN (kept for the next session): the guest times out reaching the host registry
+// through guestfwd (ETIMEDOUT from 10.0.2.100:5000); see the issue 6 note. Rename to
+// upgrade.test.ts once the guest network path works.
+/**
+ * qemu tier: a disk installed with fixture:v1 (following 10.0.2.100:5000/fixture:latest)
+ * boots; fixture:v2 is pushed as :latest to a registry on the host, reached by the guest
+ * only through the restricted guestfwd. In the guest: `bootc upgrade` stages v2; at reboot
+ * the finalize unit merges /etc and makes v2 the default, so release is 2, a user's /etc
+ * change and a /var file survive and the image's changed /etc default arrives; then
+ * `bootc rollback` and a reboot bring release 1 back.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
+import { needsRegistryTools, pushToRegistry, startRegistry, type TestRegistry } from '../test/support/registry.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef, v1RootfsDir } from '../fixtures/paths.js';
+import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+
+const skip = explainSkip(
+  'qemu',
+  needsLoopDevices() ??
+    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'fstrim', 'skopeo') ??
+    needsRegistryTools() ??
+    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
+    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
+    needsFile(fixturesIndexPath, fixturesHint) ??
+    // The image carries the CLI as it was when the fixtures were built.
+    needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/upgrade.js'), 'the fixture image carries a CLI without `bootc upgrade`: rebuild the fixtures (`make fixtures`)') ??
+    needsFile(join(v1RootfsDir, 'usr/lib/systemd/system/bootc-finalize-staged.service'), 'the fixture image lacks bootc-finalize-staged.service: rebuild the fixtures (`make fixtures`)'),
+);
+
+const GUEST_IMAGE = `${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:latest`;
+const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, all: true });
+
+describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
+  let tmp = '';
+  let registry: TestRegistry | undefined;
+  let vm: Vm | undefined;
+  const guest = (): Vm => {
+    if (!vm) throw new Error('the VM did not start');
+    return vm;
+  };
+
+  beforeAll(async () => {
+    tmp = mkdtempSync('/var/tmp/upgrade-qemu-');
+    registry = await startRegistry();
+    await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:latest');
+    const file = join(tmp, 'disk.raw');
+    execFileSync('truncate', ['-s', '6G', file]);
+    const r = await cli('install', 'to-disk', '--via-loopback', file, '--source-imgref', ociLayoutRef('v1'),
+      '--target-imgref', GUEST_IMAGE, '--store', join(tmp, 'store'));
+    if (r.exitCode !== 0) throw new Error(`bootc install to-disk failed:\n${r.all}`);
+    vm = await startVm({ name: 'upgrade', boot: { kind: 'uefi' }, disks: [{ path: file, format: 'raw' }], registryPort: registry.port, memoryMiB: 2048 });
+    await vm.waitForLogin();
+  }, 900_000);
+  afterAll(async () => {
+    await vm?.dispose();
+    await registry?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('upgrade v1 → v2, reboot: v2 with the local /etc change and /var kept', async () => {
+    const g = guest();
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
+    await g.runOk(`mkdir -p /etc/containers/registries.conf.d && printf '[[registry]]\\nlocation = "${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}"\\ninsecure = true\\n' > /etc/containers/registries.conf.d/50-test.conf`);
+    await g.runOk('echo user=mine > /etc/fixture/user.conf && echo kept > /var/kept-file');
+    const check = await g.runOk('bootc upgrade --check', 300_000);
+    expect(check).toContain(`Update available for: ${GUEST_IMAGE}`);
+    const out = await g.runOk('bootc upgrade --quiet', 900_000);
+    expect(out).toContain(`Queued for next boot: ${GUEST_IMAGE}`);
+    expect(await g.runOk('test -e /run/reboot-required && echo yes')).toBe('yes');
+    await g.reboot(600_000);
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('2');
+    expect(await g.runOk('cat /etc/fixture/user.conf')).toBe('user=mine');
+    expect(await g.runOk('cat /etc/fixture/image.conf')).toBe('image=2');
+    expect(await g.runOk('cat /var/kept-file')).toBe('kept');
+    expect(await g.runOk('bootc upgrade --quiet', 300_000)).toContain(`No changes in: ${GUEST_IMAGE}`);
+  }, 1_800_000);
+
+  it('rollback, reboot: v1 again', async () => {
+    const g = guest();
+    expect(await g.runOk('bootc rollback')).toBe('Next boot: rollback deployment');
+    await g.reboot(600_000);
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
+  }, 900_000);
+});
