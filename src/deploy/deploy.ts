@@ -11,7 +11,8 @@
  *   4. record the origin (written last: a deployment without an origin is incomplete and is
  *      never booted or listed)
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { pathExists } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { cancellation } from '../core/cancel.js';
@@ -158,15 +159,6 @@ export interface Deployment {
   seededVar: boolean;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function listDeploymentIds(deployDir: string): Promise<string[]> {
   try {
     return (await readdir(deployDir)).filter((n) => !n.endsWith('.origin') && !n.startsWith('.'));
@@ -203,7 +195,7 @@ export async function createDeployment(root: string, image: ImportedImage, image
         await checkoutTree(root, image.tree, join(dir, 'etc'), { subtree: 'etc', method: 'copy' });
       }
       const stateVar = paths.stateVar(stateroot);
-      const seededVar = !(await exists(stateVar));
+      const seededVar = !(await pathExists(stateVar));
       if (seededVar && image.tree.entries.some((e) => e.path === 'var')) {
         await mkdir(join(stateVar, '..'), { recursive: true, mode: 0o755 });
         await checkoutTree(root, image.tree, stateVar, { subtree: 'var', method: 'copy' });

@@ -15,7 +15,8 @@
  * converted) only when complete; a failure removes it, so no half-written disk is left.
  */
 import { randomUUID } from 'node:crypto';
-import { access, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { pathExists } from '../core/fs-probe.js';
+import { mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
@@ -196,11 +197,3 @@ async function syncFile(path: string): Promise<void> {
   }
 }
 
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

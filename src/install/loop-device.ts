@@ -7,7 +7,8 @@
  * each partition is reached through a loop device over its byte range of the disk instead:
  * the data lands in the same sectors either way.
  */
-import { access, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { pathExists } from '../core/fs-probe.js';
 import { basename, join } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
@@ -46,15 +47,6 @@ export function partitionNodeName(disk: string, number: number): string {
   return /\d$/.test(name) ? `${name}p${number}` : `${name}${number}`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Partition nodes of `disk`, and what to undo when the install is over. */
 export interface PartitionNodes {
   nodes: Map<number, string>;
@@ -85,7 +77,7 @@ export async function openPartitionNodes(disk: string, partitions: readonly Plan
       const deadline = Date.now() + PARTITION_NODE_WAIT_MS;
       for (const p of partitions) {
         const node = `/dev/${partitionNodeName(disk, p.number)}`;
-        while (!(await exists(node))) {
+        while (!(await pathExists(node))) {
           if (Date.now() > deadline) {
             throw new UserError(`the partition node ${node} did not appear`, {
               hint: 'check that udev runs (or that /dev is a devtmpfs) and retry with --wipe',

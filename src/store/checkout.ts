@@ -18,6 +18,7 @@
  * the tree index says. Destinations must be empty or absent.
  */
 import { constants } from 'node:fs';
+import { entryExists } from '../core/fs-probe.js';
 import {
   chmod,
   chown,
@@ -281,7 +282,7 @@ class Checkout {
     try {
       await copyFile(source, abs, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(source))) throw missingObject(entry);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(await entryExists(source))) throw missingObject(entry);
       throw err;
     }
     await chown(abs, entry.uid, entry.gid);
@@ -356,11 +357,3 @@ function missingObject(entry: FileEntry): UserError {
   });
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

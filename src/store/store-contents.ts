@@ -2,7 +2,8 @@
  * Listing what a store holds: objects on disk, layer indexes, image trees, and the objects
  * each index references. Shared by fsck and gc, which must agree on what "referenced" means.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { readdirOrEmpty } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { decodeLayerIndex, decodeTreeIndex } from './index-format.js';
 import { FANOUT_DIRS, isDigest, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
@@ -12,15 +13,6 @@ import { TEMP_PREFIX } from './object-writer.js';
 export interface StoredObject {
   id: string;
   path: string;
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 /**

@@ -15,6 +15,7 @@
  * would have to be merged into that one section, and Debian's kernels carry none.
  */
 import { lstat, mkdtemp, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { entryExists } from '../core/fs-probe.js';
 import { basename, dirname, join, posix } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
@@ -111,21 +112,12 @@ function kernelPeHeaders(linux: Uint8Array): ReturnType<typeof parsePe> | null {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The image's stub if it ships one, else the host's. */
 export async function findStub(rootfs: string): Promise<string> {
   const inImage = join(rootfs, STUB_PATH);
-  if (await exists(inImage)) return inImage;
+  if (await entryExists(inImage)) return inImage;
   const onHost = `/${STUB_PATH}`;
-  if (await exists(onHost)) return onHost;
+  if (await entryExists(onHost)) return onHost;
   throw new UserError(`no systemd-stub: neither the image nor this host has /${STUB_PATH}`, {
     hint: 'install systemd-boot-efi in the image (or on this host: apt-get install systemd-boot-efi)',
   });
@@ -201,7 +193,7 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
   await withContext(`Building the unified kernel image ${options.output}`, async () => {
     await checkOutputDirectory(options.output);
     if (options.signing) await checkSigningKey(options.signing);
-    if (options.splash !== undefined && !(await exists(options.splash))) {
+    if (options.splash !== undefined && !(await entryExists(options.splash))) {
       throw new UserError(`the splash image ${options.splash} does not exist`, { hint: 'pass the path of a BMP file' });
     }
     const stubPath = options.stub ?? (await findStub(options.rootfs));
@@ -278,7 +270,7 @@ async function checkSigningKey(signing: SigningKey): Promise<void> {
       hint: `decrypt it into a private file first: openssl pkey -in ${signing.key} -out key.pem`,
     });
   }
-  if (!(await exists(signing.cert))) {
+  if (!(await entryExists(signing.cert))) {
     throw new UserError(`the signing certificate ${signing.cert} does not exist`, { hint: 'pass a PEM X.509 certificate with --sign-cert' });
   }
 }

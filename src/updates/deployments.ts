@@ -12,7 +12,8 @@
  * `describeDeployments` is pure; `loadDeployments` reads the origins, the ESP (mounted at
  * /boot in the booted system) and /proc/cmdline.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { readdirOrEmpty } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { UserError, withContext } from '../core/errors.js';
@@ -139,19 +140,10 @@ export interface SysrootLocations {
 
 export const HOST_LOCATIONS: SysrootLocations = { sysroot: '/sysroot', boot: '/boot', cmdlinePath: '/proc/cmdline' };
 
-async function readDirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
 export async function readEntries(boot: string): Promise<EntryOnEsp[]> {
   const dir = join(boot, ENTRIES_DIR);
   const out: EntryOnEsp[] = [];
-  for (const fileName of await readDirOrEmpty(dir)) {
+  for (const fileName of await readdirOrEmpty(dir)) {
     const name = parseEntryFileName(fileName);
     if (!name) continue;
     const parsed = parseBlsEntry(await readFile(join(dir, fileName), 'utf8'));
@@ -176,8 +168,8 @@ export async function loadSysrootState(loc: SysrootLocations = HOST_LOCATIONS): 
   return withContext(`Reading the deployments under ${loc.sysroot}`, async () => {
     const paths = sysrootPaths(loc.sysroot);
     const origins: Origin[] = [];
-    for (const stateroot of await readDirOrEmpty(join(paths.bootcDir, 'deploy'))) {
-      for (const file of await readDirOrEmpty(paths.deployDir(stateroot))) {
+    for (const stateroot of await readdirOrEmpty(join(paths.bootcDir, 'deploy'))) {
+      for (const file of await readdirOrEmpty(paths.deployDir(stateroot))) {
         if (!file.endsWith('.origin')) continue;
         const path = join(paths.deployDir(stateroot), file);
         origins.push(parseOrigin(await readFile(path, 'utf8'), path));

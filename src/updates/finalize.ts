@@ -14,7 +14,8 @@
  * its three inputs, so repeating it is harmless). A crash between 2 and 3 boots the new
  * deployment; the leftover record is recognised by its entry being present and just removed.
  */
-import { rename, rm, stat } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
+import { pathExists } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { invariant, withContext } from '../core/errors.js';
 import { info, warn } from '../core/log.js';
@@ -32,15 +33,6 @@ export interface FinalizeOptions {
 }
 
 export type FinalizeOutcome = { kind: 'nothing-staged' } | { kind: 'finalized'; id: string; entryFileName: string; conflicts: string[] };
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export async function finalizeStaged(options: FinalizeOptions = {}): Promise<FinalizeOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
@@ -74,7 +66,7 @@ export async function finalizeStaged(options: FinalizeOptions = {}): Promise<Fin
       );
       conflicts = outcome.conflicts.map(describeEtcConflict);
       for (const c of conflicts) warn(`/etc merge: ${c}`);
-      if (await exists(join(dir, 'etc'))) await rename(join(dir, 'etc'), previous);
+      if (await pathExists(join(dir, 'etc'))) await rename(join(dir, 'etc'), previous);
       await rename(merged, join(dir, 'etc'));
       await fsyncDir(dir);
       await rm(previous, { recursive: true, force: true });
