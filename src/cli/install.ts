@@ -75,13 +75,18 @@ export function targetImageOf(args: Pick<ToDiskArgs, 'targetImgref' | 'targetTra
   return { image: formatImageName(ref), transport: ref.transport };
 }
 
-export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
+/** The image to install: both install commands need --source-imgref and say so the same way. */
+function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
   if (args.sourceImgref === undefined) {
     throw new UserError('no image to install', {
       hint: 'name it with --source-imgref, e.g. --source-imgref quay.io/example/os:latest (any transport: oci:, oci-archive:, containers-storage:, …)',
     });
   }
-  const image = parseReference(args.sourceImgref);
+  return parseReference(args.sourceImgref);
+}
+
+export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
+  const image = sourceImageOf(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToDisk({
@@ -138,10 +143,7 @@ export interface ToFilesystemArgs {
 }
 
 export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
-  if (args.sourceImgref === undefined) {
-    throw new UserError('no image to install', { hint: 'name it with --source-imgref, e.g. --source-imgref quay.io/example/os:latest' });
-  }
-  const image = parseReference(args.sourceImgref);
+  const image = sourceImageOf(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToFilesystem({
