@@ -3,9 +3,19 @@
  * platform selection. Everything here is pure: it takes bytes or parsed documents and
  * returns values or a UserError that names the image; transports and the puller do the I/O.
  */
-import { z } from 'zod';
 import { UserError } from '../core/errors.js';
-import { isSha256Digest } from './digest.js';
+import {
+  FieldError,
+  optional,
+  readArray,
+  readDigest,
+  readNonEmptyString,
+  readObject,
+  readSize,
+  readString,
+  readStringMap,
+  type FieldPath,
+} from './json-fields.js';
 import type { Descriptor, Platform } from './types.js';
 
 export const MediaType = {
@@ -71,57 +81,82 @@ export function layerCompression(mediaType: string, imageName: string): LayerCom
   return compression;
 }
 
-const digestSchema = z.string().refine(isSha256Digest, { message: 'expected a sha256 digest (sha256:<64 hex>)' });
+function readPlatform(value: unknown, path: FieldPath): Platform {
+  const p = readObject(value, path);
+  const platform: Platform = {
+    architecture: readNonEmptyString(p['architecture'], [...path, 'architecture']),
+    os: readNonEmptyString(p['os'], [...path, 'os']),
+  };
+  const variant = optional(p['variant'], [...path, 'variant'], readString);
+  if (variant !== undefined) platform.variant = variant;
+  const osVersion = optional(p['os.version'], [...path, 'os.version'], readString);
+  if (osVersion !== undefined) platform['os.version'] = osVersion;
+  const osFeatures = optional(p['os.features'], [...path, 'os.features'], (v, at) => readArray(v, at, readString));
+  if (osFeatures !== undefined) platform['os.features'] = osFeatures;
+  return platform;
+}
 
-const platformSchema = z.object({
-  architecture: z.string().min(1),
-  os: z.string().min(1),
-  variant: z.string().optional(),
-  'os.version': z.string().optional(),
-  'os.features': z.array(z.string()).optional(),
-});
+function readDescriptor(value: unknown, path: FieldPath): Descriptor {
+  const d = readObject(value, path);
+  const descriptor: Descriptor = {
+    mediaType: readNonEmptyString(d['mediaType'], [...path, 'mediaType']),
+    digest: readDigest(d['digest'], [...path, 'digest']),
+    size: readSize(d['size'], [...path, 'size']),
+  };
+  const annotations = optional(d['annotations'], [...path, 'annotations'], readStringMap);
+  if (annotations !== undefined) descriptor.annotations = annotations;
+  const platform = optional(d['platform'], [...path, 'platform'], readPlatform);
+  if (platform !== undefined) descriptor.platform = platform;
+  const urls = optional(d['urls'], [...path, 'urls'], (v, at) => readArray(v, at, readString));
+  if (urls !== undefined) descriptor.urls = urls;
+  return descriptor;
+}
 
-const descriptorSchema = z.object({
-  mediaType: z.string().min(1),
-  digest: digestSchema,
-  size: z.number().int().nonnegative(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  platform: platformSchema.optional(),
-  urls: z.array(z.string()).optional(),
-});
+function readSchemaVersion2(doc: Record<string, unknown>): 2 {
+  if (doc['schemaVersion'] !== 2) throw new FieldError(['schemaVersion'], `expected 2, got ${JSON.stringify(doc['schemaVersion']) ?? 'nothing'}`);
+  return 2;
+}
 
-const manifestSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  config: descriptorSchema,
-  layers: z.array(descriptorSchema),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
+function readManifest(doc: Record<string, unknown>, mediaType: string): ImageManifest {
+  readSchemaVersion2(doc);
+  optional(doc['mediaType'], ['mediaType'], readString);
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType,
+    config: readDescriptor(doc['config'], ['config']),
+    layers: readArray(doc['layers'], ['layers'], readDescriptor),
+  };
+  const annotations = optional(doc['annotations'], ['annotations'], readStringMap);
+  if (annotations !== undefined) manifest.annotations = annotations;
+  return manifest;
+}
 
-const indexSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  manifests: z.array(descriptorSchema),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
+function readIndex(doc: Record<string, unknown>, mediaType: string): ImageIndex {
+  readSchemaVersion2(doc);
+  optional(doc['mediaType'], ['mediaType'], readString);
+  const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: readArray(doc['manifests'], ['manifests'], readDescriptor) };
+  const annotations = optional(doc['annotations'], ['annotations'], readStringMap);
+  if (annotations !== undefined) index.annotations = annotations;
+  return index;
+}
 
-const configSchema = z.object({
-  architecture: z.string().min(1),
-  os: z.string().min(1),
-  variant: z.string().optional(),
-  created: z.string().optional(),
-  config: z
-    .object({
-      Labels: z.record(z.string(), z.string()).nullable().optional(),
-    })
-    .passthrough()
-    .nullable()
-    .optional(),
-  rootfs: z.object({
-    type: z.literal('layers'),
-    diff_ids: z.array(digestSchema),
-  }),
-});
+function readConfig(value: unknown): ImageConfig {
+  const c = readObject(value, []);
+  const architecture = readNonEmptyString(c['architecture'], ['architecture']);
+  const os = readNonEmptyString(c['os'], ['os']);
+  const variant = optional(c['variant'], ['variant'], readString);
+  const created = optional(c['created'], ['created'], readString);
+  // Docker writes `"config": null` and `"Labels": null` for an image without either.
+  const runtime = c['config'] === null ? undefined : optional(c['config'], ['config'], readObject);
+  const labels = runtime === undefined || runtime['Labels'] === null ? undefined : optional(runtime['Labels'], ['config', 'Labels'], readStringMap);
+  const rootfs = readObject(c['rootfs'], ['rootfs']);
+  if (rootfs['type'] !== 'layers') throw new FieldError(['rootfs', 'type'], `expected "layers", got ${JSON.stringify(rootfs['type']) ?? 'nothing'}`);
+  const diffIds = readArray(rootfs['diff_ids'], ['rootfs', 'diff_ids'], readDigest);
+  const config: ImageConfig = { architecture, os, labels: labels ?? {}, diffIds };
+  if (variant !== undefined) config.variant = variant;
+  if (created !== undefined) config.created = created;
+  return config;
+}
 
 export interface ImageManifest {
   schemaVersion: 2;
@@ -155,11 +190,14 @@ function malformed(what: string, imageName: string, detail: string): UserError {
   });
 }
 
-function zodDetail(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  const where = issue.path.length > 0 ? issue.path.join('.') : 'document';
-  return `${where}: ${issue.message}`;
+/** `read`, with a wrongly shaped field reported as a malformed `what` of the image. */
+function readDocument<T>(what: string, imageName: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof FieldError) throw malformed(what, imageName, err.message);
+    throw err;
+  }
 }
 
 function parseJson(bytes: Uint8Array | string, what: string, imageName: string): unknown {
@@ -210,14 +248,10 @@ export function parseManifestDocument(bytes: Uint8Array | string, servedType: st
   const mediaType = declared ?? served ?? (Array.isArray(doc['manifests']) ? MediaType.ociIndex : MediaType.ociManifest);
 
   if (mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList) {
-    const parsed = indexSchema.safeParse(json);
-    if (!parsed.success) throw malformed('image index', imageName, zodDetail(parsed.error));
-    return { kind: 'index', index: { ...parsed.data, mediaType } as ImageIndex };
+    return { kind: 'index', index: readDocument('image index', imageName, () => readIndex(doc, mediaType)) };
   }
   if (mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifest) {
-    const parsed = manifestSchema.safeParse(json);
-    if (!parsed.success) throw malformed('manifest', imageName, zodDetail(parsed.error));
-    const manifest = { ...parsed.data, mediaType } as ImageManifest;
+    const manifest = readDocument('manifest', imageName, () => readManifest(doc, mediaType));
     if (manifest.layers.length > MAX_LAYERS) {
       throw new UserError(`image ${imageName} has ${manifest.layers.length} layers, more than the limit of ${MAX_LAYERS}`, {
         hint: 'squash or rechunk the image to at most 128 layers',
@@ -237,24 +271,11 @@ export function parseImageConfig(bytes: Uint8Array | string, manifest: ImageMani
       hint: 'a real image config is a few KiB; the image is damaged or hostile',
     });
   }
-  const parsed = configSchema.safeParse(parseJson(bytes, 'config', imageName));
-  if (!parsed.success) throw malformed('config', imageName, zodDetail(parsed.error));
-  const c = parsed.data;
-  if (c.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw malformed(
-      'config',
-      imageName,
-      `it lists ${c.rootfs.diff_ids.length} layer diff-ids but the manifest has ${manifest.layers.length} layers`,
-    );
+  const json = parseJson(bytes, 'config', imageName);
+  const config = readDocument('config', imageName, () => readConfig(json));
+  if (config.diffIds.length !== manifest.layers.length) {
+    throw malformed('config', imageName, `it lists ${config.diffIds.length} layer diff-ids but the manifest has ${manifest.layers.length} layers`);
   }
-  const config: ImageConfig = {
-    architecture: c.architecture,
-    os: c.os,
-    labels: { ...(c.config?.Labels ?? {}) },
-    diffIds: c.rootfs.diff_ids,
-  };
-  if (c.variant !== undefined) config.variant = c.variant;
-  if (c.created !== undefined) config.created = c.created;
   return config;
 }
 

@@ -97,6 +97,46 @@ describe('parseManifestDocument', () => {
     expect(err.hint).toBeTruthy();
   });
 
+  it.each([
+    ['schemaVersion 3', JSON.stringify({ schemaVersion: 3, mediaType: MediaType.ociManifest, config: {}, layers: [] }), /malformed: schemaVersion: expected 2/],
+    ['layers not an array', manifestJson([]).replace('"layers":[]', '"layers":{}'), /malformed: layers: expected an array, got an object/],
+    ['a size that is not an integer', manifestJson([{ ...layer(1), size: 1.5 }]), /malformed: layers\.0\.size/],
+    ['an empty layer media type', manifestJson([{ ...layer(1), mediaType: '' }]), /malformed: layers\.0\.mediaType: expected a non-empty string/],
+    ['a null annotation value', manifestJson([], { annotations: { a: null } }), /malformed: annotations\.a: expected a string, got null/],
+    ['a platform without os', manifestJson([{ ...layer(1), platform: { architecture: 'amd64' } as Descriptor['platform'] }]), /malformed: layers\.0\.platform\.os: missing/],
+    ['a null variant', manifestJson([{ ...layer(1), platform: { os: 'linux', architecture: 'amd64', variant: null as unknown as string } }]), /layers\.0\.platform\.variant/],
+    [
+      'an index entry with a bad digest',
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ mediaType: MediaType.ociManifest, digest: 'md5:00', size: 1 }] }),
+      /image index of image .* malformed: manifests\.0\.digest: expected a sha256 digest/,
+    ],
+  ])('rejects %s, naming the field', (_name, text, message) => {
+    const err = userError(() => parseManifestDocument(text, undefined, IMAGE));
+    expect(err.message).toMatch(message);
+    expect(err.message).toContain(IMAGE);
+  });
+
+  it('keeps only the descriptor fields it knows', () => {
+    const entry = { ...layer(1), urls: ['https://example.com/l'], annotations: { a: 'b' }, platform: { os: 'linux', architecture: 'arm64', variant: 'v8', extra: 1 }, extra: 'x' };
+    const doc = parseManifestDocument(manifestJson([entry]), undefined, IMAGE);
+    if (doc.kind !== 'manifest') throw new Error('expected a manifest');
+    expect(doc.manifest.layers[0]).toEqual({
+      mediaType: MediaType.ociLayerGzip,
+      digest: d(1),
+      size: 101,
+      urls: ['https://example.com/l'],
+      annotations: { a: 'b' },
+      platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    });
+  });
+
+  it('keeps an annotation named __proto__ as an annotation', () => {
+    const doc = parseManifestDocument(manifestJson([]).replace('"layers":[]', '"layers":[],"annotations":{"__proto__":"x"}'), undefined, IMAGE);
+    if (doc.kind !== 'manifest') throw new Error('expected a manifest');
+    expect(Object.getPrototypeOf(doc.manifest.annotations)).toBe(Object.prototype);
+    expect(Object.keys(doc.manifest.annotations!)).toEqual(['__proto__']);
+  });
+
   it('rejects a manifest above 4 MiB before parsing it', () => {
     const huge = manifestJson([], { annotations: { pad: 'x'.repeat(MAX_MANIFEST_BYTES) } });
     expect(userError(() => parseManifestDocument(huge, undefined, IMAGE)).message).toMatch(/more than the 4194304-byte limit/);
@@ -153,6 +193,20 @@ describe('parseImageConfig', () => {
   it('rejects a config whose diff-ids do not match the layer count', () => {
     const err = userError(() => parseImageConfig(config({ rootfs: { type: 'layers', diff_ids: [d(11)] } }), m, IMAGE));
     expect(err.message).toMatch(/1 layer diff-ids but the manifest has 2 layers/);
+  });
+
+  it.each([
+    ['a config that is an array', '[]', /malformed: document: expected an object, got an array/],
+    ['a non-string label', config({ config: { Labels: { a: 1 } } }), /malformed: config\.Labels\.a: expected a string, got number/],
+    ['an empty architecture', config({ architecture: '' }), /malformed: architecture: expected a non-empty string/],
+    ['rootfs of another type', config({ rootfs: { type: 'snapshot', diff_ids: [d(11), d(12)] } }), /malformed: rootfs\.type: expected "layers"/],
+    ['a bad diff-id', config({ rootfs: { type: 'layers', diff_ids: [d(11), 'sha256:xyz'] } }), /malformed: rootfs\.diff_ids\.1: expected a sha256 digest/],
+  ])('rejects %s, naming the field', (_name, text, message) => {
+    expect(userError(() => parseImageConfig(text, m, IMAGE)).message).toMatch(message);
+  });
+
+  it('accepts a null runtime config (Docker writes one for images without)', () => {
+    expect(parseImageConfig(config({ config: null }), m, IMAGE).labels).toEqual({});
   });
 
   it('rejects a config without rootfs', () => {
