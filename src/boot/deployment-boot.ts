@@ -7,12 +7,18 @@
  *   4. render the entry from the image's os-release
  *   5. on the ESP: kernel and initrd under bootc/<id>/, then the entry, last, so an entry
  *      never points at files that are not there yet
+ *
+ * With `uki` (Type #2, uki-entry.ts) steps 3-5 differ: one UKI per deployment assembled from
+ * the same parts (src/uki), or the image's own sealed UKI as it is, copied under a temporary
+ * name into EFI/Linux/ and renamed; no Type #1 entry, no bootc/<id>/ directory.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix, relative, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { BOOTC_SORT_KEY, checkDeploymentId, checkStateroot, entryTitle, newEntryFileName, parseOsRelease, type BlsEntry } from './bls.js';
-import { copyToEsp, findSystemdBoot, formatMiB, writeBootEntry, type EspFile, type EspLocation } from './esp.js';
+import { copyToEsp, copyToEspAtomically, findSystemdBoot, formatMiB, writeBootEntry, type EspFile, type EspLocation } from './esp.js';
+import { newUkiFileName, UKI_DIR, ukiOsRelease } from './uki-entry.js';
+import type { SigningKey } from '../uki/uki.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, mergeKernelArguments, type RustArch } from './kargs.js';
 import { writeCombinedInitrd } from './prepare-root.js';
 
@@ -79,10 +85,23 @@ export interface DeploymentBootOptions {
   kargDeletes?: readonly string[];
   /** --karg and config.toml `customizations.kernel.append`. */
   cliKargs?: readonly string[];
+  /** Replaces `root=UUID=…` (install config / --root-mount-spec); "" leaves root= out. */
+  rootMountSpec?: string;
   arch?: RustArch;
+  /** Boot a UKI (Type #2) instead of a Type #1 entry. */
+  uki?: UkiBootOptions;
 }
 
+export interface UkiBootOptions {
+  /** Sign the assembled UKI with sbsign. A sealed UKI is installed as it is. */
+  signing?: SigningKey;
+  /** Default: the image's systemd-stub, else the host's. */
+  stub?: string;
+}
+
+/** A Type #1 entry with its kernel and initrd. */
 export interface DeploymentBoot {
+  kind: 'type1';
   kernel: KernelFiles;
   kernelArguments: string[];
   entryFileName: string;
@@ -91,31 +110,59 @@ export interface DeploymentBoot {
   files: EspFile[];
 }
 
+/** A UKI in EFI/Linux/ (Type #2). */
+export interface UkiBoot {
+  kind: 'uki';
+  kernel: KernelFiles;
+  /** What the UKI's .cmdline says (for a sealed UKI: its own). */
+  kernelArguments: string[];
+  /** `bootc-<stateroot>-<id>+3.efi` */
+  ukiFileName: string;
+  /** True when it is the image's own UKI, installed as it is. */
+  sealed: boolean;
+  /** The deployment selector a sealed UKI's command line names. */
+  selector?: string;
+  /** The UKI, ready to copy to EFI/Linux/<ukiFileName>. */
+  files: [EspFile];
+}
+
+export type AnyDeploymentBoot = DeploymentBoot | UkiBoot;
+
 /** ESP directory of a deployment's kernel and initrd. */
 export const deploymentBootDir = (deploymentId: string): string => `bootc/${deploymentId}`;
 
-/** Steps 1-4: everything but the ESP writes. The combined initrd is written to `workDir`. */
-export async function prepareDeploymentBoot(options: DeploymentBootOptions, workDir: string): Promise<DeploymentBoot> {
+/**
+ * Steps 1-4: everything but the ESP writes. The combined initrd (or the UKI) is written to
+ * `workDir`. Without `uki` the result is always a Type #1 entry.
+ */
+export async function prepareDeploymentBoot(options: DeploymentBootOptions & { uki?: undefined }, workDir: string): Promise<DeploymentBoot>;
+export async function prepareDeploymentBoot(options: DeploymentBootOptions, workDir: string): Promise<AnyDeploymentBoot>;
+export async function prepareDeploymentBoot(options: DeploymentBootOptions, workDir: string): Promise<AnyDeploymentBoot> {
   checkStateroot(options.stateroot);
   checkDeploymentId(options.deploymentId);
   return withContext(`Preparing the boot entry of deployment ${options.stateroot}/${options.deploymentId}`, async () => {
     const kernel = await findKernel(options.deploymentDir);
     const kargsD = kargsFromKargsD(await loadKargsD(options.deploymentDir), options.arch ?? hostRustArch());
-    const kernelArguments = mergeKernelArguments({
-      rootFsUuid: options.rootFsUuid,
-      stateroot: options.stateroot,
-      deploymentId: options.deploymentId,
-      rootKargs: options.rootKargs,
-      installConfigKargs: options.installConfigKargs,
-      kargsD,
-      deletes: options.kargDeletes,
-      cli: options.cliKargs,
-    });
+    const kernelArguments = withRootMountSpec(
+      mergeKernelArguments({
+        rootFsUuid: options.rootFsUuid,
+        stateroot: options.stateroot,
+        deploymentId: options.deploymentId,
+        rootKargs: options.rootKargs,
+        installConfigKargs: options.installConfigKargs,
+        kargsD,
+        deletes: options.kargDeletes,
+        cli: options.cliKargs,
+      }),
+      options.rootMountSpec,
+    );
+    if (options.uki) return prepareUkiBoot(options, options.uki, kernel, kernelArguments, workDir);
     const combinedInitrd = join(workDir, `initrd-${options.deploymentId}.img`);
     await writeCombinedInitrd(kernel.initramfs, combinedInitrd);
     const osRelease = parseOsRelease(await readOsRelease(options.deploymentDir));
     const dir = deploymentBootDir(options.deploymentId);
     return {
+      kind: 'type1',
       kernel,
       kernelArguments,
       entryFileName: newEntryFileName(options.stateroot, options.deploymentId),
@@ -135,6 +182,60 @@ export async function prepareDeploymentBoot(options: DeploymentBootOptions, work
   });
 }
 
+function withRootMountSpec(kargs: string[], rootMountSpec: string | undefined): string[] {
+  if (rootMountSpec === undefined) return kargs;
+  return kargs.flatMap((k) => (k.startsWith('root=') ? (rootMountSpec === '' ? [] : [`root=${rootMountSpec}`]) : [k]));
+}
+
+/**
+ * Type #2: the image's sealed UKI when it ships one (checked to name this deployment's
+ * selector, which is recorded on the physical root for prepare-root), else a UKI
+ * assembled here with our command line and an `.osrel` that orders it (uki-entry.ts).
+ */
+async function prepareUkiBoot(
+  options: DeploymentBootOptions,
+  uki: UkiBootOptions,
+  kernel: KernelFiles,
+  kernelArguments: string[],
+  workDir: string,
+): Promise<UkiBoot> {
+  const { buildUki } = await import('../uki/uki.js');
+  const { checkSealedUki, findSealedUki } = await import('../uki/sealed.js');
+  const { recordSelector, selectorOfDirectory } = await import('../deploy/selector.js');
+  const ukiFileName = newUkiFileName(options.stateroot, options.deploymentId);
+  const espPath = posix.join(UKI_DIR, ukiFileName);
+  const sealed = await findSealedUki(options.deploymentDir);
+  if (sealed) {
+    const inImage = relative(options.deploymentDir, sealed);
+    const selector = await selectorOfDirectory(options.deploymentDir);
+    const cmdline = await checkSealedUki(sealed, inImage, selector);
+    // The deployment lives at <root>/bootc/deploy/<stateroot>/<id>.
+    await recordSelector(resolve(options.deploymentDir, '../../../..'), selector, options.stateroot, options.deploymentId);
+    return {
+      kind: 'uki',
+      kernel,
+      kernelArguments: cmdline.split(/\s+/).filter(Boolean),
+      ukiFileName,
+      sealed: true,
+      selector,
+      files: [{ path: espPath, hostPath: sealed }],
+    };
+  }
+  const osRelease = parseOsRelease(await readOsRelease(options.deploymentDir));
+  const output = join(workDir, ukiFileName);
+  await buildUki({
+    rootfs: options.deploymentDir,
+    cmdline: kernelArguments.join(' '),
+    output,
+    osRelease: new Uint8Array(
+      Buffer.from(ukiOsRelease(await readOsRelease(options.deploymentDir), { title: entryTitle(osRelease, options.imageVersion), bootOrder: options.bootOrder })),
+    ),
+    ...(uki.stub !== undefined ? { stub: uki.stub } : {}),
+    ...(uki.signing ? { signing: uki.signing } : {}),
+  });
+  return { kind: 'uki', kernel, kernelArguments, ukiFileName, sealed: false, files: [{ path: espPath, hostPath: output }] };
+}
+
 async function readOsRelease(treeDir: string): Promise<string> {
   for (const path of ['usr/lib/os-release', 'etc/os-release']) {
     try {
@@ -146,8 +247,12 @@ async function readOsRelease(treeDir: string): Promise<string> {
   throw new UserError('the image has no /usr/lib/os-release', { hint: 'a bootable image describes itself in /usr/lib/os-release' });
 }
 
-/** Step 5. */
-export async function installDeploymentBoot(loc: EspLocation, boot: DeploymentBoot): Promise<void> {
+/** Step 5. A UKI appears under its real name only once complete (systemd-boot lists `*.efi`). */
+export async function installDeploymentBoot(loc: EspLocation, boot: AnyDeploymentBoot): Promise<void> {
+  if (boot.kind === 'uki') {
+    await withContext(`Installing the UKI ${boot.ukiFileName}`, () => copyToEspAtomically(loc, boot.files[0]));
+    return;
+  }
   await withContext(`Installing boot entry ${boot.entryFileName}`, async () => {
     await copyToEsp(loc, boot.files);
     await writeBootEntry(loc, boot.entryFileName, boot.entry);
@@ -161,7 +266,7 @@ const ESP_SLACK_BYTES = 8 * 1024 * 1024;
  * Bytes the ESP needs: systemd-boot twice, and room for two deployments' kernel and
  * initrd, since an upgrade writes the new one before the old one goes.
  */
-export async function espBytesNeeded(boot: DeploymentBoot, deploymentDir: string): Promise<number> {
+export async function espBytesNeeded(boot: AnyDeploymentBoot, deploymentDir: string): Promise<number> {
   const sizes = await Promise.all(boot.files.map(async (f) => (await stat(f.hostPath)).size));
   const loader = (await stat(await findSystemdBoot(deploymentDir))).size;
   return 2 * loader + 2 * sizes.reduce((a, b) => a + b, 0) + ESP_SLACK_BYTES;

@@ -8,13 +8,17 @@
  *   EFI/BOOT/BOOTX64.EFI, EFI/systemd/systemd-bootx64.efi   systemd-boot
  *   loader/loader.conf, loader/entries/bootc-*.conf          menu and BLS entries
  *   bootc/<id>/vmlinuz, bootc/<id>/initrd.img                 per deployment
+ *   EFI/Linux/bootc-<stateroot>-<id>+3.efi                    or its UKI (Type #2)
+ *   loader/keys/                                              Secure Boot keys from the image
  */
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, invariant, withContext } from '../core/errors.js';
 import { ENTRIES_DIR, LOADER_CONF_PATH, parseEntryFileName, renderBlsEntry, renderLoaderConf, type BlsEntry, type LoaderConf } from './bls.js';
+import { parseUkiFileName, staleUkiFileNames, UKI_DIR } from './uki-entry.js';
+import type { SigningKey } from '../uki/uki.js';
 
 /** Where an ESP filesystem lives: a file, and the byte offset of the filesystem in it. */
 export interface EspLocation {
@@ -98,6 +102,22 @@ export async function copyToEsp(loc: EspLocation, files: readonly EspFile[]): Pr
 }
 
 /**
+ * A large file (a UKI) under a temporary name, then renamed: systemd-boot lists only
+ * `*.efi` in EFI/Linux/, so a half-copied UKI is never offered.
+ */
+export async function copyToEspAtomically(loc: EspLocation, file: EspFile): Promise<void> {
+  const dir = posix.dirname(file.path);
+  const tmpName = `${posix.basename(file.path)}.tmp`;
+  await copyToEsp(loc, [{ path: posix.join(dir, tmpName), hostPath: file.hostPath }]);
+  await run({
+    description: `Renaming ${tmpName} to ${posix.basename(file.path)} on the ESP`,
+    argv: ['mren', '-D', 'o', '-i', drive(loc), espPath(posix.join(dir, tmpName)), espPath(file.path)],
+    env: MTOOLS_ENV,
+    stdin: '',
+  });
+}
+
+/**
  * Writes a small text file under a temporary name and renames it into place, so a reader
  * (systemd-boot reads only `*.conf`) never sees a half-written file under the real name.
  */
@@ -170,13 +190,85 @@ export async function findSystemdBoot(deploymentDir: string): Promise<string> {
   });
 }
 
-/** systemd-boot at the fallback path (no NVRAM entry needed) and at its own path. */
-export async function installSystemdBoot(loc: EspLocation, deploymentDir: string): Promise<void> {
+/**
+ * systemd-boot at the fallback path (no NVRAM entry needed) and at its own path; signed
+ * with `signing` for Secure Boot (the firmware verifies it before it verifies a UKI).
+ */
+export async function installSystemdBoot(loc: EspLocation, deploymentDir: string, signing?: SigningKey): Promise<void> {
   const binary = await findSystemdBoot(deploymentDir);
-  await copyToEsp(loc, [
-    { path: FALLBACK_LOADER_PATH, hostPath: binary },
-    { path: SYSTEMD_BOOT_PATH, hostPath: binary },
-  ]);
+  if (!signing) {
+    await copyToEsp(loc, [
+      { path: FALLBACK_LOADER_PATH, hostPath: binary },
+      { path: SYSTEMD_BOOT_PATH, hostPath: binary },
+    ]);
+    return;
+  }
+  const { signPe } = await import('../uki/uki.js');
+  const work = await mkdtemp(join(tmpdir(), 'bootc-sign-'));
+  try {
+    const signed = join(work, 'systemd-bootx64.efi');
+    await signPe(binary, signed, signing);
+    await copyToEsp(loc, [
+      { path: FALLBACK_LOADER_PATH, hostPath: signed },
+      { path: SYSTEMD_BOOT_PATH, hostPath: signed },
+    ]);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Where an image ships keys for systemd-boot's Secure Boot enrolment (as upstream bootc). */
+export const SECURE_BOOT_KEYS_IN_IMAGE = 'usr/lib/bootc/install/secureboot-keys';
+export const LOADER_KEYS_DIR = 'loader/keys';
+
+/** Copies the image's Secure Boot keys (e.g. `<name>/PK.auth`) to loader/keys/; none: nothing. */
+export async function installSecureBootKeys(loc: EspLocation, deploymentDir: string): Promise<string[]> {
+  const source = join(deploymentDir, SECURE_BOOT_KEYS_IN_IMAGE);
+  let names: string[];
+  try {
+    names = (await readdir(source, { recursive: true })).map(String).sort();
+  } catch {
+    return [];
+  }
+  const files: EspFile[] = [];
+  for (const name of names) {
+    if ((await stat(join(source, name))).isFile()) files.push({ path: posix.join(LOADER_KEYS_DIR, name), hostPath: join(source, name) });
+  }
+  await copyToEsp(loc, files);
+  return files.map((f) => f.path);
+}
+
+/** File names of our UKIs in EFI/Linux/ (foreign UKIs left out). */
+export async function listUkis(loc: EspLocation): Promise<string[]> {
+  return (await listEspDirectory(loc, UKI_DIR)).filter((name) => parseUkiFileName(name) !== null).sort();
+}
+
+/**
+ * Garbage collection of UKIs on an unmounted ESP (mtools): removes our UKIs whose
+ * deployment is not in `keep`. Returns the removed names. The mounted-ESP twin is
+ * removeStaleUkisFromDir.
+ */
+export async function removeStaleUkis(loc: EspLocation, keep: ReadonlyArray<{ stateroot: string; deploymentId: string }>): Promise<string[]> {
+  const stale = staleUkiFileNames(await listEspDirectory(loc, UKI_DIR), keep);
+  for (const name of stale) await removeEspFile(loc, posix.join(UKI_DIR, name));
+  return stale;
+}
+
+/**
+ * The same on a mounted ESP (`bootDir` = /boot in the booted system, where the updates code
+ * writes with plain file operations). Leftover `*.efi.tmp` files of an interrupted copy go too.
+ */
+export async function removeStaleUkisFromDir(bootDir: string, keep: ReadonlyArray<{ stateroot: string; deploymentId: string }>): Promise<string[]> {
+  const dir = join(bootDir, UKI_DIR);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const stale = [...staleUkiFileNames(names, keep), ...names.filter((n) => /^bootc-.*\.efi\.tmp$/.test(n))];
+  for (const name of stale) await rm(join(dir, name), { force: true });
+  return stale;
 }
 
 export async function writeLoaderConf(loc: EspLocation, conf: LoaderConf = {}): Promise<void> {

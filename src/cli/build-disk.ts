@@ -12,6 +12,7 @@ import type { DiskImageType } from '../disk/disk-image.js';
 import type { RootFsType } from '../disk/root-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
+import { signingKeyFromFlags } from '../uki/uki.js';
 
 export interface BuildDiskArgs {
   image: string;
@@ -29,6 +30,9 @@ export interface BuildDiskArgs {
   force: boolean;
   quiet: boolean;
   progressFd?: number;
+  uki: boolean;
+  signKey?: string;
+  signCert?: string;
 }
 
 async function loadConfig(path: string | undefined): Promise<BuildConfig> {
@@ -48,9 +52,12 @@ export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
   const config = await loadConfig(args.config);
   const sizeBytes = args.size === undefined ? undefined : parseSize(args.size, '--size');
   const target = args.targetImgref === undefined ? undefined : parseReference(args.targetImgref);
+  const signing = signingKeyFromFlags(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await buildDisk({
+      uki: args.uki,
+      ...(signing ? { signing } : {}),
       image,
       targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
       types: args.type,

@@ -12,6 +12,7 @@ import { installToFilesystem, type ReplaceMode } from '../install/to-filesystem.
 import { parsePlatform } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/types.js';
 import { toolVersion } from './version.js';
+import { signingKeyFromFlags } from '../uki/uki.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';
 import { pullImage } from '../oci/pull.js';
@@ -47,7 +48,13 @@ export async function runPrintConfiguration(args: PrintConfigurationArgs, out: N
   out.write(renderPrintConfiguration(config, args.all));
 }
 
-export interface ToDiskArgs {
+export interface SigningFlags {
+  uki: boolean;
+  signKey?: string;
+  signCert?: string;
+}
+
+export interface ToDiskArgs extends SigningFlags {
   device: string;
   sourceImgref?: string;
   targetImgref?: string;
@@ -87,6 +94,7 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
 
 export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
   const image = sourceImageOf(args);
+  const signing = signingKeyFromFlags(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToDisk({
@@ -99,6 +107,8 @@ export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
       ...(args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {}),
       kargs: args.karg,
       kargDeletes: args.kargDelete,
+      uki: args.uki,
+      ...(signing ? { signing } : {}),
       ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
       ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
       genericImage: args.genericImage || args.viaLoopback,
@@ -122,7 +132,7 @@ export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
   }
 }
 
-export interface ToFilesystemArgs {
+export interface ToFilesystemArgs extends SigningFlags {
   rootPath: string;
   sourceImgref?: string;
   targetImgref?: string;
@@ -144,6 +154,7 @@ export interface ToFilesystemArgs {
 
 export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
   const image = sourceImageOf(args);
+  const signing = signingKeyFromFlags(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToFilesystem({
@@ -156,6 +167,8 @@ export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<vo
       ...(args.esp !== undefined ? { esp: args.esp } : {}),
       kargs: args.karg,
       kargDeletes: args.kargDelete,
+      uki: args.uki,
+      ...(signing ? { signing } : {}),
       ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
       ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
       skipFinalize: args.skipFinalize,

@@ -148,6 +148,8 @@ export interface DeployOptions {
   architecture: string;
   arch?: RustArch;
   now?: Date;
+  /** Recorded in the origin; default type1. */
+  bootType?: 'type1' | 'uki';
 }
 
 export interface Deployment {
@@ -220,6 +222,7 @@ export async function createDeployment(root: string, image: ImportedImage, image
         kargsFromImage,
         createdAt: (options.now ?? new Date()).toISOString(),
         pinned: false,
+        bootType: options.bootType ?? 'type1',
       };
       await writeFileAtomic(paths.origin(stateroot, id), renderOrigin(origin), 0o644);
       return { stateroot, id, dir, origin, seededVar };

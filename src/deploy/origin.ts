@@ -29,6 +29,12 @@ export const originSchema = z.object({
   kargsFromImage: z.array(z.string()),
   createdAt: z.string(),
   pinned: z.boolean().default(false),
+  /**
+   * How the deployment boots: a Type #1 entry, or a UKI in EFI/Linux/ (assembled by bootc,
+   * or the image's sealed one). Updates keep it: the next deployment boots the same way.
+   * Absent (records written before UKIs): type1.
+   */
+  bootType: z.enum(['type1', 'uki']).optional(),
 });
 
 export type Origin = z.infer<typeof originSchema>;

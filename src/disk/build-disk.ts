@@ -28,6 +28,8 @@ import { sysrootPaths } from '../deploy/paths.js';
 import type { BuildConfig, BuildUser } from './build-config.js';
 import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
 import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
+import { bootsUki } from '../uki/sealed.js';
+import type { SigningKey } from '../uki/uki.js';
 
 export interface BuildDiskRequest {
   image: ImageReference;
@@ -47,6 +49,10 @@ export interface BuildDiskRequest {
   platform?: Platform;
   force: boolean;
   progress?: Progress;
+  /** Boot a UKI (also automatic when the image ships a sealed one). */
+  uki?: boolean;
+  /** Secure Boot: sign the UKI and systemd-boot. */
+  signing?: SigningKey;
 }
 
 export interface BuildDiskResult extends BuiltDisk {
@@ -146,11 +152,13 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       cancellation.check();
 
       stepEvent(progress, 2);
+      const uki = bootsUki(req, imported.tree.entries);
       const deployment = await createDeployment(staging, imported, name, {
         stateroot: req.stateroot,
         targetImage: req.targetImage ?? defaultTargetImage(req.image),
         kargs: [...req.kargs, ...req.config.kernelAppend],
         architecture: pulled.config.architecture,
+        bootType: uki ? 'uki' : 'type1',
       });
       const stateVar = sysrootPaths(staging).stateVar(req.stateroot);
       for (const user of req.config.users) await applyUser(deployment, stateVar, user);
@@ -165,6 +173,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
           deploymentDir: deployment.dir,
           imageVersion: imageVersion(pulled.config) ?? undefined,
           cliKargs: deployment.origin.kargs,
+          ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
         },
         outputDir: req.outputDir,
         types: req.types,

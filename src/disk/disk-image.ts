@@ -4,7 +4,7 @@
  *
  *   1. refuse early: existing outputs (unless forced), xfs, a size too small (with the
  *      size needed), an ESP too small for the boot files
- *   2. boot files of the deployment: kernel, combined initrd, BLS entry (src/boot)
+ *   2. boot files of the deployment: kernel, combined initrd, BLS entry, or a UKI (src/boot)
  *   3. a sparse file of the planned size, the GPT written into it by sfdisk
  *   4. the root filesystem from the staged tree, at the root partition's offset
  *   5. the ESP at its offset: mkfs.fat, then mtools: systemd-boot, loader.conf, kernel,
@@ -20,8 +20,8 @@ import { mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
-import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type DeploymentBoot } from '../boot/deployment-boot.js';
-import { formatEsp, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type AnyDeploymentBoot, type UkiBootOptions } from '../boot/deployment-boot.js';
+import { formatEsp, installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
 import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } from './gpt.js';
 import { writePartitionTable } from './partition-table.js';
 import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from './root-filesystem.js';
@@ -49,6 +49,8 @@ export interface DiskDeployment {
   kargDeletes?: readonly string[];
   /** --karg and config.toml `customizations.kernel.append`. */
   cliKargs?: readonly string[];
+  /** Boot a UKI (Type #2); its signing key also signs systemd-boot. */
+  uki?: UkiBootOptions;
 }
 
 export interface BuildDiskOptions {
@@ -74,7 +76,7 @@ export interface BuiltDisk {
   outputs: Partial<Record<DiskImageType, string>>;
   layout: DiskLayout;
   rootFsUuid: string;
-  boot: DeploymentBoot;
+  boot: AnyDeploymentBoot;
 }
 
 /** Step 1, outputs: refuse before any work is done. */
@@ -122,6 +124,7 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
         kargDeletes: options.deployment.kargDeletes,
         cliKargs: options.deployment.cliKargs,
         arch: options.arch,
+        ...(options.deployment.uki ? { uki: options.deployment.uki } : {}),
       },
       work,
     );
@@ -140,7 +143,8 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
     const esp: EspLocation = { image: raw, offsetBytes: layout.esp.startBytes };
     await withContext('Writing the ESP', async () => {
       await formatEsp(esp, layout.esp.sizeBytes);
-      await installSystemdBoot(esp, deploymentDir);
+      await installSystemdBoot(esp, deploymentDir, options.deployment.uki?.signing);
+      await installSecureBootKeys(esp, deploymentDir);
       await writeLoaderConf(esp, { timeoutSeconds: options.menuTimeoutSeconds });
       await installDeploymentBoot(esp, boot);
     });

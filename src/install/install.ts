@@ -5,7 +5,9 @@
  *   1. import the pulled image into the root's object store
  *   2. check out the deployment and record its origin (target image, kargs)
  *   3. boot files: kernel, combined initrd and BLS entry, kargs in upstream's order
- *      (install-config kargs, kargs.d, deletes, --karg), onto the ESP with systemd-boot
+ *      (install-config kargs, kargs.d, deletes, --karg), onto the ESP with systemd-boot;
+ *      or a UKI in EFI/Linux/ (--uki, or the image's sealed UKI), signed with systemd-boot
+ *      when keys are given; the image's Secure Boot keys to loader/keys/
  *   4. the deployment's /etc/fstab (root, and the ESP at /boot for boot counting)
  *   5. the root SSH key as a tmpfiles.d snippet
  *   6. /.bootc-aleph.json, the install record, last
@@ -16,8 +18,10 @@ import { join } from 'node:path';
 import { withContext } from '../core/errors.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
-import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type DeploymentBoot } from '../boot/deployment-boot.js';
-import { installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type AnyDeploymentBoot } from '../boot/deployment-boot.js';
+import { installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { bootsUki } from '../uki/sealed.js';
+import type { SigningKey } from '../uki/uki.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
 import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
@@ -45,6 +49,8 @@ export interface InstallOnRootRequest {
   installConfigKargs: readonly string[];
   kargDeletes: readonly string[];
   cliKargs: readonly string[];
+  uki?: boolean;
+  signing?: SigningKey;
   rootSshAuthorizedKeys?: string;
   installerVersion: string;
   progress?: Progress;
@@ -57,6 +63,8 @@ export interface InstallSourceRequest {
   targetImage?: { image: string; transport: string };
   kargs: readonly string[];
   kargDeletes: readonly string[];
+  uki?: boolean;
+  signing?: SigningKey;
 }
 
 /**
@@ -67,8 +75,10 @@ export interface InstallSourceRequest {
 export function imageAndKargs(
   req: InstallSourceRequest,
   config: InstallConfig | null,
-): Pick<InstallOnRootRequest, 'targetImage' | 'installConfigKargs' | 'kargDeletes' | 'cliKargs'> {
+): Pick<InstallOnRootRequest, 'targetImage' | 'installConfigKargs' | 'kargDeletes' | 'cliKargs' | 'uki' | 'signing'> {
   return {
+    ...(req.uki !== undefined ? { uki: req.uki } : {}),
+    ...(req.signing ? { signing: req.signing } : {}),
     targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
     installConfigKargs: config?.kargs ?? [],
     kargDeletes: [...(config?.['karg-deletes'] ?? []), ...req.kargDeletes],
@@ -78,7 +88,7 @@ export function imageAndKargs(
 
 export interface InstalledSystem {
   deployment: Deployment;
-  boot: DeploymentBoot;
+  boot: AnyDeploymentBoot;
 }
 
 export async function installOnRoot(req: InstallOnRootRequest): Promise<InstalledSystem> {
@@ -87,7 +97,9 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
   const imported = await importImage(req.rootDir, req.pulled, progress);
   cancellation.check();
 
+  const uki = bootsUki(req, imported.tree.entries);
   const deployment = await createDeployment(req.rootDir, imported, name, {
+    bootType: uki ? 'uki' : 'type1',
     stateroot: req.stateroot,
     targetImage: req.targetImage,
     kargs: [...req.installConfigKargs, ...req.cliKargs],
@@ -110,16 +122,14 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
           installConfigKargs: req.installConfigKargs,
           kargDeletes: req.kargDeletes,
           cliKargs: req.cliKargs,
+          ...(req.rootMountSpec !== undefined ? { rootMountSpec: req.rootMountSpec } : {}),
+          ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
         },
         work,
       );
-      if (req.rootMountSpec !== undefined) {
-        const at = prepared.kernelArguments.findIndex((k) => k.startsWith('root='));
-        prepared.kernelArguments.splice(at, 1, ...(req.rootMountSpec === '' ? [] : [`root=${req.rootMountSpec}`]));
-        prepared.entry.options = prepared.kernelArguments.join(' ');
-      }
       checkEspSize(req.espBytes, await espBytesNeeded(prepared, deployment.dir));
-      await installSystemdBoot(req.esp, deployment.dir);
+      await installSystemdBoot(req.esp, deployment.dir, uki ? req.signing : undefined);
+      await installSecureBootKeys(req.esp, deployment.dir);
       await writeLoaderConf(req.esp, {});
       await installDeploymentBoot(req.esp, prepared);
       return prepared;

@@ -43,6 +43,7 @@ import { chooseRootFsType, type InstallConfig, type InstallFsType } from './conf
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
+import type { SigningKey } from '../uki/uki.js';
 import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 
 /** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
@@ -64,6 +65,10 @@ export interface ToDiskRequest {
   rootSizeBytes?: number;
   kargs: readonly string[];
   kargDeletes: readonly string[];
+  /** Boot a UKI (also automatic when the image ships a sealed one). */
+  uki?: boolean;
+  /** Secure Boot: sign the UKI and systemd-boot. */
+  signing?: SigningKey;
   rootSshAuthorizedKeysFile?: string;
   stateroot?: string;
   genericImage: boolean;

@@ -32,6 +32,7 @@ import type { InstallConfig } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
+import type { SigningKey } from '../uki/uki.js';
 import { deviceSizeBytes } from './loop-device.js';
 import { filesystemUuid, finaliseRoot } from './to-disk.js';
 
@@ -50,6 +51,10 @@ export interface ToFilesystemRequest {
   esp?: string;
   kargs: readonly string[];
   kargDeletes: readonly string[];
+  /** Boot a UKI (also automatic when the image ships a sealed one). */
+  uki?: boolean;
+  /** Secure Boot: sign the UKI and systemd-boot. */
+  signing?: SigningKey;
   rootSshAuthorizedKeysFile?: string;
   stateroot?: string;
   skipFinalize: boolean;

@@ -16,7 +16,7 @@
  */
 import { lstat, mkdtemp, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import { entryExists } from '../core/fs-probe.js';
-import { basename, dirname, join, posix } from 'node:path';
+import { basename, dirname, join, posix, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { warn } from '../core/log.js';
@@ -181,6 +181,8 @@ export interface BuildUkiOptions {
   stub?: string;
   splash?: string;
   signing?: SigningKey;
+  /** The `.osrel` section; default: the image's os-release as it is. */
+  osRelease?: Uint8Array;
 }
 
 export interface SigningKey {
@@ -204,7 +206,7 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
       await writeCombinedInitrd(kernel.initramfs, initrdPath);
       const [stub, osRelease, linux, splash] = await Promise.all([
         readFile(stubPath),
-        readImageOsRelease(options.rootfs),
+        options.osRelease ?? readImageOsRelease(options.rootfs),
         readFile(kernel.vmlinuz),
         options.splash === undefined ? Promise.resolve(undefined) : readFile(options.splash),
       ]);
@@ -255,6 +257,15 @@ async function syncFile(path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** --sign-key and --sign-cert, which only make sense together; paths made absolute. */
+export function signingKeyFromFlags(flags: { signKey?: string; signCert?: string }): SigningKey | undefined {
+  if ((flags.signKey === undefined) !== (flags.signCert === undefined)) {
+    throw new UserError('--sign-key and --sign-cert go together', { hint: 'pass both to sign for Secure Boot, or neither' });
+  }
+  if (flags.signKey === undefined || flags.signCert === undefined) return undefined;
+  return { key: resolve(flags.signKey), cert: resolve(flags.signCert) };
 }
 
 /** sbsign reads a passphrase from the terminal, which a build has not: refuse early. */

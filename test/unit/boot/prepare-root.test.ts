@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,8 @@ describe('prepare-root unit and script (pure)', () => {
     for (const line of [
       'After=sysroot.mount',
       'Before=initrd-root-fs.target',
-      'ConditionKernelCommandLine=bootc.deploy',
+      'ConditionKernelCommandLine=|bootc.deploy',
+      'ConditionKernelCommandLine=|bootc.deploy-selector',
       'DefaultDependencies=no',
       `ExecStart=/bin/sh ${PREPARE_ROOT_SCRIPT_PATH}`,
     ]) {
@@ -68,7 +69,8 @@ describe('prepare-root script behaviour', () => {
     const script = prepareRootScript()
       .replaceAll('/proc/cmdline', join(dir, 'cmdline'))
       .replaceAll('physical=/sysroot', `physical=${sysroot}`)
-      .replaceAll('/dev/kmsg', '/dev/null');
+      .replaceAll('/dev/kmsg', '/dev/null')
+      .replaceAll('/run/bootc', join(dir, 'run'));
     writeFileSync(join(dir, 'script.sh'), script);
     return run({
       description: 'Running prepare-root',
@@ -100,6 +102,31 @@ describe('prepare-root script behaviour', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('deployment os/gone not found');
     expect(() => readFileSync(join(dir, 'mounts'))).toThrow();
+  });
+
+  const SELECTOR = 'ab'.repeat(32);
+
+  it('finds the deployment of a sealed UKI through its selector record', async () => {
+    const s = join(dir, 'sysroot');
+    mkdirSync(join(s, 'bootc/selectors'), { recursive: true });
+    writeFileSync(join(s, 'bootc/selectors', SELECTOR), 'os/d1\n');
+    const r = await runScript(`root=UUID=1 rw bootc.deploy-selector=${SELECTOR}`, true);
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(join(dir, 'mounts'), 'utf8')).toContain(`mount --move ${s}/bootc/deploy/os/d1 ${s}`);
+    expect(readFileSync(join(dir, 'run', 'booted-deployment'), 'utf8')).toBe('os/d1\n');
+  });
+
+  it('refuses a selector no deployment has, mounting nothing', async () => {
+    const r = await runScript(`root=UUID=1 bootc.deploy-selector=${SELECTOR}`, true);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('no deployment has the /usr tree of this UKI');
+    expect(() => readFileSync(join(dir, 'mounts'))).toThrow();
+  });
+
+  it('refuses a malformed selector', async () => {
+    const r = await runScript('root=UUID=1 bootc.deploy-selector=../../etc', true);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('malformed bootc.deploy-selector=');
   });
 
   it.each(['bootc.deploy=', 'bootc.deploy=a/b/c', 'bootc.deploy=../x', 'bootc.deploy=nostateroot'])(
