@@ -8,7 +8,7 @@ import { UsageError } from './handler.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD } from '../boot/kargs.js';
 import { lintRootfs, renderLintList } from '../container/lint.js';
 import { inspectContainer, renderContainerInspection, type ContainerInspectFormat } from '../container/inspect.js';
-import { buildUki, extractSection, inspectUki, renderInspection } from '../uki/uki.js';
+import { buildUki, extractSection, inspectUki, renderInspection, signingKeyFromFlags } from '../uki/uki.js';
 
 type Write = (text: string) => void;
 const stdout: Write = (t) => process.stdout.write(t);
@@ -54,25 +54,32 @@ export interface UkifyArgs {
 }
 
 /**
- * The command line is the image's kargs.d plus --karg. The root and deployment arguments
- * (`root=UUID=…`, `bootc.deploy=…`) are not known at build time: a UKI built here boots
- * a deployment only once a deployment selector computed from the image exists (issue 7).
+ * The command line is `rw` (unless a karg says `ro`), the image's kargs.d, --karg, and the
+ * deployment selector of the rootfs (src/deploy/selector.ts): the deployment id and the
+ * root filesystem are not known at build time, so install records which deployment has
+ * this /usr tree and prepare-root finds it from the selector. With no `root=` the initrd
+ * finds the root partition by its GPT type (systemd-gpt-auto-generator), as our disks
+ * use the Discoverable Partitions type for it. Run it as the last step that changes /usr.
  */
 export async function runUkify(args: UkifyArgs): Promise<void> {
   // yargs reports a missing demanded option but still runs the handler
   if (typeof args.output !== 'string' || args.output === '') throw new UsageError('Missing required argument: output');
-  if ((args.signKey === undefined) !== (args.signCert === undefined)) {
-    throw new UserError('--sign-key and --sign-cert go together', { hint: 'pass both to sign the UKI, or neither' });
-  }
+  const signing = signingKeyFromFlags(args);
   const rootfs = resolve(args.rootfs);
-  const kargs = [...kargsFromKargsD(await loadKargsD(rootfs), hostRustArch()), ...args.karg];
+  const { DEPLOY_SELECTOR_KARG, selectorOfDirectory } = await import('../deploy/selector.js');
+  const imageKargs = [...kargsFromKargsD(await loadKargsD(rootfs), hostRustArch()), ...args.karg];
+  const kargs = [
+    ...(imageKargs.includes('ro') ? [] : ['rw']),
+    ...imageKargs.filter((k) => !k.startsWith(`${DEPLOY_SELECTOR_KARG}=`)),
+    `${DEPLOY_SELECTOR_KARG}=${await selectorOfDirectory(rootfs)}`,
+  ];
   await buildUki({
     rootfs,
     cmdline: kargs.join(' '),
     output: resolve(args.output),
     ...(args.stub !== undefined ? { stub: args.stub } : {}),
     ...(args.splash !== undefined ? { splash: args.splash } : {}),
-    ...(args.signKey !== undefined && args.signCert !== undefined ? { signing: { key: args.signKey, cert: args.signCert } } : {}),
+    ...(signing ? { signing } : {}),
   });
 }
 

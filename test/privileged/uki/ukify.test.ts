@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFixturesIndex, v1Initramfs, v1Kernel, v1RootfsDir, fixturesHint } from '../../../fixtures/paths.js';
 import { buildAddonInitrd, initrdPaddingBytes } from '../../../src/boot/prepare-root.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
+import { selectorOfDirectory } from '../../../src/deploy/selector.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
@@ -39,7 +40,9 @@ describe.skipIf(explainSkip('privileged', skip))('bootc container ukify on fixtu
     const section = (name: string): Buffer => Buffer.from(sectionData(image, pe.sections.find((s) => s.name === name)!));
     const kver = readFixturesIndex().kernelVersion;
     expect(section('.uname').toString()).toBe(kver);
-    expect(section('.cmdline').toString()).toBe('console=ttyS0,115200 quiet');
+    // The deployment selector of the rootfs lets install and prepare-root find its deployment.
+    const selector = await selectorOfDirectory(v1RootfsDir);
+    expect(section('.cmdline').toString()).toBe(`rw console=ttyS0,115200 quiet bootc.deploy-selector=${selector}`);
     expect(section('.osrel').toString()).toBe(readFileSync(join(v1RootfsDir, 'usr/lib/os-release'), 'utf8'));
     expect(section('.linux').equals(readFileSync(v1Kernel))).toBe(true);
     const initramfs = readFileSync(v1Initramfs);
@@ -73,7 +76,7 @@ describe.skipIf(explainSkip('privileged', skip))('bootc container ukify on fixtu
     expect(r.exitCode, r.stderr).toBe(0);
     expect(spawnSync('sbverify', ['--cert', SNAKEOIL_CERT, signed]).status).toBe(0);
     const inspect = await cli('internals', 'uki', 'inspect', signed, '--json');
-    expect(JSON.parse(inspect.stdout)).toMatchObject({ signed: true, cmdline: 'console=ttyS0,115200' });
+    expect(JSON.parse(inspect.stdout)).toMatchObject({ signed: true, cmdline: `rw console=ttyS0,115200 bootc.deploy-selector=${await selectorOfDirectory(v1RootfsDir)}` });
     const tampered = join(dir, 'tampered.efi');
     const bytes = readFileSync(signed);
     const pe = parsePe(bytes, signed);

@@ -21,6 +21,7 @@ describe('bootc-boot-complete.sh', () => {
     writeFileSync(join(dir, 'cmdline'), cmdline + '\n');
     const script = readFileSync(scriptPath, 'utf8')
       .replaceAll('/proc/cmdline', join(dir, 'cmdline'))
+      .replaceAll('/run/bootc', join(dir, 'run'))
       .replace('for esp in /efi /boot /boot/efi', `for esp in ${dir}/efi ${dir}/boot ${dir}/boot/efi`);
     writeFileSync(join(dir, 's.sh'), script);
     return run({ description: 'Marking the boot good', argv: ['sh', join(dir, 's.sh')], okExitCodes: [1] });
@@ -52,7 +53,29 @@ describe('bootc-boot-complete.sh', () => {
     esp(['bootc-default-d2+3.conf']);
     const r = await bless('bootc.deploy=default/d1');
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('no boot entry bootc-default-d1[+N].conf');
+    expect(r.stderr).toContain('no boot entry bootc-default-d1[+N].conf or UKI bootc-default-d1[+N].efi');
+  });
+
+  it('renames the booted UKI in EFI/Linux/', async () => {
+    esp([]);
+    const linux = join(dir, 'boot/EFI/Linux');
+    mkdirSync(linux, { recursive: true });
+    for (const f of ['bootc-default-d1+2-1.efi', 'bootc-default-d0.efi', 'other.efi']) writeFileSync(join(linux, f), f);
+    const r = await bless('root=UUID=x rw bootc.deploy=default/d1');
+    expect(r.exitCode).toBe(0);
+    expect(readdirSync(linux).sort()).toEqual(['bootc-default-d0.efi', 'bootc-default-d1.efi', 'other.efi']);
+  });
+
+  it('finds the deployment of a sealed UKI from what prepare-root recorded in /run', async () => {
+    esp([]);
+    const linux = join(dir, 'boot/EFI/Linux');
+    mkdirSync(linux, { recursive: true });
+    writeFileSync(join(linux, 'bootc-default-d1+2-1.efi'), 'x');
+    mkdirSync(join(dir, 'run'));
+    writeFileSync(join(dir, 'run', 'booted-deployment'), 'default/d1\n');
+    const r = await bless(`rw bootc.deploy-selector=${'ab'.repeat(32)}`);
+    expect(r.exitCode).toBe(0);
+    expect(readdirSync(linux)).toEqual(['bootc-default-d1.efi']);
   });
 
   it('does nothing on a system not booted by bootc', async () => {
