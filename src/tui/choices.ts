@@ -31,7 +31,7 @@ export function describeDisk(d: DiskCandidate): string {
 /** The plan screen: every existing thing that is erased, then every new thing created. */
 export function renderPlan(c: InstallChoices): string[] {
   const layout = planInstallLayout(c.disk.path, c.disk.sizeBytes, c.rootSize !== undefined ? parseRootSize(c.rootSize) : undefined);
-  const lines = [`ERASE ${describeDisk(c.disk)}: everything on it is lost`];
+  const lines = [`ERASE all of ${describeDisk(c.disk)}:`];
   if (c.disk.partitions.length === 0 && c.disk.pttype === null && c.disk.fstype === null) lines.push('  (it holds no partitions or filesystems)');
   if (c.disk.fstype !== null) lines.push(`  ${c.disk.fstype} filesystem on the whole disk`);
   if (c.disk.partitions.length === 0 && c.disk.pttype !== null) lines.push(`  ${c.disk.pttype} partition table`);

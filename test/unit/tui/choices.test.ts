@@ -3,7 +3,7 @@ import type { DiskCandidate } from '../../../src/install/answers.js';
 import { parseAnswers, renderAnswers } from '../../../src/install/answers.js';
 import { answersOf, confirmsErase, renderPlan, splitKargs, type InstallChoices } from '../../../src/tui/choices.js';
 import { emptyProgress, foldProgress, formatBytesLine, formatEta } from '../../../src/tui/progress-model.js';
-import type { ProgressEvent } from '../../../src/core/progress.js';
+import type { ProgressEvent, StepsEvent } from '../../../src/core/progress.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -27,7 +27,7 @@ const choices: InstallChoices = { source: 'oci:/media/os:v1', disk, filesystem: 
 describe('renderPlan', () => {
   it('names everything erased and everything created', () => {
     expect(renderPlan(choices)).toEqual([
-      'ERASE /dev/sdb, 100.0 GiB, WDC WD10EZEX, serial WD-1234, sata: everything on it is lost',
+      'ERASE all of /dev/sdb, 100.0 GiB, WDC WD10EZEX, serial WD-1234, sata:',
       '  /dev/sdb1  512.0 MiB  vfat  "EFI"',
       '  /dev/sdb2  99.0 GiB  ext4',
       '',
@@ -84,7 +84,7 @@ describe('answers of the choices', () => {
 });
 
 describe('progress model', () => {
-  const steps = (done: number): ProgressEvent => ({
+  const steps = (done: number): StepsEvent => ({
     type: 'ProgressSteps',
     task: 'install',
     description: 'Installing to disk',

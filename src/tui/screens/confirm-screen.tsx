@@ -1,0 +1,40 @@
+/**
+ * Screen 5: the person types the device name (or "yes"). There is no default and no
+ * countdown: Enter on anything else is refused and nothing is written.
+ */
+import { useState } from 'react';
+import { Box, Text } from 'ink';
+import { useKeys } from '../keys.js';
+import type { DiskCandidate } from '../../install/answers.js';
+import { confirmsErase, describeDisk } from '../choices.js';
+import { TextInput } from '../text-input.js';
+import { ErrorText, Keys, Title } from '../theme.js';
+
+export function ConfirmScreen({ disk, onConfirm, onBack }: { disk: DiskCandidate; onConfirm: () => void; onBack: () => void }) {
+  const [typed, setTyped] = useState('');
+  const [wrong, setWrong] = useState<string | null>(null);
+  useKeys((input, key) => {
+    if (key.ctrl && input === 'b') onBack();
+  });
+  const submit = (value: string): void => {
+    if (confirmsErase(value, disk)) onConfirm();
+    else {
+      setWrong(value.trim() === '' ? 'Nothing typed: nothing will be written.' : `"${value.trim()}" is not ${disk.path}: nothing will be written.`);
+      setTyped('');
+    }
+  };
+  return (
+    <Box flexDirection="column">
+      <Title>Install a bootable container image - 5/5 Confirm</Title>
+      <ErrorText>{`ALL DATA ON ${describeDisk(disk)} WILL BE LOST.`}</ErrorText>
+      <Text> </Text>
+      <Text wrap="wrap">{`To erase it and install, type the device name (${disk.path}) or "yes", then Enter.`}</Text>
+      <Box marginTop={1}>
+        <Text>Erase {disk.path}? </Text>
+        <TextInput value={typed} onChange={setTyped} onSubmit={submit} active />
+      </Box>
+      {wrong ? <ErrorText>{wrong}</ErrorText> : null}
+      <Keys>Enter confirm · Ctrl-B back to the plan · Tab log · Esc quit (nothing written yet)</Keys>
+    </Box>
+  );
+}
