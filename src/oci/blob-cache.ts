@@ -270,16 +270,38 @@ export class BlobCache {
     let complete = false;
     // Socket reads are at most 64 KiB and one write each costs more than hashing them: copy
     // them into one buffer, written when full. Copying (rather than keeping the chunks) lets
-    // each chunk die young instead of surviving into the old generation.
-    const batch = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(1, descriptor.size - offset)));
+    // each chunk die young instead of surviving into the old generation. Two buffers: one
+    // fills while the other is being written, so the download does not stop for the disk.
+    const batchBytes = Math.min(WRITE_BATCH_BYTES, Math.max(1, descriptor.size - offset));
+    let batch: Buffer = Buffer.allocUnsafe(batchBytes);
+    let spare: Buffer | undefined;
     let pendingBytes = 0;
-    const flush = async (): Promise<void> => {
-      if (pendingBytes === 0) return;
-      const length = pendingBytes;
-      pendingBytes = 0;
+    let writing: Promise<void> | undefined;
+    const writeAll = async (buffer: Buffer, length: number): Promise<void> => {
       for (let written = 0; written < length; ) {
-        written += (await handle.write(batch, written, length - written)).bytesWritten;
+        written += (await handle.write(buffer, written, length - written)).bytesWritten;
       }
+    };
+    /** Start writing the filled batch; waits only for the write before it. */
+    const startFlush = async (): Promise<void> => {
+      if (writing) await writing;
+      writing = undefined;
+      if (pendingBytes === 0) return;
+      const full = batch;
+      const length = pendingBytes;
+      batch = spare ?? Buffer.allocUnsafe(batchBytes);
+      spare = undefined;
+      pendingBytes = 0;
+      writing = writeAll(full, length).then(() => {
+        spare = full;
+      });
+      // A failure is seen by whoever awaits `writing` next; without this it would count as unhandled.
+      writing.catch(() => undefined);
+    };
+    const flush = async (): Promise<void> => {
+      await startFlush();
+      if (writing) await writing;
+      writing = undefined;
     };
     try {
       if (received < descriptor.size) {
@@ -312,7 +334,7 @@ export class BlobCache {
               const copied = bytes.copy(batch, pendingBytes, used);
               pendingBytes += copied;
               used += copied;
-              if (pendingBytes === batch.length) await flush();
+              if (pendingBytes === batch.length) await startFlush();
             }
             if (taps.current) await taps.current.write(bytes);
             options.onBytes?.(received);
@@ -339,6 +361,7 @@ export class BlobCache {
       await handle.sync();
       complete = true;
     } catch (err) {
+      await writing?.catch(() => undefined);
       await handle.close();
       // Bytes that failed verification can never become valid: start over next time.
       if (err instanceof UserError) await unlink(partial).catch(() => undefined);

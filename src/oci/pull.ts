@@ -341,19 +341,28 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
   const imageName = formatReference(reference);
   const progress = options.progress ?? Progress.silent();
   const signal = options.signal;
-  const cache = await withContext(`Opening the image cache ${options.cacheDir}`, () => BlobCache.open(options.cacheDir));
-  const source = await withContext(`Opening ${imageName}`, () => openImageSource(reference, signal ? { signal } : {}));
+  // Independent start-up steps overlap: a pull is short enough that their latencies show.
+  const opening = withContext(`Opening ${imageName}`, () => openImageSource(reference, signal ? { signal } : {}));
+  const [cache, source] = await Promise.all([
+    withContext(`Opening the image cache ${options.cacheDir}`, () => BlobCache.open(options.cacheDir)).catch(async (err: unknown) => {
+      await opening.then((s) => s.close()).catch(() => undefined);
+      throw err;
+    }),
+    opening,
+  ]);
   try {
     const image = await withContext(`Fetching the manifest of ${imageName}`, () => resolveImage(source, options, cache));
     checkSignal(signal);
-    await cache.storeBytes({ digest: image.configDigest, size: image.configBytes.byteLength }, image.configBytes, imageName);
+    const storingConfig = cache.storeBytes({ digest: image.configDigest, size: image.configBytes.byteLength }, image.configBytes, imageName);
+    storingConfig.catch(() => undefined);
 
     const tracker = new PullProgress(progress, image.manifestDigest, image.layers);
+    const present = await Promise.all(image.layers.map((layer) => cache.hasBlob(layer.descriptor)));
     const missing: number[] = [];
-    for (const [i, layer] of image.layers.entries()) {
-      if (await cache.hasBlob(layer.descriptor)) tracker.cached(i);
+    present.forEach((has, i) => {
+      if (has) tracker.cached(i);
       else missing.push(i);
-    }
+    });
     tracker.emit();
     let bytesFetched = image.configFetched ? image.configBytes.byteLength : 0;
     const decompressLayer = (options.verifyDiffIds ?? false) ? (await import('./layer.js')).decompressLayer : undefined;
@@ -376,6 +385,7 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
       }),
     );
 
+    await storingConfig;
     await cache.storeBytes(image.manifestDescriptor, image.manifestBytes, imageName);
     await cache.recordImage(cacheRefName(reference), image.manifestDescriptor);
     return {
