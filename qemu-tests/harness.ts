@@ -140,7 +140,9 @@ export function qemuArgs(options: VmOptions, files: { serialSocket: string; vars
   if (options.registryPort !== undefined) {
     args.push(
       '-netdev',
-      `user,id=n0,restrict=on,guestfwd=tcp:${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}-tcp:127.0.0.1:${options.registryPort}`,
+      // `-tcp:` would be one chardev connection opened at start-up and shared by every
+      // guest connection; `-cmd:` forks a relay per connection, still only to 127.0.0.1.
+      `user,id=n0,restrict=on,guestfwd=tcp:${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}-cmd:socat STDIO TCP:127.0.0.1:${options.registryPort}`,
       '-device', 'virtio-net-pci,netdev=n0',
     );
   } else {
