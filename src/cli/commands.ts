@@ -55,11 +55,12 @@ export const imageCommands: LazyCommand[] = [
 /** `bootc install …` subcommands. A bare `bootc install` is left for the interactive installer. */
 export const installCommands: LazyCommand[] = [
   {
-    command: 'to-disk <device>',
+    command: 'to-disk [device]',
     describe: 'Install the image onto a whole disk (or a disk image file with --via-loopback), erasing it (needs root)',
     builder: (y) =>
       y
-        .positional('device', { type: 'string', describe: 'The disk, e.g. /dev/vdb; with --via-loopback a disk image file' })
+        .positional('device', { type: 'string', describe: 'The disk, e.g. /dev/vdb; with --via-loopback a disk image file (default: the disk --config selects)' })
+        .option('config', { type: 'string', describe: 'Answers file saved by the interactive installer (TOML); flags given as well win' })
         .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
         .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
         .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
@@ -269,13 +270,20 @@ export const commands: LazyCommand[] = [
     },
   },
   {
-    command: 'install <command>',
-    describe: 'Install a bootable container image onto a disk or a prepared filesystem',
+    command: 'install',
+    describe: 'Install a bootable container image onto a disk or a prepared filesystem; with no subcommand on a terminal, the interactive installer',
     builder: (y) => {
       for (const cmd of installCommands) y.command(cmd);
-      return y.demandCommand(1);
+      return y
+        .option('plain', { type: 'boolean', default: false, global: false, describe: 'Interactive installer: no colours (also with NO_COLOR)' })
+        .option('source-imgref', { type: 'string', global: false, describe: 'Interactive installer: the image offered first' })
+        .option('store', { type: 'string', default: '/var/cache/bootc/store', global: false, describe: 'Blob store for pulled images, kept between runs' })
+        .option('log-file', { type: 'string', global: false, describe: 'Interactive installer: where the full log is written (default /var/log/bootc-install-<time>.log)' });
     },
-    handler: () => undefined,
+    handler: async (argv) => {
+      const { runInteractiveInstall } = await import('../tui/run.js');
+      await runInteractiveInstall(argv as unknown as import('../tui/run.js').InteractiveInstallArgs);
+    },
   },
   {
     command: 'container <command>',

@@ -15,6 +15,7 @@ import { toolVersion } from './version.js';
 import { signingKeyFromFlags } from '../uki/uki.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';
+import { withAnswersFile } from '../install/answers.js';
 import { pullImage } from '../oci/pull.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
 
@@ -55,7 +56,9 @@ export interface SigningFlags {
 }
 
 export interface ToDiskArgs extends SigningFlags {
-  device: string;
+  /** Absent: the disk the --config answers file selects. */
+  device?: string;
+  config?: string;
   sourceImgref?: string;
   targetImgref?: string;
   targetTransport?: string;
@@ -92,13 +95,18 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
   return parseReference(args.sourceImgref);
 }
 
-export async function runInstallToDisk(args: ToDiskArgs): Promise<void> {
+export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
+  const args = given.config !== undefined ? await withAnswersFile(given, given.config) : given;
+  if (args.device === undefined) {
+    throw new UserError('no disk to install to', { hint: 'name it, e.g. `bootc install to-disk /dev/vdb`, or give an answers file with --config' });
+  }
+  const device = args.device;
   const image = sourceImageOf(args);
   const signing = signingKeyFromFlags(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToDisk({
-      device: resolve(args.device),
+      device: resolve(device),
       image,
       targetImage: targetImageOf(args, image),
       viaLoopback: args.viaLoopback,

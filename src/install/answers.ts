@@ -333,3 +333,46 @@ export async function loadAnswers(file: string): Promise<InstallAnswers> {
   });
   return parseAnswers(file, text);
 }
+
+// ---- replay: `bootc install to-disk --config answers.toml` -----------------------------
+
+/** The to-disk flags an answers file can fill in. */
+export interface ToDiskFlags {
+  device?: string;
+  sourceImgref?: string;
+  targetImgref?: string;
+  wipe: boolean;
+  filesystem?: InstallFsType;
+  rootSize?: string;
+  karg: string[];
+  rootSshAuthorizedKeys?: string;
+  stateroot?: string;
+}
+
+/**
+ * Flags given on the command line win over the answers; kernel arguments add up (the
+ * answers' first). `device` is the disk the answers' selector matched.
+ */
+export function applyAnswers<T extends ToDiskFlags>(flags: T, answers: InstallAnswers, device: string): T {
+  return {
+    ...flags,
+    device: flags.device ?? device,
+    sourceImgref: flags.sourceImgref ?? answers.source,
+    ...(flags.targetImgref === undefined && answers.target !== undefined ? { targetImgref: answers.target } : {}),
+    wipe: flags.wipe || answers.wipe,
+    ...(flags.filesystem === undefined && answers.filesystem !== undefined ? { filesystem: answers.filesystem } : {}),
+    ...(flags.rootSize === undefined && answers.rootSize !== undefined ? { rootSize: answers.rootSize } : {}),
+    karg: [...answerKargs(answers), ...flags.karg],
+    ...(flags.rootSshAuthorizedKeys === undefined && answers.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeys: answers.rootSshAuthorizedKeys } : {}),
+    ...(flags.stateroot === undefined && answers.stateroot !== undefined ? { stateroot: answers.stateroot } : {}),
+  };
+}
+
+/** Loader for replay: the answers file, and the disk its selector names unless DEVICE was given. */
+export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: string): Promise<T> {
+  const answers = await loadAnswers(file);
+  if (flags.device !== undefined) return applyAnswers(flags, answers, flags.device);
+  const disks = await readDiskInventory(flags.sourceImgref ?? answers.source);
+  const disk = await withContext(`Choosing the disk of ${file}`, async () => matchDisk(answers.disk, disks));
+  return applyAnswers(flags, answers, disk.path);
+}

@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { Box } from 'ink';
-import { useKeys } from './keys.js';
+import { KeyRouterProvider, useKeys } from './keys.js';
 import { EXIT, reportError } from '../cli/handler.js';
 import { UserError } from '../core/errors.js';
 import { Progress, type ProgressEvent } from '../core/progress.js';
@@ -57,7 +57,15 @@ const problemOf = (err: unknown): Problem => {
   return { message: first.replace(/^error: /, ''), ...(hint ? { hint: hint.slice('hint: '.length) } : {}) };
 };
 
-export function Installer({ services, log, plain, onExit, defaultSource, now = Date.now }: InstallerProps) {
+export function Installer(props: InstallerProps) {
+  return (
+    <KeyRouterProvider>
+      <InstallerScreens {...props} />
+    </KeyRouterProvider>
+  );
+}
+
+function InstallerScreens({ services, log, plain, onExit, defaultSource, now = Date.now }: InstallerProps) {
   const [screen, setScreen] = useState<Screen>({ name: 'image' });
   const [showLog, setShowLog] = useState(false);
   const [sources, setSources] = useState<ImageSourceChoice[] | null>(null);
