@@ -76,21 +76,28 @@ async function sha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** On the disk screen: move the highlight to `device` (checked, never guessed), then Enter. */
-async function chooseDisk(device: string): Promise<void> {
+/** On the disk screen: move the highlight (Down, wrapping back with Up) to the row `wanted` accepts. */
+async function highlightDisk(wanted: (row: string) => boolean): Promise<string> {
   await waitForScreen('2/5 Disk');
-  for (let i = 0; i < 64; i++) {
-    const selected = screen()
-      .split('\n')
-      .find((l) => l.startsWith('> /dev/'));
-    if (selected?.split(/\s+/)[1] === device) {
-      keys('Enter');
-      return;
+  for (const direction of ['Down', 'Up']) {
+    for (let i = 0; i < 64; i++) {
+      const selected = screen()
+        .split('\n')
+        .find((l) => l.startsWith('> /dev/'));
+      if (selected && wanted(selected)) return selected;
+      const before = selected;
+      keys(direction);
+      await new Promise((r) => setTimeout(r, 200));
+      if (screen().split('\n').find((l) => l.startsWith('> /dev/')) === before) break;
     }
-    keys('Down');
-    await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`${device} is not selectable on the disk screen:\n${screen()}`);
+  throw new Error(`no such disk on the disk screen:\n${screen()}`);
+}
+
+/** Choose `device` (checked on the highlighted row, never guessed), then Enter. */
+async function chooseDisk(device: string): Promise<void> {
+  await highlightDisk((row) => row.split(/\s+/)[1] === device);
+  keys('Enter');
 }
 
 /** Partition starts and sizes of a disk image, without the random GUIDs. */
@@ -175,8 +182,20 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
     startInstaller(['--source-imgref', ociLayoutRef('v1'), '--store', store(), '--log-file', join(tmp, 'cancel.log')]);
     await waitForScreen('(default)', 30_000);
     keys('Enter');
+    await waitForScreen('2/5 Disk');
+    // The disk holding this machine's root is listed, marked and refused.
+    const running = await highlightDisk((row) => row.includes('IN USE'));
+    expect(screen()).toMatch(/In use: .*running system's root filesystem|In use: .*is mounted at/);
+    keys('Enter');
+    expect(await waitForScreen('Cannot install to')).toContain(`Cannot install to ${running.split(/\s+/)[1]}`);
+    expect(screen()).toContain('2/5 Disk');
     await chooseDisk(loop);
     await waitForScreen('3/5 Options');
+    // A resize redraws the screen, at the smaller size and back at 80x25.
+    tmux('resize-window', '-t', SESSION, '-x', '60', '-y', '20');
+    await waitForScreen(/Root filesystem.*\n(.|\n)*Up\/Down field/);
+    tmux('resize-window', '-t', SESSION, '-x', '80', '-y', '25');
+    expect(await waitForScreen('Ctrl-B back')).toContain('3/5 Options');
     keys('Enter');
     await waitForScreen('4/5 Plan');
     keys('Enter');
