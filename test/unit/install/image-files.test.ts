@@ -58,6 +58,23 @@ describe('install configuration from image layers', () => {
     expect((await readImageInstallConfigFiles(pulled)).map((f) => f.path)).toEqual([`/${DIR}/50-new.toml`]);
   });
 
+  it('reads names longer than a tar header holds, past big files whose data it skips', async () => {
+    const longDir = `${DIR}/${'d'.repeat(120)}`;
+    const pulled = await pull('long', [
+      {
+        'usr/share/big.bin': Buffer.alloc(3 * 1024 * 1024 + 17, 7) as unknown as string,
+        [`${DIR}/${'n'.repeat(110)}.toml`]: '[install]\nstateroot = "long"\n',
+        [`${longDir}/ignored.toml`]: 'not read',
+        'usr/share/odd.bin': 'x'.repeat(511),
+        [`${DIR}/zz.toml`]: '[install]\n',
+      },
+    ]);
+    expect(await readImageInstallConfigFiles(pulled)).toEqual([
+      { path: `/${DIR}/${'n'.repeat(110)}.toml`, text: '[install]\nstateroot = "long"\n' },
+      { path: `/${DIR}/zz.toml`, text: '[install]\n' },
+    ]);
+  });
+
   it('finds nothing in an image without the directory', async () => {
     const pulled = await pull('c', [{ 'usr/bin/true': 'x' }]);
     expect(await readImageInstallConfigFiles(pulled)).toEqual([]);
