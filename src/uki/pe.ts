@@ -243,6 +243,10 @@ export function peChecksum(bytes: Uint8Array, checksumAt: number): number {
 
 export const checksumOffset = (headers: Pick<PeHeaders, 'peOffset'>): number => headers.peOffset + 4 + COFF_HEADER_BYTES + OPT_CHECKSUM;
 
+/** File offset of data directory `index` (address, then size, 4 bytes each). */
+export const dataDirectoryOffset = (headers: Pick<PeHeaders, 'peOffset' | 'magic'>, index: number): number =>
+  headers.peOffset + 4 + COFF_HEADER_BYTES + optNumberOfRvaAndSizes(headers.magic) + 4 + index * 8;
+
 /** A section to append, known by its size; its bytes come later (in memory or streamed). */
 export interface SectionSpec {
   name: string;

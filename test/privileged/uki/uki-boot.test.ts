@@ -25,6 +25,7 @@ import { createDeployment, importImage, type Deployment } from '../../../src/dep
 import { deploymentId } from '../../../src/deploy/paths.js';
 import { SELECTORS_DIR, selectorOfDirectory, selectorOfTree } from '../../../src/deploy/selector.js';
 import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
+import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { objectPath, storeLayout } from '../../../src/store/layout.js';
@@ -58,6 +59,7 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
   let tmp: string;
   let esp: EspLocation;
   let id: string;
+  let key: string;
   const fromEsp = (path: string, out: string): string => {
     execFileSync('mcopy', ['-n', '-i', `${esp.image}@@${esp.offsetBytes}`, `::/${path}`, out], { env: MTOOLS_ENV });
     return out;
@@ -66,7 +68,7 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'uki-disk-'));
     id = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
-    const key = join(tmp, 'snakeoil.key');
+    key = join(tmp, 'snakeoil.key');
     execFileSync('openssl', ['pkey', '-in', SNAKEOIL_KEY, '-passin', 'pass:snakeoil', '-out', key]);
     const output = join(tmp, 'out');
     const r = await execa(
@@ -109,6 +111,17 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
     expect(text('.cmdline').split(' ')).toEqual(expect.arrayContaining(['rw', 'console=ttyS0,115200', `bootc.deploy=default/${id}`]));
     const osrel = parseOsRelease(text('.osrel'));
     expect(osrel).toMatchObject({ IMAGE_ID: 'bootc', IMAGE_VERSION: '1', ID: 'debian' });
+  });
+
+  it('reorders the signed UKI for a rollback and signs it again; sbverify still accepts it', async () => {
+    const boot = join(tmp, 'reorder');
+    mkdirSync(join(boot, 'EFI/Linux'), { recursive: true });
+    const name = `bootc-default-${id}+3.efi`;
+    fromEsp(`EFI/Linux/${name}`, join(boot, 'EFI/Linux', name));
+    await setUkiBootOrder(boot, name, 7, { key, cert: SNAKEOIL_CERT });
+    const path = join(boot, 'EFI/Linux', name);
+    expect(spawnSync('sbverify', ['--cert', SNAKEOIL_CERT, path]).status).toBe(0);
+    expect((await readUkisInDir(boot)).map((u) => u.version)).toEqual(['7']);
   });
 
   it('garbage-collects UKIs of deployments that are gone, on the ESP and in a mounted ESP', async () => {
