@@ -3,8 +3,8 @@
  * is driven with send-keys / capture-pane like a person at a console:
  *
  *   1. `bootc install` picks the loop device this test attached (and only it: the row is
- *      checked before Enter and the confirmation types its name), sets a host name, saves
- *      the answers, confirms and installs fixture:v1; the disk boots under OVMF with that
+ *      checked before Enter and the confirmation types its name), sets a host name and a
+ *      user with a password hash, saves the answers, confirms and installs fixture:v1; the disk boots under OVMF with that
  *      host name
  *   2. a second run stops at the confirmation with Esc: the disk file is byte-for-byte
  *      unchanged (sha256 before and after) and the exit code is 130
@@ -25,13 +25,16 @@ import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm } from './harness.js';
 const skip = explainSkip(
   'qemu',
   needsLoopDevices() ??
-    needsCommands('tmux', QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'mtype', 'blkid', 'wipefs', 'fstrim') ??
+    needsCommands('tmux', 'openssl', QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'mtype', 'blkid', 'wipefs', 'fstrim') ??
     needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
     needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
     needsFile(fixturesIndexPath, fixturesHint),
 );
 
 const HOSTNAME = 'tui-installed';
+const USER = 'tuiuser';
+/** `openssl passwd -6 -salt tuitest secret` (beforeAll): a fixed hash, so the guest's shadow can be compared. */
+let userHash = '';
 const SESSION = 'tui';
 /** A private tmux server: nothing of anyone else's is touched. */
 const SOCKET = `bootc-tui-test-${process.pid}`;
@@ -128,6 +131,7 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
     execFileSync('truncate', ['-s', '4G', disk]);
     loop = execFileSync('losetup', ['--find', '--show', '--partscan', disk], { encoding: 'utf8' }).trim();
     id = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
+    userHash = execFileSync('openssl', ['passwd', '-6', '-salt', 'tuitest', 'secret'], { encoding: 'utf8' }).trim();
   });
   afterAll(() => {
     endInstaller();
@@ -144,11 +148,16 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
     keys('Down', 'Down', 'Down');
     type(HOSTNAME);
     keys('Down', 'Down');
+    type(USER);
+    keys('Down');
+    type(userHash);
+    keys('Down');
     type(answers());
     keys('Enter');
     const plan = await waitForScreen('4/5 Plan');
     expect(plan).toContain(`ERASE all of ${loop}, 4.0 GiB:`);
     expect(plan).toContain(`  host name: ${HOSTNAME}`);
+    expect(plan).toContain(`  user: ${USER} (password hash given)`);
     for (const line of plan.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     keys('Enter');
     await waitForScreen('5/5 Confirm');
@@ -163,6 +172,7 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
     expect(await waitForScreen('BOOTC-EXIT=', 30_000)).toContain('BOOTC-EXIT=0');
     endInstaller();
     expect(readFileSync(answers(), 'utf8')).toContain(`path = "${loop}"`);
+    expect(readFileSync(answers(), 'utf8')).toContain(`user = "${USER}"`);
     expect(readFileSync(join(tmp, 'install.log'), 'utf8')).toContain('Installation complete!');
 
     const vm = await startVm({ name: 'tui-install', boot: { kind: 'uefi' }, disks: [{ path: disk, format: 'raw' }] });
@@ -172,6 +182,8 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
       expect(await vm.runOk('hostname')).toBe(HOSTNAME);
       expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
       expect(await vm.runOk('findmnt -n -o FSROOT /')).toBe(`/bootc/deploy/default/${id}`);
+      expect(await vm.runOk(`getent shadow ${USER} | cut -d: -f2`)).toBe(userHash);
+      expect(await vm.runOk(`stat -c '%U %a' ~${USER}/`)).toBe(`${USER} 700`);
     } finally {
       await vm.dispose();
     }

@@ -15,6 +15,7 @@ import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from
 import { deploymentId } from '../src/deploy/paths.js';
 import { diskImageOutputPath } from '../src/disk/disk-image.js';
 import { parsePe } from '../src/uki/pe.js';
+import { withBootOrder } from '../src/uki/boot-order.js';
 import { OVMF_CODE, OVMF_CODE_SECBOOT, OVMF_VARS_SNAKEOIL, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
@@ -24,6 +25,7 @@ const SNAKEOIL_PASSPHRASE = 'snakeoil';
 const STATEROOT = 'default';
 const SECURE_BOOT_VAR = '/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c';
 const BOOT_COUNT_PATH_VAR = '/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
+const ENTRY_SELECTED_VAR = '/sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
 
 const skip = explainSkip(
   'qemu',
@@ -68,6 +70,7 @@ describe.skipIf(skip)('a disk built with --uki boots through systemd-boot and th
   let plainDisk: string;
   let signedDisk: string;
   let tamperedDisk: string;
+  let orderDisk: string;
   let id: string;
   let ukiName: string;
   const vms: Vm[] = [];
@@ -96,7 +99,25 @@ describe.skipIf(skip)('a disk built with --uki boots through systemd-boot and th
     bytes[at] = 'd'.charCodeAt(0);
     writeFileSync(uki, bytes);
     await execa('mcopy', ['-o', '-i', drive, uki, `::/EFI/Linux/${ukiName}`], { env: MTOOLS_ENV });
+
+    // Two UKIs of one deployment under other names, ordered by their .osrel boot order only.
+    orderDisk = join(tmp, 'order.raw');
+    copyFileSync(plainDisk, orderDisk);
+    const orderDrive = `${orderDisk}@@${await espOffset(orderDisk)}`;
+    const original = join(tmp, 'original.efi');
+    await execa('mcopy', ['-n', '-i', orderDrive, `::/EFI/Linux/${ukiName}`, original], { env: MTOOLS_ENV });
+    await execa('mdel', ['-i', orderDrive, `::/EFI/Linux/${ukiName}`], { env: MTOOLS_ENV });
+    await putOrdered(orderDrive, original, { 'bootc-default-a.0.efi': 2, 'bootc-default-b.0.efi': 1 });
   });
+
+  /** Copies `uki` onto the ESP under each name, with that boot order in its .osrel. */
+  async function putOrdered(drive: string, uki: string, orders: Record<string, number>): Promise<void> {
+    for (const [name, order] of Object.entries(orders)) {
+      const file = join(tmp, name);
+      writeFileSync(file, withBootOrder(readFileSync(uki), uki, order).bytes);
+      await execa('mcopy', ['-o', '-i', drive, file, `::/EFI/Linux/${name}`], { env: MTOOLS_ENV });
+    }
+  }
 
   afterAll(async () => {
     for (const vm of vms) await vm.dispose();
@@ -143,4 +164,22 @@ describe.skipIf(skip)('a disk built with --uki boots through systemd-boot and th
     expect(message).toContain(ukiName.replace(/\+3\.efi$/, ''));
     await vm.dispose();
   }, 400_000);
+
+  it('boots the UKI with the highest .osrel boot order by default, whatever the file names say', async () => {
+    // Names alone would put b first (systemd-boot orders ids descending); the boot order says a.
+    let vm = await startVm({ name: 'uki-order', boot: { kind: 'uefi' }, disks: [{ path: orderDisk, format: 'raw' }] });
+    vms.push(vm);
+    await vm.waitForLogin();
+    expect(await vm.runOk(efiVarText(ENTRY_SELECTED_VAR))).toBe('bootc-default-a.0.efi');
+    await vm.dispose();
+
+    const drive = `${orderDisk}@@${await espOffset(orderDisk)}`;
+    const original = join(tmp, 'original.efi');
+    await putOrdered(drive, original, { 'bootc-default-a.0.efi': 1, 'bootc-default-b.0.efi': 3 });
+    vm = await startVm({ name: 'uki-order-swapped', boot: { kind: 'uefi' }, disks: [{ path: orderDisk, format: 'raw' }] });
+    vms.push(vm);
+    await vm.waitForLogin();
+    expect(await vm.runOk(efiVarText(ENTRY_SELECTED_VAR))).toBe('bootc-default-b.0.efi');
+    await vm.dispose();
+  }, 800_000);
 });

@@ -1,6 +1,3 @@
-// NOT RUN (kept for the next session): the guest times out reaching the host registry
-// through guestfwd (ETIMEDOUT from 10.0.2.100:5000); see the issue 6 note. Rename to
-// upgrade.test.ts once the guest network path works.
 /**
  * qemu tier: a disk installed with fixture:v1 (following 10.0.2.100:5000/fixture:latest)
  * boots; fixture:v2 is pushed as :latest to a registry on the host, reached by the guest
@@ -22,7 +19,7 @@ import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE
 const skip = explainSkip(
   'qemu',
   needsLoopDevices() ??
-    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'fstrim', 'skopeo') ??
+    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'fstrim', 'skopeo', 'socat') ??
     needsRegistryTools() ??
     needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
     needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
