@@ -19,6 +19,10 @@ export interface SysrootPaths {
   origin(stateroot: string, id: string): string;
   stateVar(stateroot: string): string;
   staged: string;
+  /** What `bootc upgrade --check` found last (status `cachedUpdate`). */
+  cachedUpdate: string;
+  /** The /etc merge conflicts recorded when a deployment was finalised. */
+  etcConflicts(stateroot: string, id: string): string;
 }
 
 export function sysrootPaths(root: string): SysrootPaths {
@@ -31,6 +35,8 @@ export function sysrootPaths(root: string): SysrootPaths {
     origin: (s, id) => join(bootcDir, 'deploy', s, `${id}.origin`),
     stateVar: (s) => join(bootcDir, 'state', s, 'var'),
     staged: join(bootcDir, 'staged'),
+    cachedUpdate: join(bootcDir, 'cached-update.json'),
+    etcConflicts: (s, id) => join(bootcDir, 'deploy', s, `${id}.etc-conflicts`),
   };
 }
 

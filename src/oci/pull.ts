@@ -88,6 +88,11 @@ export interface PullOptions extends FetchOptions {
    * default only moves when a bad layer is noticed: at import, before anything is deployed.
    */
   verifyDiffIds?: boolean;
+  /**
+   * Layers the caller already has in another form (an update: the layers the sysroot's
+   * store imported before) are not fetched; the caller must not read them from the cache.
+   */
+  alreadyHave?: (layer: PulledLayer) => Promise<boolean>;
 }
 
 /** This machine's platform in OCI terms. */
@@ -357,7 +362,10 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
     storingConfig.catch(() => undefined);
 
     const tracker = new PullProgress(progress, image.manifestDigest, image.layers);
-    const present = await Promise.all(image.layers.map((layer) => cache.hasBlob(layer.descriptor)));
+    const alreadyHave = options.alreadyHave;
+    const present = await Promise.all(
+      image.layers.map(async (layer) => (alreadyHave !== undefined && (await alreadyHave(layer))) || cache.hasBlob(layer.descriptor)),
+    );
     const missing: number[] = [];
     present.forEach((has, i) => {
       if (has) tracker.cached(i);
