@@ -1,0 +1,34 @@
+/**
+ * The image's Secure Boot keys for systemd-boot's enrolment go to loader/keys/ on a real
+ * FAT ESP (mtools), with their directory structure; an image without keys adds nothing.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ESP_MIN_BYTES, formatEsp, installSecureBootKeys, listEspDirectory, readEspText, SECURE_BOOT_KEYS_IN_IMAGE } from '../../../src/boot/esp.js';
+import { explainSkip, needsCommands } from '../../support/tier.js';
+
+describe.skipIf(explainSkip('privileged', needsCommands('mkfs.fat', 'mcopy', 'mdir')))('loader/keys from the image', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'sb-keys-'));
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('copies <name>/{PK,KEK,db}.auth to loader/keys/<name>/', async () => {
+    const deployment = join(tmp, 'deploy');
+    const keys = join(deployment, SECURE_BOOT_KEYS_IN_IMAGE, 'mykeys');
+    mkdirSync(keys, { recursive: true });
+    for (const name of ['PK.auth', 'KEK.auth', 'db.auth']) writeFileSync(join(keys, name), `${name} content`);
+    const esp = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
+    writeFileSync(esp.image, '');
+    const { truncate } = await import('node:fs/promises');
+    await truncate(esp.image, ESP_MIN_BYTES);
+    await formatEsp(esp, ESP_MIN_BYTES);
+    expect(await installSecureBootKeys(esp, deployment)).toEqual(['loader/keys/mykeys/KEK.auth', 'loader/keys/mykeys/PK.auth', 'loader/keys/mykeys/db.auth']);
+    expect((await listEspDirectory(esp, 'loader/keys/mykeys')).sort()).toEqual(['KEK.auth', 'PK.auth', 'db.auth']);
+    expect(await readEspText(esp, 'loader/keys/mykeys/PK.auth')).toBe('PK.auth content');
+    expect(await installSecureBootKeys(esp, join(tmp, 'no-keys'))).toEqual([]);
+  });
+});
