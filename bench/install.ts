@@ -6,11 +6,11 @@
  * kernel and initramfs to the ESP, sync, fstrim, umount, detach. Runs alternate so both see
  * the same machine load. Prints one JSON document; asserts nothing.
  *
- *   npx tsx bench/install.ts [--runs 3] [--tag v2]   (as root)
+ *   npx tsx bench/install.ts [--runs 3] [--tag v2] [--no-build]   (as root)
  *
- * Ours runs from source (`node --import tsx src/cli.ts`, about half a second of start-up
- * more than a built CLI) with a fresh --store each run, so its pull from the archive is
- * counted as the shell pipeline's archive extraction is. Partitions are reached through
+ * Ours is the built CLI (`node dist/cli.js`, after `npm run build` unless --no-build), as a
+ * user runs it, with a fresh --store each run, so its pull from the archive is counted as
+ * the shell pipeline's archive extraction is. Partitions are reached through
  * loop devices over their byte ranges on both sides (the build VM's kernel exposes none).
  * Target (issue 5): median ratio ours/shell <= 1.5.
  */
@@ -89,7 +89,7 @@ async function runOurs(tag: FixtureTag, dir: string): Promise<Timed> {
     'bootc install to-disk --via-loopback',
     [
       'bash', '-c', 'exec "$@" 2>&1', 'bash',
-      process.execPath, '--import', 'tsx', join(REPO, 'src/cli.ts'), '--verbose', 'install', 'to-disk', '--via-loopback', disk,
+      process.execPath, join(REPO, 'dist/cli.js'), '--verbose', 'install', 'to-disk', '--via-loopback', disk,
       '--source-imgref', ociArchiveRef(tag), '--store', join(dir, 'store'),
     ],
     'pull',
@@ -116,6 +116,7 @@ async function main(): Promise<void> {
   };
   const runs = Number(opt('--runs', '3'));
   const tag = opt('--tag', 'v2') as FixtureTag;
+  if (!args.includes('--no-build')) await run({ description: 'Building the CLI (npm run build)', argv: ['npm', 'run', 'build'], cwd: REPO });
   const work = await mkdtemp('/var/tmp/bench-install-');
   const ours: Timed[] = [];
   const shell: Timed[] = [];

@@ -24,7 +24,7 @@ import type { PulledImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkoutTree } from '../store/checkout.js';
 import type { TreeEntry, TreeIndex } from '../store/index-format.js';
-import { importLayer } from '../store/layer-import.js';
+import { importLayers } from '../store/layer-import.js';
 import { imageDir, objectPath, storeLayout, writeFileAtomic } from '../store/layout.js';
 import { loadImageTree, writeImageTree } from '../store/tree.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, type RustArch } from '../boot/kargs.js';
@@ -67,13 +67,12 @@ export async function importImage(root: string, pulled: PulledImage, progress: P
           completed: i < done,
         })),
       });
-    for (const [i, layer] of pulled.layers.entries()) {
-      cancellation.check();
-      step(i);
-      await importLayer(root, layer.diffId, openLayer(cache, layer.descriptor, layer.diffId, name), {
-        signal: cancellation.signal,
-      });
-    }
+    cancellation.check();
+    await importLayers(
+      root,
+      pulled.layers.map((layer) => ({ diffId: layer.diffId, open: () => openLayer(cache, layer.descriptor, layer.diffId, name) })),
+      { signal: cancellation.signal, onLayer: step },
+    );
     step(total);
     const diffIds = pulled.layers.map((l) => l.diffId);
     const tree = await writeImageTree(root, pulled.manifestDigest, diffIds);
