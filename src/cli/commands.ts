@@ -234,11 +234,13 @@ export const commands: LazyCommand[] = [
   },
   {
     command: 'status',
-    describe: 'Show the booted image and its digest',
+    describe: 'Show the staged, booted and rollback images',
     builder: (y) =>
       y
         .option('format', { choices: ['humanreadable', 'yaml', 'json'], describe: 'Output format (default: humanreadable on a terminal, else yaml)' })
         .option('format-version', { type: 'number', describe: 'Document version (0 and 1 both mean v1)' })
+        .option('booted', { type: 'boolean', describe: 'Only the booted deployment' })
+        .alias('v', 'verbose')
         .option('json', { type: 'boolean', hidden: true, describe: 'Same as --format json' }),
     handler: async (argv) => {
       const { runStatus } = await import('./status.js');

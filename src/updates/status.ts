@@ -1,18 +1,28 @@
 /**
- * `bootc status`, first cut: the booted deployment, found from `bootc.deploy=` on the
- * kernel command line, described by its origin record, in upstream's BootcHost document
- * (org.containers.bootc/v1). Staged and rollback deployments are not reported yet.
+ * `bootc status`: the staged, booted and rollback deployments in upstream's BootcHost
+ * document (org.containers.bootc/v1), or as upstream's human-readable text.
  *
- * Building and rendering are pure (golden-text tests); `loadHostStatus` reads
- * /proc/cmdline and the origin under the physical root (/sysroot in a booted system).
+ *   1. load      `loadHostStatus` reads the deployments and their boot entries
+ *                (deployments.ts), the cached update and each deployment's /etc conflicts
+ *                (update-records.ts)
+ *   2. describe  `hostStatus` turns those facts into the document (pure)
+ *   3. render    `renderStatus`: JSON, YAML (the yaml package is loaded only for it) or text
+ *
+ * Upstream's keys are kept as upstream defines them; what only this implementation knows
+ * (stateroot, deployment id, boot counting, /etc conflicts) sits under one extra key per
+ * entry, `deployment`, so a consumer of upstream's schema can ignore it.
+ *
+ * deployments.ts (and zod with it) is loaded only once the command line names a
+ * deployment: a foreign system gets its answer without it. It imports `bootedDeployment`
+ * from here, so the import cannot be static anyway without a cycle.
  */
-import { canonicalJson } from '../core/canonical-json.js';
 import { readFile } from 'node:fs/promises';
-import { stringify as toYaml } from 'yaml';
+import { canonicalJson } from '../core/canonical-json.js';
 import { withContext } from '../core/errors.js';
 import { DEPLOY_KARG } from '../boot/prepare-root.js';
-import { parseOrigin, type Origin } from '../deploy/origin.js';
-import { sysrootPaths } from '../deploy/paths.js';
+import { parseEntryFileName, type BootCounter } from '../boot/bls.js';
+import type { DeploymentInfo, DeploymentsView, SysrootLocations } from './deployments.js';
+import { readCachedUpdate, readEtcConflicts, type CachedUpdate } from './update-records.js';
 
 export interface ImageReferenceDoc {
   image: string;
@@ -27,6 +37,25 @@ export interface ImageStatus {
   architecture: string;
 }
 
+/**
+ * good:    the entry carries no counter (marked good once boot-complete.target was reached)
+ * pending: tries left, not yet marked good (a staged deployment, or one booting for now)
+ * bad:     no tries left: systemd-boot gave up on it and boots another entry by default
+ * null:    the deployment has no boot entry
+ */
+export type BootState = 'good' | 'pending' | 'bad';
+
+export interface DeploymentStatus {
+  stateroot: string;
+  id: string;
+  /** The entry's file name under loader/entries; null for a staged deployment (written at shutdown). */
+  bootEntry: string | null;
+  bootCounting: { triesLeft: number; triesDone: number } | null;
+  bootState: BootState | null;
+  /** /etc merge conflicts recorded when this deployment was finalised (the local file won). */
+  etcConflicts: string[];
+}
+
 export interface BootEntry {
   image: ImageStatus | null;
   cachedUpdate: ImageStatus | null;
@@ -37,6 +66,7 @@ export interface BootEntry {
   store: null;
   ostree: null;
   composefs: null;
+  deployment: DeploymentStatus;
 }
 
 export interface BootcHost {
@@ -65,74 +95,201 @@ export function bootedDeployment(cmdline: string): { stateroot: string; id: stri
   return null;
 }
 
-export function bootEntryOf(origin: Origin): BootEntry {
+/** What `hostStatus` needs besides the deployments view; all of it advisory. */
+export interface StatusRecords {
+  cachedUpdate: CachedUpdate | null;
+  /** Keyed by `<stateroot>/<id>`. */
+  etcConflicts: Readonly<Record<string, readonly string[]>>;
+}
+
+const refKey = (info: DeploymentInfo): string => `${info.ref.stateroot}/${info.ref.id}`;
+
+export function bootStateOf(counter: BootCounter | undefined): BootState {
+  if (!counter) return 'good';
+  return counter.triesLeft > 0 ? 'pending' : 'bad';
+}
+
+function imageStatusOf(info: DeploymentInfo): ImageStatus {
+  const origin = info.origin;
   return {
-    image: {
-      image: { image: origin.image.image, transport: origin.image.transport },
-      version: origin.imageVersion,
-      timestamp: origin.imageCreated,
-      imageDigest: origin.manifestDigest,
-      architecture: origin.architecture,
-    },
-    cachedUpdate: null,
-    incompatible: false,
-    pinned: origin.pinned,
-    softRebootCapable: false,
-    downloadOnly: false,
-    store: null,
-    ostree: null,
-    composefs: null,
+    image: { image: origin.image.image, transport: origin.image.transport },
+    version: origin.imageVersion,
+    timestamp: origin.imageCreated,
+    imageDigest: origin.manifestDigest,
+    architecture: origin.architecture,
   };
 }
 
-export function hostStatus(booted: Origin | null): BootcHost {
+function deploymentStatusOf(info: DeploymentInfo, stagedEntryFileName: string | null, records: StatusRecords): DeploymentStatus {
+  // A staged deployment's entry exists only in the staged record until finalisation.
+  const name = info.entry?.name ?? (stagedEntryFileName ? parseEntryFileName(stagedEntryFileName) : null);
+  const counter = name?.counter;
+  return {
+    stateroot: info.ref.stateroot,
+    id: info.ref.id,
+    bootEntry: info.entry?.fileName ?? null,
+    bootCounting: counter ? { triesLeft: counter.triesLeft, triesDone: counter.triesDone ?? 0 } : null,
+    bootState: name ? bootStateOf(counter) : null,
+    etcConflicts: [...(records.etcConflicts[refKey(info)] ?? [])],
+  };
+}
+
+function bootEntryOf(info: DeploymentInfo, records: StatusRecords, extra: { stagedEntryFileName?: string; downloadOnly?: boolean; cachedUpdate?: ImageStatus | null } = {}): BootEntry {
+  return {
+    image: imageStatusOf(info),
+    cachedUpdate: extra.cachedUpdate ?? null,
+    incompatible: false,
+    pinned: info.origin.pinned,
+    softRebootCapable: false,
+    downloadOnly: extra.downloadOnly ?? false,
+    store: null,
+    ostree: null,
+    composefs: null,
+    deployment: deploymentStatusOf(info, extra.stagedEntryFileName ?? null, records),
+  };
+}
+
+export const NO_RECORDS: StatusRecords = { cachedUpdate: null, etcConflicts: {} };
+
+export function hostStatus(view: DeploymentsView | null, records: StatusRecords = NO_RECORDS): BootcHost {
+  const booted = view?.booted ?? null;
+  if (!view || !booted) {
+    return {
+      apiVersion: 'org.containers.bootc/v1',
+      kind: 'BootcHost',
+      metadata: { name: 'host' },
+      spec: { image: null, bootOrder: 'default' },
+      status: { staged: null, booted: null, rollback: null, rollbackQueued: false, type: null },
+    };
+  }
+  const staged = view.staged;
+  // `bootc upgrade --check` found it; once it (or what it names) is staged or booted it is old news.
+  const cached = records.cachedUpdate;
+  const deployedDigests = [booted.origin.manifestDigest, staged?.origin.manifestDigest];
+  const cachedUpdate = cached && !deployedDigests.includes(cached.imageDigest) ? { ...cached, image: { ...cached.image } } : null;
+  const stagedRecord = view.stagedRecord as { downloadOnly?: boolean; entryFileName?: string } | null;
+  // The spec is what the system follows: a staged `bootc switch` already changed it.
+  const following = (staged ?? booted).origin.image;
   return {
     apiVersion: 'org.containers.bootc/v1',
     kind: 'BootcHost',
     metadata: { name: 'host' },
-    spec: { image: booted ? { image: booted.image.image, transport: booted.image.transport } : null, bootOrder: 'default' },
-    status: { staged: null, booted: booted ? bootEntryOf(booted) : null, rollback: null, rollbackQueued: false, type: booted ? 'bootcHost' : null },
+    spec: { image: { image: following.image, transport: following.transport }, bootOrder: view.rollbackQueued ? 'rollback' : 'default' },
+    status: {
+      staged: staged
+        ? bootEntryOf(staged, records, {
+            downloadOnly: stagedRecord?.downloadOnly === true,
+            ...(stagedRecord?.entryFileName !== undefined ? { stagedEntryFileName: stagedRecord.entryFileName } : {}),
+          })
+        : null,
+      booted: bootEntryOf(booted, records, { cachedUpdate }),
+      rollback: view.rollback ? bootEntryOf(view.rollback, records) : null,
+      rollbackQueued: view.rollbackQueued,
+      type: 'bootcHost',
+    },
   };
+}
+
+/** `--booted`: upstream drops every other slot from the document, in all formats. */
+export function onlyBooted(host: BootcHost): BootcHost {
+  return { ...host, status: { ...host.status, staged: null, rollback: null } };
 }
 
 export type StatusFormat = 'humanreadable' | 'yaml' | 'json';
 
+export interface RenderOptions {
+  verbose?: boolean;
+}
 
 /** Seconds precision, as upstream's human output shows times. */
 const shortTime = (iso: string): string => iso.replace(/\.\d+Z$/, 'Z');
 
-function humanEntry(label: string, entry: BootEntry, marker: string): string[] {
+const imageName = (ref: ImageReferenceDoc): string => (ref.transport === 'registry' ? ref.image : `${ref.transport}:${ref.image}`);
+
+function boots(state: DeploymentStatus): string | null {
+  const counting = state.bootCounting;
+  if (state.bootState === 'bad') {
+    const attempts = counting && counting.triesDone > 0 ? `${counting.triesDone} attempt${counting.triesDone === 1 ? '' : 's'}` : 'every attempt';
+    return `failed ${attempts}; not booted by default`;
+  }
+  if (state.bootState === 'pending' && counting) {
+    return `not yet marked good (${counting.triesLeft} ${counting.triesLeft === 1 ? 'try' : 'tries'} left)`;
+  }
+  return null;
+}
+
+type Slot = 'staged' | 'booted' | 'rollback';
+const SLOT_PREFIX: Record<Slot, string> = { staged: '  Staged image', booted: '● Booted image', rollback: '  Rollback image' };
+
+function humanEntry(slot: Slot, entry: BootEntry, host: BootcHost, verbose: boolean): string[] {
+  const prefix = SLOT_PREFIX[slot];
+  const width = [...prefix].length;
+  const lines: string[] = [];
+  const row = (key: string, value: string): void => {
+    lines.push(`${key.padStart(width)}: ${value}`);
+  };
   const image = entry.image;
-  if (!image) return [`${marker}${label}: (unknown image)`];
-  const name = image.image.transport === 'registry' ? image.image.image : `${image.image.transport}:${image.image.image}`;
-  const width = label.length + marker.length;
-  const pad = (key: string) => key.padStart(width);
-  const lines = [`${marker}${label}: ${name}`, `${pad('Digest')}: ${image.imageDigest} (${image.architecture})`];
-  if (image.version !== null) lines.push(`${pad('Version')}: ${image.version}${image.timestamp ? ` (${shortTime(image.timestamp)})` : ''}`);
-  if (entry.pinned) lines.push(`${pad('Pinned')}: yes`);
+  lines.push(`${prefix}: ${image ? imageName(image.image) : '(unknown image)'}`);
+  if (image) {
+    row('Digest', `${image.imageDigest} (${image.architecture})`);
+    if (image.version !== null) row('Version', `${image.version}${image.timestamp ? ` (${shortTime(image.timestamp)})` : ''}`);
+    else if (image.timestamp !== null) row('Timestamp', shortTime(image.timestamp));
+  }
+  if (entry.pinned) row('Pinned', 'yes');
+  if (entry.downloadOnly) row('Download-only', 'yes; not applied at reboot until `bootc upgrade --from-downloaded`');
+  const update = entry.cachedUpdate;
+  if (update) {
+    if (update.version !== null) row('UpdateVersion', `${update.version}${update.timestamp ? ` (${shortTime(update.timestamp)})` : ''}`);
+    else row('Update', 'Available');
+    row('UpdateDigest', update.imageDigest);
+  }
+  if (slot === 'rollback' && host.status.rollbackQueued) row('Next boot', 'yes, rollback queued (`bootc rollback` again undoes it)');
+  const state = entry.deployment;
+  const bootLine = slot === 'staged' ? null : boots(state);
+  if (bootLine) row('Boot', bootLine);
+  else if (verbose && state.bootState !== null) row('Boot', state.bootState);
+  state.etcConflicts.forEach((conflict, i) => (i === 0 ? row('/etc conflicts', conflict) : lines.push(`${' '.repeat(width + 2)}${conflict}`)));
+  if (verbose) {
+    row('StateRoot', state.stateroot);
+    row('Deployment', state.id);
+    row('Boot entry', state.bootEntry ?? (slot === 'staged' ? 'written at shutdown' : 'none'));
+    if (slot === 'staged' && !entry.downloadOnly) row('Download-only', 'no');
+  }
   return lines;
 }
 
-export function renderStatus(host: BootcHost, format: StatusFormat): string {
+export function renderHumanReadable(host: BootcHost, options: RenderOptions = {}): string {
+  if (!host.status.booted) return 'System is not deployed via bootc.\n';
+  const blocks: string[] = [];
+  for (const slot of ['staged', 'booted', 'rollback'] as const) {
+    const entry = host.status[slot];
+    if (entry) blocks.push(humanEntry(slot, entry, host, options.verbose ?? false).join('\n') + '\n');
+  }
+  return blocks.join('\n');
+}
+
+export async function renderStatus(host: BootcHost, format: StatusFormat, options: RenderOptions = {}): Promise<string> {
   if (format === 'json') return canonicalJson(host) + '\n';
-  if (format === 'yaml') return toYaml(host);
-  const booted = host.status.booted;
-  if (!booted) return 'System is not deployed via bootc.\n';
-  return humanEntry('Booted image', booted, '● ').join('\n') + '\n';
+  if (format === 'yaml') {
+    // Only YAML output pays for loading the yaml package (status wall time is a target).
+    const { stringify } = await import('yaml');
+    // No folding: a script reading one conflict per line must not get it split in two.
+    return stringify(host, { lineWidth: 0 });
+  }
+  return renderHumanReadable(host, options);
 }
 
-export interface LoadStatusOptions {
-  cmdlinePath?: string;
-  /** The physical root; in a booted system the addon initrd binds it at /sysroot. */
-  sysroot?: string;
-}
-
-export async function loadHostStatus(options: LoadStatusOptions = {}): Promise<BootcHost> {
-  const cmdline = await readFile(options.cmdlinePath ?? '/proc/cmdline', 'utf8');
-  const booted = bootedDeployment(cmdline);
-  if (!booted) return hostStatus(null);
-  const path = sysrootPaths(options.sysroot ?? '/sysroot').origin(booted.stateroot, booted.id);
-  return withContext(`Reading the booted deployment ${booted.stateroot}/${booted.id}`, async () =>
-    hostStatus(parseOrigin(await readFile(path, 'utf8'), path)),
-  );
+export async function loadHostStatus(locations: Partial<SysrootLocations> = {}): Promise<BootcHost> {
+  const cmdlinePath = locations.cmdlinePath ?? '/proc/cmdline';
+  if (!bootedDeployment(await readFile(cmdlinePath, 'utf8'))) return hostStatus(null);
+  const { HOST_LOCATIONS, loadDeployments } = await import('./deployments.js');
+  const loc: SysrootLocations = { ...HOST_LOCATIONS, ...locations, cmdlinePath };
+  return withContext(`Reading the status of the deployments under ${loc.sysroot}`, async () => {
+    const view = await loadDeployments(loc);
+    const etcConflicts: Record<string, string[]> = {};
+    for (const info of [view.staged, view.booted, view.rollback]) {
+      if (info) etcConflicts[refKey(info)] = await readEtcConflicts(loc.sysroot, info.ref.stateroot, info.ref.id);
+    }
+    return hostStatus(view, { cachedUpdate: await readCachedUpdate(loc.sysroot), etcConflicts });
+  });
 }
