@@ -254,12 +254,30 @@ export const commands: LazyCommand[] = [
       y
         .option('check', { type: 'boolean', default: false, describe: 'Only fetch the manifest and config and say whether an update is available' })
         .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the update once it is staged' })
+        .option('download-only', { type: 'boolean', default: false, describe: 'Download and stage the update, but do not apply it at the next shutdown' })
+        .option('from-downloaded', { type: 'boolean', default: false, describe: 'Apply the update staged by --download-only at the next reboot (no download)' })
         .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
         .option('store', { type: 'string', hidden: true, describe: 'Blob store for pulled images (default /var/cache/bootc/store)' })
         .option('progress-fd', { type: 'number', hidden: true, describe: 'Write progress as JSON lines to this file descriptor' }),
     handler: async (argv) => {
       const { runUpgrade } = await import('./upgrade.js');
       await runUpgrade(argv as unknown as import('./upgrade.js').UpgradeArgs);
+    },
+  },
+  {
+    command: 'switch <target>',
+    describe: 'Follow another image from now on: download and stage it; it boots at the next reboot',
+    builder: (y) =>
+      y
+        .positional('target', { type: 'string', demandOption: true, describe: 'The image to follow, e.g. quay.io/example/os:latest' })
+        .option('transport', { type: 'string', default: 'registry', describe: 'Transport of TARGET: registry, oci, oci-archive, docker-archive, containers-storage' })
+        .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the new image once it is staged' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+        .option('store', { type: 'string', hidden: true, describe: 'Blob store for pulled images (default /var/cache/bootc/store)' })
+        .option('progress-fd', { type: 'number', hidden: true, describe: 'Write progress as JSON lines to this file descriptor' }),
+    handler: async (argv) => {
+      const { runSwitch } = await import('./upgrade.js');
+      await runSwitch(argv as unknown as import('./upgrade.js').SwitchArgs);
     },
   },
   {

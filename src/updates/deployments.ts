@@ -49,6 +49,8 @@ export const stagedRecordSchema = z.object({
     initrd: z.string(),
     options: z.string(),
   }),
+  /** `bootc upgrade --download-only`: not finalised until `--from-downloaded` clears it. */
+  downloadOnly: z.boolean().optional(),
 });
 
 export type StagedRecord = z.infer<typeof stagedRecordSchema>;

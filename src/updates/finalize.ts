@@ -17,12 +17,15 @@
 import { rename, rm } from 'node:fs/promises';
 import { pathExists } from '../core/fs-probe.js';
 import { join } from 'node:path';
-import { invariant, withContext } from '../core/errors.js';
+import { invariant, UserError, withContext } from '../core/errors.js';
 import { info, warn } from '../core/log.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { describeEtcConflict } from './etc-merge.js';
 import { mergeEtc } from './etc-merge-apply.js';
-import { HOST_LOCATIONS, loadDeployments, type SysrootLocations } from './deployments.js';
+import { HOST_LOCATIONS, loadDeployments, type DeploymentRef, type SysrootLocations } from './deployments.js';
+import { collectGarbage } from './cleanup.js';
+import { acquireUpdateLock, updateLockPath } from './lock.js';
+import { recordEtcConflicts } from './update-records.js';
 import { writeEntryToBoot } from './upgrade.js';
 import { fsyncDir } from '../store/layout.js';
 
@@ -32,10 +35,49 @@ export interface FinalizeOptions {
   liveEtc?: string;
 }
 
-export type FinalizeOutcome = { kind: 'nothing-staged' } | { kind: 'finalized'; id: string; entryFileName: string; conflicts: string[] };
+export type FinalizeOutcome =
+  | { kind: 'nothing-staged' }
+  | { kind: 'download-only'; id: string }
+  | { kind: 'locked'; why: string }
+  | { kind: 'finalized'; id: string; entryFileName: string; conflicts: string[] };
 
+/**
+ * Under the update lock, so an upgrade that is still replacing the staged deployment is
+ * never finalised half-way: if one holds the lock, nothing is finalised and the current
+ * default boots again.
+ */
 export async function finalizeStaged(options: FinalizeOptions = {}): Promise<FinalizeOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
+  let lock;
+  try {
+    lock = await acquireUpdateLock(updateLockPath(loc.sysroot), 'bootc internals finalize-staged');
+  } catch (err) {
+    if (err instanceof UserError) return { kind: 'locked', why: err.message };
+    throw err;
+  }
+  try {
+    const outcome = await finalizeLocked(loc, options);
+    if (outcome.kind === 'finalized') {
+      // The new default and the deployment booted now (the rollback from the next boot on)
+      // stay; the previous rollback and everything only it used go.
+      const view = await loadDeployments(loc);
+      const keep = [view.booted, view.staged, ...view.order.slice(0, 1).map((e) => ({ ref: { stateroot: e.name.stateroot, id: e.name.deploymentId } }))]
+        .filter((d): d is { ref: DeploymentRef } => d !== null)
+        .map((d) => d.ref);
+      try {
+        const pruned = await collectGarbage(loc, { keep });
+        if (pruned.removed.length > 0) info(`Removed deployments: ${pruned.removed.join(', ')}`);
+      } catch (err) {
+        warn(`old deployments were not removed: ${(err as Error).message}`);
+      }
+    }
+    return outcome;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function finalizeLocked(loc: SysrootLocations, options: FinalizeOptions): Promise<FinalizeOutcome> {
   const view = await loadDeployments(loc);
   const staged = view.staged;
   const paths = sysrootPaths(loc.sysroot);
@@ -46,6 +88,10 @@ export async function finalizeStaged(options: FinalizeOptions = {}): Promise<Fin
   }
   const rec = view.stagedRecord;
   invariant(rec !== null, 'a staged deployment without its record');
+  if (rec.downloadOnly) {
+    info(`Staged deployment ${staged.ref.stateroot}/${staged.ref.id} was downloaded only; apply it with \`bootc upgrade --from-downloaded\``);
+    return { kind: 'download-only', id: staged.ref.id };
+  }
   if (staged.entry) {
     await rm(paths.staged, { force: true });
     return { kind: 'finalized', id: staged.ref.id, entryFileName: staged.entry.fileName, conflicts: [] };
@@ -73,6 +119,7 @@ export async function finalizeStaged(options: FinalizeOptions = {}): Promise<Fin
     } else {
       warn('no booted deployment: the staged deployment keeps its image /etc');
     }
+    await recordEtcConflicts(loc.sysroot, staged.ref.stateroot, staged.ref.id, conflicts);
     await writeEntryToBoot(loc.boot, rec.entryFileName, { ...rec.entry, version: String(view.nextVersion) });
     await rm(paths.staged, { force: true });
     await fsyncDir(paths.bootcDir);

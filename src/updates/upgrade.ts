@@ -17,28 +17,33 @@
 import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellation } from '../core/cancel.js';
-import { withContext } from '../core/errors.js';
+import { UserError, withContext } from '../core/errors.js';
+import { pathExists } from '../core/fs-probe.js';
 import { Progress } from '../core/progress.js';
 import { prepareDeploymentBoot, deploymentBootDir } from '../boot/deployment-boot.js';
 import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
-import { createDeployment, importImage } from '../deploy/deploy.js';
+import { createDeployment, imageCreated, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import type { Origin } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
-import { imageDir, storeLayout, tempNameFor, writeFileAtomic, fsyncDir } from '../store/layout.js';
+import { imageDir, layerIndexPath, storeLayout, tempNameFor, writeFileAtomic, fsyncDir } from '../store/layout.js';
 import { ENTRIES_DIR } from '../boot/bls.js';
 import {
   HOST_LOCATIONS,
   loadDeployments,
   renderStagedRecord,
   requireBooted,
+  type DeploymentRef,
+  type DeploymentsView,
   type DeploymentInfo,
   type SysrootLocations,
 } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
+import { pruneDeployments } from './cleanup.js';
+import { recordCachedUpdate } from './update-records.js';
 
 export const REBOOT_REQUIRED = '/run/reboot-required';
 
@@ -169,6 +174,12 @@ export async function discardDeployment(loc: SysrootLocations, info: DeploymentI
 
 export interface UpgradeOptions {
   check?: boolean;
+  /** Stage, but leave it out of finalisation until `fromDownloaded`. */
+  downloadOnly?: boolean;
+  /** Let the staged download-only deployment be finalised at the next shutdown. */
+  fromDownloaded?: boolean;
+  /** `bootc switch`: follow this image from now on. */
+  switchTo?: Origin['image'];
   /** Blob cache for pulled images. */
   storeDir: string;
   progress?: Progress;
@@ -183,25 +194,48 @@ export type UpgradeOutcome =
   | { kind: 'update-available'; text: string }
   | { kind: 'no-changes'; text: string }
   | { kind: 'already-staged'; text: string }
+  | { kind: 'unchanged-spec'; text: string }
   | { kind: 'staged'; text: string; stagedId: string };
+
+const sameImage = (a: Origin['image'], b: Origin['image']): boolean => a.image === b.image && a.transport === b.transport;
 
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
   const progress = options.progress ?? Progress.silent();
   // Checked before the lock too, so a system not deployed by bootc gets no /sysroot/bootc.
   requireBooted(await loadDeployments(loc));
-  return withUpdateLock(updateLockPath(loc.sysroot), options.command ?? 'bootc upgrade', async () => {
-    const view = await loadDeployments(loc);
+  const verb = options.switchTo ? 'bootc switch' : 'bootc upgrade';
+  return withUpdateLock(updateLockPath(loc.sysroot), options.command ?? verb, async () => {
+    let view = await loadDeployments(loc);
     const booted = requireBooted(view);
-    const target = booted.origin.image;
+    if (options.fromDownloaded) return applyDownloaded(loc, view, options);
+
+    // Leftovers of an update a crash cut short, and what the last finalisation left behind.
+    await pruneDeployments(loc, { keep: liveDeployments(view), leftovers: true });
+    view = await loadDeployments(loc);
+
+    const target = options.switchTo ?? (view.staged && !view.stagedRecord?.downloadOnly ? view.staged.origin.image : booted.origin.image);
+    const followed = view.staged?.origin.image ?? booted.origin.image;
+    if (options.switchTo && sameImage(options.switchTo, followed)) {
+      return { kind: 'unchanged-spec', text: 'Image specification is unchanged.\n' };
+    }
     const reference = parseReference(target.image, target.transport as Transport);
     const name = displayImage(target);
+    const switching = !sameImage(target, booted.origin.image);
 
     if (options.check) {
       const meta = await fetchManifestAndConfig(reference, { signal: cancellation.signal });
       if (meta.manifestDigest === booted.origin.manifestDigest || meta.manifestDigest === view.staged?.origin.manifestDigest) {
+        await recordCachedUpdate(loc.sysroot, null);
         return { kind: 'no-update', text: 'No update available.\n' };
       }
+      await recordCachedUpdate(loc.sysroot, {
+        image: { image: target.image, transport: target.transport },
+        version: imageVersion(meta.config) ?? null,
+        timestamp: imageCreated(meta.config),
+        imageDigest: meta.manifestDigest,
+        architecture: meta.config.architecture,
+      });
       const layers = layersOf(meta.layers);
       const diff = diffLayers(await bootedLayers(loc.sysroot, booted.origin.manifestDigest), layers);
       return {
@@ -210,11 +244,23 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
       };
     }
 
-    const pulled = await pullImage(reference, { cacheDir: options.storeDir, progress, signal: cancellation.signal });
-    if (pulled.manifestDigest === booted.origin.manifestDigest) {
+    const layout = storeLayout(loc.sysroot);
+    const pulled = await pullImage(reference, {
+      cacheDir: options.storeDir,
+      progress,
+      signal: cancellation.signal,
+      // Layers an earlier deployment brought are in the store already: only new ones travel.
+      alreadyHave: (layer) => pathExists(layerIndexPath(layout, layer.diffId)),
+    });
+    if (!switching && pulled.manifestDigest === booted.origin.manifestDigest) {
+      if (view.staged) await dropStaged(loc, view.staged);
+      await recordCachedUpdate(loc.sysroot, null);
       return { kind: 'no-changes', text: `No changes in: ${name}\n` };
     }
-    if (view.staged && pulled.manifestDigest === view.staged.origin.manifestDigest) {
+    if (view.staged && pulled.manifestDigest === view.staged.origin.manifestDigest && sameImage(view.staged.origin.image, target)) {
+      if (Boolean(view.stagedRecord?.downloadOnly) !== Boolean(options.downloadOnly)) {
+        await setDownloadOnly(loc, view, Boolean(options.downloadOnly));
+      }
       return { kind: 'already-staged', text: 'Staged update present, not changed.\n' };
     }
     cancellation.check();
@@ -250,7 +296,13 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
           if (at >= 0) prepared.kernelArguments.splice(at, 1, ...(root ? [root] : []));
           for (const file of prepared.files) await copyToBoot(file.hostPath, loc.boot, file.path);
           const { version: _unset, ...entry } = prepared.entry;
-          return { stateroot: deployment.stateroot, id: deployment.id, entryFileName: prepared.entryFileName, entry: { ...entry, options: prepared.kernelArguments.join(' ') } };
+          return {
+            stateroot: deployment.stateroot,
+            id: deployment.id,
+            entryFileName: prepared.entryFileName,
+            entry: { ...entry, options: prepared.kernelArguments.join(' ') },
+            ...(options.downloadOnly ? { downloadOnly: true } : {}),
+          };
         } finally {
           await rm(work, { recursive: true, force: true });
         }
@@ -262,14 +314,51 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     }
     // The new record already points elsewhere, so the old staged deployment is garbage now.
     if (view.staged) await discardDeployment(loc, view.staged);
-    await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
+    await recordCachedUpdate(loc.sysroot, null);
+    if (!options.downloadOnly) await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
 
     const layers = layersOf(pulled.layers);
     const diff = diffLayers(await bootedLayers(loc.sysroot, booted.origin.manifestDigest), layers);
+    const headline = options.downloadOnly ? 'Downloaded, not applied until `bootc upgrade --from-downloaded`' : 'Queued for next boot';
     return {
       kind: 'staged',
       stagedId: deployment.id,
-      text: renderImageHeader('Queued for next boot', target, imageVersion(pulled.config), pulled.manifestDigest) + renderLayerDiff(layers, diff),
+      text: renderImageHeader(headline, target, imageVersion(pulled.config), pulled.manifestDigest) + renderLayerDiff(layers, diff),
     };
   });
+}
+
+/** Booted, rollback and staged: what GC keeps. */
+export function liveDeployments(view: DeploymentsView): DeploymentRef[] {
+  return [view.booted, view.rollback, view.staged].filter((d): d is DeploymentInfo => d !== null).map((d) => d.ref);
+}
+
+async function dropStaged(loc: SysrootLocations, staged: DeploymentInfo): Promise<void> {
+  await rm(sysrootPaths(loc.sysroot).staged, { force: true });
+  await discardDeployment(loc, staged);
+}
+
+async function setDownloadOnly(loc: SysrootLocations, view: DeploymentsView, downloadOnly: boolean): Promise<void> {
+  const rec = view.stagedRecord;
+  if (!rec) return;
+  const { downloadOnly: _old, ...rest } = rec;
+  await writeFileAtomic(sysrootPaths(loc.sysroot).staged, renderStagedRecord(downloadOnly ? { ...rest, downloadOnly: true } : rest), 0o644);
+}
+
+/** `--from-downloaded`: the staged deployment is finalised at the next shutdown after all. */
+async function applyDownloaded(loc: SysrootLocations, view: DeploymentsView, options: UpgradeOptions): Promise<UpgradeOutcome> {
+  if (!view.staged || !view.stagedRecord) {
+    throw new UserError('No staged deployment to apply', { hint: 'download one first with `bootc upgrade --download-only`' });
+  }
+  const image = view.staged.origin.image;
+  if (!view.stagedRecord.downloadOnly) {
+    return { kind: 'already-staged', text: `Staged deployment is already set to be applied at the next boot: ${displayImage(image)}\n` };
+  }
+  await setDownloadOnly(loc, view, false);
+  await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
+  return {
+    kind: 'staged',
+    stagedId: view.staged.ref.id,
+    text: renderImageHeader('Queued for next boot', image, view.staged.origin.imageVersion ?? undefined, view.staged.origin.manifestDigest),
+  };
 }

@@ -1,0 +1,96 @@
+/**
+ * Garbage collection of deployments after an update (upstream: keep booted, rollback,
+ * staged and pinned; everything else goes).
+ *
+ * A deployment is removed in the reverse of the order it was made, so a crash at any point
+ * leaves nothing that points at something missing:
+ *
+ *   1. its boot entry (from then on nothing boots it)
+ *   2. its kernel and initrd on the ESP
+ *   3. its origin record (from then on it is no longer a deployment, only a directory)
+ *   4. its checkout and /etc-conflicts record
+ *
+ * Then the store drops the images no remaining deployment uses, their layers and objects.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readdirOrEmpty } from '../core/fs-probe.js';
+import { debug, warn } from '../core/log.js';
+import { ENTRIES_DIR } from '../boot/bls.js';
+import { deploymentBootDir } from '../boot/deployment-boot.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import { gcStore, formatGcSummary } from '../store/gc.js';
+import { fsyncDir } from '../store/layout.js';
+import { loadSysrootState, type DeploymentRef, type SysrootLocations } from './deployments.js';
+
+export interface PruneOptions {
+  /** Deployments that stay; every other deployment with an origin goes. */
+  keep: readonly DeploymentRef[];
+  /**
+   * Also remove checkouts without an origin and ESP directories of no deployment: leftovers
+   * of a crashed update. Only under the update lock, where no update is half-way through
+   * making them.
+   */
+  leftovers?: boolean;
+}
+
+export interface PruneResult {
+  removed: string[];
+  leftoversRemoved: string[];
+}
+
+const key = (ref: DeploymentRef): string => `${ref.stateroot}/${ref.id}`;
+
+export async function pruneDeployments(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
+  const state = await loadSysrootState(loc);
+  const paths = sysrootPaths(loc.sysroot);
+  const keep = new Set(options.keep.map(key));
+  const removed: string[] = [];
+  for (const origin of state.origins) {
+    if (keep.has(key(origin))) continue;
+    const entries = state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id);
+    for (const entry of entries) await rm(join(loc.boot, ENTRIES_DIR, entry.fileName), { force: true });
+    if (entries.length > 0) await fsyncDir(join(loc.boot, ENTRIES_DIR));
+    await rm(join(loc.boot, deploymentBootDir(origin.id)), { recursive: true, force: true });
+    await rm(paths.origin(origin.stateroot, origin.id), { force: true });
+    await fsyncDir(paths.deployDir(origin.stateroot));
+    await rm(paths.deployment(origin.stateroot, origin.id), { recursive: true, force: true });
+    await rm(paths.etcConflicts(origin.stateroot, origin.id), { force: true });
+    removed.push(key(origin));
+  }
+  const leftoversRemoved: string[] = [];
+  if (options.leftovers) {
+    for (const stateroot of await readdirOrEmpty(join(paths.bootcDir, 'deploy'))) {
+      for (const name of await readdirOrEmpty(paths.deployDir(stateroot))) {
+        // Checkouts only: the records beside them (<id>.origin, ...) are not ids.
+        if (!/^[0-9a-f]{12}\.\d+$/.test(name) || keep.has(`${stateroot}/${name}`)) continue;
+        await rm(paths.deployment(stateroot, name), { recursive: true, force: true });
+        leftoversRemoved.push(`${stateroot}/${name}`);
+      }
+    }
+    const liveIds = new Set(options.keep.map((ref) => ref.id));
+    for (const id of await readdirOrEmpty(join(loc.boot, 'bootc'))) {
+      if (liveIds.has(id)) continue;
+      await rm(join(loc.boot, deploymentBootDir(id)), { recursive: true, force: true });
+      leftoversRemoved.push(`ESP bootc/${id}`);
+    }
+  }
+  return { removed, leftoversRemoved };
+}
+
+/**
+ * Deployments, then the store. A store that cannot be collected now (an import running, a
+ * damaged image) is left for the next update: the deployments are already gone and the
+ * space comes back then.
+ */
+export async function collectGarbage(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
+  const pruned = await pruneDeployments(loc, options);
+  const remaining = (await loadSysrootState(loc)).origins;
+  try {
+    const gc = await gcStore(loc.sysroot, remaining.map((o) => o.manifestDigest));
+    debug(`store: ${formatGcSummary(gc)}`);
+  } catch (err) {
+    warn(`the store was not collected this time: ${(err as Error).message}`);
+  }
+  return pruned;
+}
