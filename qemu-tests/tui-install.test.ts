@@ -61,6 +61,7 @@ async function waitForScreen(what: string | RegExp, timeoutMs = 120_000): Promis
 
 /** Runs the CLI in a fresh 80x25 tmux session; its exit code is printed after it ends. */
 function startInstaller(args: string[]): void {
+  endInstaller();
   const command = ['node', '--import', 'tsx', 'src/cli.ts', 'install', ...args].map((a) => `'${a}'`).join(' ');
   tmux('new-session', '-d', '-x', '80', '-y', '25', '-s', SESSION, '-c', process.cwd(), `${command}; echo BOOTC-EXIT=$?; sleep 3600`);
 }
@@ -79,19 +80,26 @@ async function sha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** On the disk screen: move the highlight (Down, wrapping back with Up) to the row `wanted` accepts. */
+const selectedRow = (): string | undefined =>
+  screen()
+    .split('\n')
+    .find((l) => l.startsWith('> /dev/'));
+
+/** On the disk screen: move the highlight (Down, then back Up) to the row `wanted` accepts. */
 async function highlightDisk(wanted: (row: string) => boolean): Promise<string> {
   await waitForScreen('2/5 Disk');
   for (const direction of ['Down', 'Up']) {
     for (let i = 0; i < 64; i++) {
-      const selected = screen()
-        .split('\n')
-        .find((l) => l.startsWith('> /dev/'));
-      if (selected && wanted(selected)) return selected;
-      const before = selected;
+      const before = selectedRow();
+      if (before && wanted(before)) return before;
       keys(direction);
-      await new Promise((r) => setTimeout(r, 200));
-      if (screen().split('\n').find((l) => l.startsWith('> /dev/')) === before) break;
+      // The end of the list is where a key no longer moves the highlight (a loaded machine redraws slowly).
+      let moved = false;
+      for (let t = 0; t < 20 && !moved; t++) {
+        await new Promise((r) => setTimeout(r, 250));
+        moved = selectedRow() !== before;
+      }
+      if (!moved) break;
     }
   }
   throw new Error(`no such disk on the disk screen:\n${screen()}`);

@@ -15,7 +15,7 @@ import { toolVersion } from './version.js';
 import { signingKeyFromFlags } from '../uki/uki.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';
-import { withAnswersFile } from '../install/answers.js';
+import { addUserToInstalledDisk, withAnswersFile, type AnswerUser } from '../install/answers.js';
 import { pullImage } from '../oci/pull.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
 
@@ -96,7 +96,7 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
 }
 
 export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
-  const args = given.config !== undefined ? await withAnswersFile(given, given.config) : given;
+  const args: ToDiskArgs & { answerUser?: AnswerUser } = given.config !== undefined ? await withAnswersFile(given, given.config) : given;
   if (args.device === undefined) {
     throw new UserError('no disk to install to', { hint: 'name it, e.g. `bootc install to-disk /dev/vdb`, or give an answers file with --config' });
   }
@@ -125,6 +125,9 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
       installerVersion: toolVersion(),
       progress,
     });
+    if (args.answerUser !== undefined) {
+      await addUserToInstalledDisk(resolve(device), args.viaLoopback, result.layout.root, result.deployment, args.answerUser);
+    }
     await progress.close();
     process.stdout.write(
       [

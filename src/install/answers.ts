@@ -11,14 +11,19 @@
  * the install medium). The parts here are pure: parsing, rendering, the disk inventory
  * from lsblk text, and matching; `readDiskInventory` is the thin loader.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rmdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
-import { formatSize } from '../disk/gpt.js';
+import { formatSize, type PlannedPartition } from '../disk/gpt.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import { writeFileAtomic } from '../store/layout.js';
+import { attachLoopDevice, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 import { checkInstallTarget, rootDeviceNumbers, walkDevices, type LsblkDevice } from './block-device.js';
 import { ROOT_FS_TYPES, type InstallFsType } from './config.js';
+import { addUser, isPasswordHash } from '../deploy/users.js';
 import { parseRootSize } from './to-disk.js';
 
 export type DiskSelector =
@@ -39,11 +44,29 @@ export interface InstallAnswers {
   rootSshAuthorizedKeys?: string;
   hostname?: string;
   stateroot?: string;
+  /** A login account added to the installed system. */
+  user?: AnswerUser;
+}
+
+export interface AnswerUser {
+  name: string;
+  /** crypt(3) hash, e.g. from `openssl passwd -6`; never a plain password in a saved file. */
+  passwordHash: string;
+  groups: string[];
 }
 
 const HINT =
   'an answers file has [image] source, [disk] with one of path, serial, wwn, model or size ("largest"/"smallest") and wipe, ' +
-  'and [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot (the installer writes one with "Save answers")';
+  'and [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot, user, user-password-hash, user-groups (the installer writes one with "Save answers")';
+
+/** A login name useradd accepts on Debian and Fedora alike. */
+export function checkUserName(name: string): string | null {
+  return /^[a-z_][a-z0-9_-]{0,31}$/.test(name) ? null : `"${name}" is not a valid user name (lower-case letters, digits, "_" and "-", starting with a letter or "_", at most 32)`;
+}
+
+export function checkPasswordHash(hash: string): string | null {
+  return isPasswordHash(hash) ? null : 'the password must be given as a crypt(3) hash ("$6$..." or "$y$..."), e.g. from `openssl passwd -6`';
+}
 
 /** RFC 1123 host name: labels of letters, digits and inner hyphens. */
 const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -77,6 +100,9 @@ const answersSchema = z
         'root-ssh-authorized-keys': str.optional(),
         hostname: str.optional(),
         stateroot: str.optional(),
+        user: str.optional(),
+        'user-password-hash': str.optional(),
+        'user-groups': z.array(str).optional(),
       })
       .strict()
       .optional(),
@@ -111,6 +137,15 @@ export function parseAnswers(file: string, text: string): InstallAnswers {
     const bad = checkHostname(options.hostname);
     if (bad) throw new UserError(`${file}: ${bad}`, { hint: HINT });
   }
+  let user: AnswerUser | undefined;
+  if (options.user !== undefined || options['user-password-hash'] !== undefined) {
+    if (options.user === undefined || options['user-password-hash'] === undefined) {
+      throw new UserError(`${file}: [options] user and user-password-hash go together`, { hint: HINT });
+    }
+    const bad = checkUserName(options.user) ?? checkPasswordHash(options['user-password-hash']);
+    if (bad) throw new UserError(`${file}: ${bad}`, { hint: HINT });
+    user = { name: options.user, passwordHash: options['user-password-hash'], groups: options['user-groups'] ?? [] };
+  }
   return {
     source: image.source,
     ...(image.target !== undefined ? { target: image.target } : {}),
@@ -122,6 +157,7 @@ export function parseAnswers(file: string, text: string): InstallAnswers {
     ...(options['root-ssh-authorized-keys'] !== undefined ? { rootSshAuthorizedKeys: options['root-ssh-authorized-keys'] } : {}),
     ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
     ...(options.stateroot !== undefined ? { stateroot: options.stateroot } : {}),
+    ...(user !== undefined ? { user } : {}),
   };
 }
 
@@ -141,6 +177,10 @@ export function renderAnswers(a: InstallAnswers): string {
   if (a.rootSshAuthorizedKeys !== undefined) lines.push(`root-ssh-authorized-keys = ${tomlString(a.rootSshAuthorizedKeys)}`);
   if (a.hostname !== undefined) lines.push(`hostname = ${tomlString(a.hostname)}`);
   if (a.stateroot !== undefined) lines.push(`stateroot = ${tomlString(a.stateroot)}`);
+  if (a.user !== undefined) {
+    lines.push(`user = ${tomlString(a.user.name)}`, `user-password-hash = ${tomlString(a.user.passwordHash)}`);
+    if (a.user.groups.length > 0) lines.push(`user-groups = [${a.user.groups.map(tomlString).join(', ')}]`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -369,10 +409,63 @@ export function applyAnswers<T extends ToDiskFlags>(flags: T, answers: InstallAn
 }
 
 /** Loader for replay: the answers file, and the disk its selector names unless DEVICE was given. */
-export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: string): Promise<T> {
+export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: string): Promise<T & { answerUser?: AnswerUser }> {
   const answers = await loadAnswers(file);
-  if (flags.device !== undefined) return applyAnswers(flags, answers, flags.device);
+  const user = answers.user !== undefined ? { answerUser: answers.user } : {};
+  if (flags.device !== undefined) return { ...applyAnswers(flags, answers, flags.device), ...user };
   const disks = await readDiskInventory(flags.sourceImgref ?? answers.source);
   const disk = await withContext(`Choosing the disk of ${file}`, async () => matchDisk(answers.disk, disks));
-  return applyAnswers(flags, answers, disk.path);
+  return { ...applyAnswers(flags, answers, disk.path), ...user };
+}
+
+// ---- after the install: the answers' user account ---------------------------------------
+
+/** Where the root is mounted again to add the user, beside install's own mounts. */
+const USER_MOUNTS_DIR = '/run/bootc/mounts';
+
+/**
+ * Adds `user` to the installed deployment's /etc (its home under the stateroot's /var),
+ * on a disk `install to-disk` has just written: the root partition is mounted again for
+ * this and unmounted after. `disk` is the block device (or, with `viaLoopback`, the file).
+ */
+export async function addUserToInstalledDisk(
+  disk: string,
+  viaLoopback: boolean,
+  root: PlannedPartition,
+  deployment: { stateroot: string; id: string },
+  user: AnswerUser,
+): Promise<void> {
+  await withContext(`Adding user ${user.name} to the installed system on ${disk}`, async () => {
+    const loop = viaLoopback ? await attachLoopDevice(disk) : undefined;
+    let nodes: PartitionNodes | undefined;
+    let mountDir: string | undefined;
+    let mounted = false;
+    try {
+      nodes = await openPartitionNodes(loop ?? disk, [root]);
+      await mkdir(USER_MOUNTS_DIR, { recursive: true, mode: 0o755 });
+      mountDir = await mkdtemp(join(USER_MOUNTS_DIR, 'rootfs-user-'));
+      await run({ description: `Mounting the installed root ${nodes.nodes.get(root.number)}`, argv: ['mount', nodes.nodes.get(root.number)!, mountDir] });
+      mounted = true;
+      const paths = sysrootPaths(mountDir);
+      const etc = join(paths.deployment(deployment.stateroot, deployment.id), 'etc');
+      const read = (name: string): Promise<string> => readFile(join(etc, name), 'utf8').catch(() => '');
+      const added = addUser({ passwd: await read('passwd'), shadow: await read('shadow'), group: await read('group') }, { name: user.name, passwordHash: user.passwordHash, groups: user.groups });
+      // A new file is root's: keep the owner the image gave (shadow is group "shadow" on Debian).
+      for (const [name, text, mode] of [['passwd', added.files.passwd, 0o644], ['group', added.files.group, 0o644], ['shadow', added.files.shadow, 0o640]] as const) {
+        const owner = await stat(join(etc, name)).catch(() => null);
+        await writeFileAtomic(join(etc, name), text, owner ? owner.mode & 0o7777 : mode);
+        if (owner) await chown(join(etc, name), owner.uid, owner.gid);
+      }
+      // /home is a link into /var on bootc systems: the home lives in the stateroot's /var.
+      const home = join(paths.stateVar(deployment.stateroot), added.home.replace(/^\/var\//, '').replace(/^\//, ''));
+      await mkdir(home, { recursive: true, mode: 0o700 });
+      await chown(home, added.uid, added.gid);
+      await run({ description: `Flushing ${mountDir}`, argv: ['sync', '-f', mountDir] });
+    } finally {
+      if (mounted) await run({ description: `Unmounting ${mountDir}`, argv: ['umount', mountDir!] });
+      if (mountDir) await rmdir(mountDir).catch(() => undefined);
+      if (nodes) await nodes.release();
+      if (loop) await detachLoopDevice(loop);
+    }
+  });
 }

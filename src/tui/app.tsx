@@ -9,7 +9,7 @@ import { KeyRouterProvider, useKeys } from './keys.js';
 import { EXIT, reportError } from '../cli/handler.js';
 import { UserError } from '../core/errors.js';
 import { Progress, type ProgressEvent } from '../core/progress.js';
-import { checkHostname, renderAnswers, type DiskCandidate } from '../install/answers.js';
+import { checkHostname, checkPasswordHash, checkUserName, renderAnswers, type AnswerUser, type DiskCandidate } from '../install/answers.js';
 import { parseRootSize } from '../install/to-disk.js';
 import { answersOf, renderPlan, splitKargs, type InstallChoices } from './choices.js';
 import { LogPane } from './log-pane.js';
@@ -164,6 +164,14 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
         const unreadable = await services.checkReadable(keyFile);
         if (unreadable) throw new UserError(`root SSH keys file ${keyFile}: ${unreadable}`, { hint: 'give a file in authorized_keys format, or leave it empty' });
       }
+      const userName = options.userName.trim();
+      const hash = options.userPasswordHash.trim();
+      let user: AnswerUser | undefined;
+      if (userName !== '' || hash !== '') {
+        const bad = userName === '' ? 'a password hash without a user name' : checkUserName(userName) ?? checkPasswordHash(hash);
+        if (bad) throw new UserError(bad, { hint: 'leave both user fields empty to add no user; make a hash with `openssl passwd -6`' });
+        user = { name: userName, passwordHash: hash, groups: [] };
+      }
       const c: InstallChoices = {
         source,
         disk,
@@ -173,6 +181,7 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
         ...(keyFile !== '' ? { rootSshAuthorizedKeys: keyFile } : {}),
         ...(hostname !== '' ? { hostname } : {}),
         ...(defaults.stateroot !== undefined ? { stateroot: defaults.stateroot } : {}),
+        ...(user !== undefined ? { user } : {}),
       };
       setPlanLines(renderPlan(c));
       setChoices(c);

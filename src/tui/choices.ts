@@ -3,7 +3,7 @@
  * lines (what is erased, what is created), the answers file, and the typed confirmation.
  */
 import { humanBytes as formatSize } from '../core/progress.js';
-import { answerKargs, selectorFor, type DiskCandidate, type InstallAnswers } from '../install/answers.js';
+import { answerKargs, selectorFor, type AnswerUser, type DiskCandidate, type InstallAnswers } from '../install/answers.js';
 import type { InstallFsType } from '../install/config.js';
 import { parseRootSize, planInstallLayout } from '../install/to-disk.js';
 
@@ -17,6 +17,7 @@ export interface InstallChoices {
   rootSshAuthorizedKeys?: string;
   hostname?: string;
   stateroot?: string;
+  user?: AnswerUser;
 }
 
 /** Kernel arguments as typed on one line: split on blanks, keeping "quoted values" whole. */
@@ -54,6 +55,7 @@ export function renderPlan(c: InstallChoices): string[] {
     ...(c.hostname !== undefined ? [`  host name: ${c.hostname}`] : []),
     ...(c.rootSshAuthorizedKeys !== undefined ? [`  root SSH keys from ${c.rootSshAuthorizedKeys}`] : []),
     ...(c.stateroot !== undefined ? [`  stateroot: ${c.stateroot}`] : []),
+    ...(c.user !== undefined ? [`  user: ${c.user.name} (password hash given${c.user.groups.length > 0 ? `, groups ${c.user.groups.join(',')}` : ''})`] : []),
   );
   return lines;
 }
@@ -75,5 +77,6 @@ export function answersOf(c: InstallChoices): InstallAnswers {
     ...(c.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeys: c.rootSshAuthorizedKeys } : {}),
     ...(c.hostname !== undefined ? { hostname: c.hostname } : {}),
     ...(c.stateroot !== undefined ? { stateroot: c.stateroot } : {}),
+    ...(c.user !== undefined ? { user: c.user } : {}),
   };
 }

@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { cancellation } from '../core/cancel.js';
 import { run } from '../core/exec.js';
 import { hostRustArch } from '../boot/kargs.js';
-import { answerKargs, readDiskInventory } from '../install/answers.js';
+import { addUserToInstalledDisk, answerKargs, readDiskInventory } from '../install/answers.js';
 import { chooseRootFsType } from '../install/config.js';
 import { loadInstallConfig } from '../install/config-files.js';
 import { readImageFacts } from '../install/image-facts.js';
@@ -123,6 +123,7 @@ export class Machine implements InstallerServices {
       installerVersion: toolVersion(),
       progress,
     });
+    if (c.user !== undefined) await addUserToInstalledDisk(c.disk.path, false, result.layout.root, result.deployment, c.user);
     return {
       summary: [
         `Image: ${c.source}`,
@@ -130,6 +131,7 @@ export class Machine implements InstallerServices {
         `Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
         `Root filesystem: ${result.rootFsType} UUID=${result.rootFsUuid}`,
         `Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
+        ...(c.user !== undefined ? [`User: ${c.user.name}`] : []),
       ],
     };
   }

@@ -16,11 +16,13 @@ export interface OptionsValues {
   kargs: string;
   hostname: string;
   sshKeyFile: string;
+  userName: string;
+  userPasswordHash: string;
   answersFile: string;
 }
 
 export function defaultOptions(d: ImageDefaults): OptionsValues {
-  return { filesystem: d.filesystem, rootSize: '', kargs: '', hostname: '', sshKeyFile: '', answersFile: '' };
+  return { filesystem: d.filesystem, rootSize: '', kargs: '', hostname: '', sshKeyFile: '', userName: '', userPasswordHash: '', answersFile: '' };
 }
 
 type TextField = Exclude<keyof OptionsValues, 'filesystem'>;
@@ -30,6 +32,8 @@ const FIELDS: Array<{ key: keyof OptionsValues; label: string; placeholder?: str
   { key: 'kargs', label: 'Kernel arguments', placeholder: 'none added' },
   { key: 'hostname', label: 'Host name', placeholder: 'the image\'s' },
   { key: 'sshKeyFile', label: 'Root SSH keys file', placeholder: 'none (e.g. /root/.ssh/id_ed25519.pub)' },
+  { key: 'userName', label: 'Add user', placeholder: 'none (e.g. admin)' },
+  { key: 'userPasswordHash', label: 'User password hash', placeholder: 'crypt(3) hash: openssl passwd -6' },
   { key: 'answersFile', label: 'Save answers to', placeholder: 'do not save (e.g. /root/answers.toml)' },
 ];
 

@@ -125,6 +125,7 @@ describe('answers file', () => {
     rootSshAuthorizedKeys: '/root/.ssh/id_ed25519.pub',
     hostname: 'box1',
     stateroot: 'default',
+    user: { name: 'admin', passwordHash: '$6$salt$hash', groups: ['sudo'] },
   };
 
   it('round-trips through render and parse', () => {
@@ -154,6 +155,9 @@ describe('answers file', () => {
         'root-ssh-authorized-keys = "/root/.ssh/id_ed25519.pub"',
         'hostname = "box1"',
         'stateroot = "default"',
+        'user = "admin"',
+        'user-password-hash = "$6$salt$hash"',
+        'user-groups = ["sudo"]',
         '',
       ].join('\n'),
     );
@@ -168,6 +172,9 @@ describe('answers file', () => {
     ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nroot-size = "big"\n', /invalid --root-size "big"/],
     ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nhostname = "-bad"\n', /"-bad" is not a valid host name/],
     ['[image\n', /answers.toml is not valid TOML/],
+    ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nuser = "admin"\n', /user and user-password-hash go together/],
+    ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nuser = "admin"\nuser-password-hash = "hunter2"\n', /crypt\(3\) hash/],
+    ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nuser = "Root Admin"\nuser-password-hash = "$6$a$b"\n', /not a valid user name/],
   ])('refuses %j', (text, message) => {
     expect(() => parseAnswers('answers.toml', text)).toThrow(message);
   });

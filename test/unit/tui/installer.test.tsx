@@ -216,11 +216,17 @@ describe('options screen', () => {
     await s.press(KEY.backspace, KEY.backspace, 'box1', KEY.down, '/root/nokey', KEY.enter);
     expect(await s.until('no such file')).toContain('root SSH keys file /root/nokey: no such file');
     for (let i = 0; i < '/root/nokey'.length; i++) await s.press(KEY.backspace);
-    await s.press('/root/key.pub', KEY.enter);
+    await s.press('/root/key.pub', KEY.down, 'Admin', KEY.enter);
+    expect(await s.until('error:')).toContain('"Admin" is not a valid user name');
+    await s.press(KEY.backspace, KEY.backspace, KEY.backspace, KEY.backspace, KEY.backspace, 'admin', KEY.down, 'secret', KEY.enter);
+    expect(await s.until('crypt(3)')).toContain('the password must be given as a crypt(3) hash');
+    for (let i = 0; i < 'secret'.length; i++) await s.press(KEY.backspace);
+    await s.press('$y$j9T$salt$hash', KEY.enter);
     const plan = await s.until('4/5 Plan');
     expect(plan).toContain('  2  20.0 GiB  root, xfs');
     expect(plan).toContain('  host name: box1');
     expect(plan).toContain('  root SSH keys from /root/key.pub');
+    expect(plan).toContain('  user: admin (password hash given)');
   });
 });
 
@@ -350,8 +356,8 @@ describe('install', () => {
     await s.until('2/5 Disk');
     await s.press(KEY.enter);
     await s.until('3/5 Options');
-    await s.press(KEY.down, KEY.down, 'quiet', KEY.down, 'box1', KEY.down, KEY.down, '/root/answers.toml', KEY.enter);
-    await s.until('4/5 Plan');
+    await s.press(KEY.down, KEY.down, 'quiet', KEY.down, 'box1', KEY.down, KEY.down, 'admin', KEY.down, '$6$salt$hash', KEY.down, '/root/answers.toml', KEY.enter);
+    expect(await s.until('4/5 Plan')).toContain('  user: admin (password hash given)');
     await s.press(KEY.enter);
     await s.until('5/5 Confirm');
     await s.press('yes', KEY.enter);
@@ -366,7 +372,9 @@ describe('install', () => {
       filesystem: 'xfs',
       kargs: ['quiet'],
       hostname: 'box1',
+      user: { name: 'admin', passwordHash: '$6$salt$hash', groups: [] },
     });
+    expect(machine.installs[0]!.user).toEqual({ name: 'admin', passwordHash: '$6$salt$hash', groups: [] });
   });
 
   it('once writing started, Esc/Ctrl-C ask first; n goes on, y stops and the failure screen names the log', async () => {
