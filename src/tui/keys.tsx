@@ -3,9 +3,11 @@
  * runs some time after a render, so a key arriving right after a screen change (a burst
  * from a paste, `tmux send-keys`, a serial line catching up) could reach the old screen or
  * nobody. Here one subscription routes each key to handlers registered during render and
- * removed when their component unmounts (layout effect: at commit, not later).
+ * removed when their component unmounts (layout effect: at commit, not later); screens
+ * keep what their handlers read in useStateRef, so a key sees the previous key's effect
+ * even before React has rendered it.
  */
-import { createContext, useContext, useLayoutEffect, useRef, type ReactNode } from 'react';
+import { createContext, useCallback, useContext, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { useInput, type Key } from 'ink';
 import { BugError } from '../core/errors.js';
 
@@ -48,4 +50,19 @@ export function useKeys(handler: KeyHandler, active = true): void {
       router.handlers.delete(mine);
     };
   }, [router]);
+}
+
+/**
+ * State whose latest value key handlers read at once: when keys come faster than renders,
+ * the second key must see what the first one did (the field it moved to, the text so far).
+ */
+export function useStateRef<T>(initial: T): [T, (next: T | ((prev: T) => T)) => T, { readonly current: T }] {
+  const [value, setValue] = useState(initial);
+  const ref = useRef(value);
+  const set = useCallback((next: T | ((prev: T) => T)): T => {
+    ref.current = typeof next === 'function' ? (next as (prev: T) => T)(ref.current) : next;
+    setValue(ref.current);
+    return ref.current;
+  }, []);
+  return [value, set, ref];
 }

@@ -1,44 +1,39 @@
 /**
  * A one-line text field typed at the end (no cursor movement: keeps serial consoles simple).
- * Esc, Tab and Ctrl-keys are left to the screen and the installer.
+ * The screen owns the keys: `editText` is the pure edit, `TextField` only draws. Esc, Tab,
+ * arrows and Ctrl-keys are not text and are left to the screen.
  */
 import { Text } from 'ink';
-import { useKeys } from './keys.js';
+import type { Key } from 'ink';
 import { useTheme } from './theme.js';
 
-export interface TextInputProps {
+export interface TextEdit {
   value: string;
-  onChange: (value: string) => void;
-  onSubmit?: (value: string) => void;
+  /** Enter (or a newline inside a burst of typed text) submits. */
+  submit: boolean;
+}
+
+/** The field after one key; null when the key is not for the text field. */
+export function editText(value: string, input: string, key: Key): TextEdit | null {
+  if (key.return) return { value, submit: true };
+  if (key.backspace || key.delete) return { value: value.slice(0, -1), submit: false };
+  if (key.escape || key.tab || key.ctrl || key.meta || key.upArrow || key.downArrow || key.leftArrow || key.rightArrow || key.pageUp || key.pageDown) return null;
+  // Keys sent in a burst (a paste) can arrive as one chunk; a newline in it submits.
+  const end = input.search(/[\r\n]/);
+  const typed = end === -1 ? input : input.slice(0, end);
+  if (typed === '' && end === -1) return null;
+  return { value: value + typed, submit: end !== -1 };
+}
+
+export interface TextFieldProps {
+  value: string;
   active: boolean;
   /** Shown dimmed while the field is empty. */
   placeholder?: string;
-  /** Hide what is typed (never used for passwords here, kept for hashes pasted in). */
-  mask?: boolean;
 }
 
-export function TextInput({ value, onChange, onSubmit, active, placeholder, mask = false }: TextInputProps) {
+export function TextField({ value, active, placeholder }: TextFieldProps) {
   const { plain } = useTheme();
-  useKeys(
-    (input, key) => {
-      if (key.return) {
-        onSubmit?.(value);
-        return;
-      }
-      if (key.backspace || key.delete) {
-        onChange(value.slice(0, -1));
-        return;
-      }
-      if (key.escape || key.tab || key.ctrl || key.meta || key.upArrow || key.downArrow || key.leftArrow || key.rightArrow || key.pageUp || key.pageDown) return;
-      // Keys sent in a burst (a paste, tmux send-keys) arrive as one chunk; a newline in it submits.
-      const end = input.search(/[\r\n]/);
-      const typed = end === -1 ? input : input.slice(0, end);
-      if (typed !== '') onChange(value + typed);
-      if (end !== -1) onSubmit?.(value + typed);
-    },
-    active,
-  );
-  const shown = mask ? '*'.repeat(value.length) : value;
   const cursor = active ? '_' : '';
   if (value === '' && placeholder !== undefined) {
     return (
@@ -48,5 +43,5 @@ export function TextInput({ value, onChange, onSubmit, active, placeholder, mask
       </Text>
     );
   }
-  return <Text wrap="truncate-start">{shown + cursor}</Text>;
+  return <Text wrap="truncate-start">{value + cursor}</Text>;
 }

@@ -4,17 +4,24 @@
  */
 import { useState } from 'react';
 import { Box, Text } from 'ink';
-import { useKeys } from '../keys.js';
+import { useKeys, useStateRef } from '../keys.js';
 import type { DiskCandidate } from '../../install/answers.js';
 import { confirmsErase, describeDisk } from '../choices.js';
-import { TextInput } from '../text-input.js';
+import { TextField, editText } from '../text-input.js';
 import { ErrorText, Keys, Title } from '../theme.js';
 
 export function ConfirmScreen({ disk, onConfirm, onBack }: { disk: DiskCandidate; onConfirm: () => void; onBack: () => void }) {
-  const [typed, setTyped] = useState('');
+  const [typed, setTyped, typedRef] = useStateRef('');
   const [wrong, setWrong] = useState<string | null>(null);
   useKeys((input, key) => {
-    if (key.ctrl && input === 'b') onBack();
+    if (key.ctrl && input === 'b') {
+      onBack();
+      return;
+    }
+    const edit = editText(typedRef.current, input, key);
+    if (!edit) return;
+    setTyped(edit.value);
+    if (edit.submit) submit(edit.value);
   });
   const submit = (value: string): void => {
     if (confirmsErase(value, disk)) onConfirm();
@@ -31,7 +38,7 @@ export function ConfirmScreen({ disk, onConfirm, onBack }: { disk: DiskCandidate
       <Text wrap="wrap">{`To erase it and install, type the device name (${disk.path}) or "yes", then Enter.`}</Text>
       <Box marginTop={1}>
         <Text>Erase {disk.path}? </Text>
-        <TextInput value={typed} onChange={setTyped} onSubmit={submit} active />
+        <TextField value={typed} active />
       </Box>
       {wrong ? <ErrorText>{wrong}</ErrorText> : null}
       <Keys>Enter confirm · Ctrl-B back to the plan · Tab log · Esc quit (nothing written yet)</Keys>

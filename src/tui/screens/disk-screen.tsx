@@ -5,7 +5,7 @@
  */
 import { useState } from 'react';
 import { Box, Text } from 'ink';
-import { useKeys } from '../keys.js';
+import { useKeys, useStateRef } from '../keys.js';
 import { humanBytes } from '../../core/progress.js';
 import type { DiskCandidate } from '../../install/answers.js';
 import { ErrorText, Keys, Muted, Row, Title } from '../theme.js';
@@ -28,7 +28,7 @@ export function diskRow(d: DiskCandidate): string {
 
 export function DiskScreen({ disks, onChoose, onBack, onRescan }: DiskScreenProps) {
   const firstUsable = Math.max(0, disks.findIndex((d) => d.refusal === null));
-  const [cursor, setCursor] = useState(firstUsable);
+  const [cursor, setCursor, cursorRef] = useStateRef(firstUsable);
   const [refused, setRefused] = useState<string | null>(null);
   useKeys((input, key) => {
     if (key.upArrow) setCursor((c) => Math.max(0, c - 1));
@@ -36,7 +36,7 @@ export function DiskScreen({ disks, onChoose, onBack, onRescan }: DiskScreenProp
     else if (key.leftArrow || input === 'b') onBack();
     else if (input === 'r') onRescan();
     else if (key.return) {
-      const d = disks[cursor];
+      const d = disks[cursorRef.current];
       if (!d) return;
       if (d.refusal) setRefused(`Cannot install to ${d.path}: ${d.refusal}`);
       else onChoose(d);

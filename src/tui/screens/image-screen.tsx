@@ -1,11 +1,11 @@
 /** Screen 1: which image to install: one found on attached media, the default, or typed. */
 import { useEffect, useState } from 'react';
 import { Box, Text } from 'ink';
-import { useKeys } from '../keys.js';
+import { useKeys, useStateRef } from '../keys.js';
 import { UserError } from '../../core/errors.js';
 import { parseReference } from '../../oci/reference.js';
 import type { ImageSourceChoice } from '../services.js';
-import { TextInput } from '../text-input.js';
+import { TextField, editText } from '../text-input.js';
 import { ErrorText, Keys, Muted, Row, Title } from '../theme.js';
 
 export interface ImageScreenProps {
@@ -20,9 +20,9 @@ const TYPE_ONE = 'Type an image reference...';
 
 export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenProps) {
   const items = [...(sources ?? []).map((s) => `${s.reference}  (${s.origin})`), TYPE_ONE];
-  const [cursor, setCursor] = useState(0);
-  const [typing, setTyping] = useState(false);
-  const [typed, setTyped] = useState(initial ?? '');
+  const [cursor, setCursor, cursorRef] = useStateRef(0);
+  const [typing, setTyping, typingRef] = useStateRef(false);
+  const [typed, setTyped, typedRef] = useStateRef(initial ?? '');
   const [problem, setProblem] = useState<{ message: string; hint?: string } | null>(null);
   useEffect(() => setProblem(error), [error]);
 
@@ -37,24 +37,26 @@ export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenPr
     }
   };
 
-  useKeys(
-    (input, key) => {
-      if (key.upArrow) setCursor((c) => Math.max(0, c - 1));
-      else if (key.downArrow) setCursor((c) => Math.min(items.length - 1, c + 1));
-      else if (key.return) {
-        const chosen = sources?.[cursor];
-        if (chosen) submit(chosen.reference);
-        else setTyping(true);
+  useKeys((input, key) => {
+    if (typingRef.current) {
+      if (key.ctrl && input === 'b') {
+        setTyping(false);
+        return;
       }
-    },
-    !typing,
-  );
-  useKeys(
-    (input, key) => {
-      if (key.ctrl && input === 'b') setTyping(false);
-    },
-    typing,
-  );
+      const edit = editText(typedRef.current, input, key);
+      if (!edit) return;
+      setTyped(edit.value);
+      if (edit.submit) submit(edit.value);
+      return;
+    }
+    if (key.upArrow) setCursor((c) => Math.max(0, c - 1));
+    else if (key.downArrow) setCursor((c) => Math.min(items.length - 1, c + 1));
+    else if (key.return) {
+      const chosen = sources?.[cursorRef.current];
+      if (chosen) submit(chosen.reference);
+      else setTyping(true);
+    }
+  });
 
   return (
     <Box flexDirection="column">
@@ -71,7 +73,7 @@ export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenPr
       {typing ? (
         <Box marginTop={1}>
           <Text>Image: </Text>
-          <TextInput value={typed} onChange={setTyped} onSubmit={submit} active={typing} placeholder="quay.io/example/os:latest, oci:/path:tag, oci-archive:file.tar" />
+          <TextField value={typed} active={typing} placeholder="quay.io/example/os:latest, oci:/path:tag, oci-archive:file.tar" />
         </Box>
       ) : null}
       {problem ? (

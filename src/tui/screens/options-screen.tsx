@@ -4,10 +4,10 @@
  */
 import { useState } from 'react';
 import { Box, Text } from 'ink';
-import { useKeys } from '../keys.js';
+import { useKeys, useStateRef } from '../keys.js';
 import { ROOT_FS_TYPES, type InstallFsType } from '../../install/config.js';
 import type { ImageDefaults } from '../services.js';
-import { TextInput } from '../text-input.js';
+import { TextField, editText } from '../text-input.js';
 import { ErrorText, Keys, Muted, Title, useTheme } from '../theme.js';
 
 export interface OptionsValues {
@@ -25,7 +25,7 @@ export function defaultOptions(d: ImageDefaults): OptionsValues {
   return { filesystem: d.filesystem, rootSize: '', kargs: '', hostname: '', sshKeyFile: '', userName: '', userPasswordHash: '', answersFile: '' };
 }
 
-type TextField = Exclude<keyof OptionsValues, 'filesystem'>;
+type TextFieldName = Exclude<keyof OptionsValues, 'filesystem'>;
 const FIELDS: Array<{ key: keyof OptionsValues; label: string; placeholder?: string }> = [
   { key: 'filesystem', label: 'Root filesystem' },
   { key: 'rootSize', label: 'Root size', placeholder: 'rest of the disk (or e.g. 20G)' },
@@ -49,17 +49,32 @@ export interface OptionsScreenProps {
 
 export function OptionsScreen({ values, defaults, error, onChange, onSubmit, onBack }: OptionsScreenProps) {
   const { plain } = useTheme();
-  const [field, setField] = useState(0);
-  const current = FIELDS[field]!.key;
+  const [field, setField, fieldRef] = useStateRef(0);
+  // The screen's own copy, read by key handlers before the parent re-renders; the parent keeps it for "back".
+  const [current, setCurrent, currentRef] = useStateRef(values);
+  const change = (next: OptionsValues): void => {
+    setCurrent(next);
+    onChange(next);
+  };
   useKeys((input, key) => {
+    const v = currentRef.current;
+    const name = FIELDS[fieldRef.current]!.key;
     if (key.upArrow) setField((f) => Math.max(0, f - 1));
     else if (key.downArrow) setField((f) => Math.min(FIELDS.length - 1, f + 1));
     else if (key.ctrl && input === 'b') onBack();
-    else if (current === 'filesystem' && (key.leftArrow || key.rightArrow || input === ' ')) {
-      const i = ROOT_FS_TYPES.indexOf(values.filesystem);
-      const next = (i + (key.leftArrow ? ROOT_FS_TYPES.length - 1 : 1)) % ROOT_FS_TYPES.length;
-      onChange({ ...values, filesystem: ROOT_FS_TYPES[next]! });
-    } else if (current === 'filesystem' && key.return) onSubmit(values);
+    else if (name === 'filesystem') {
+      if (key.leftArrow || key.rightArrow || input === ' ') {
+        const i = ROOT_FS_TYPES.indexOf(v.filesystem);
+        const next = (i + (key.leftArrow ? ROOT_FS_TYPES.length - 1 : 1)) % ROOT_FS_TYPES.length;
+        change({ ...v, filesystem: ROOT_FS_TYPES[next]! });
+      } else if (key.return) onSubmit(v);
+    } else {
+      const edit = editText(v[name as TextFieldName], input, key);
+      if (!edit) return;
+      const next = { ...v, [name]: edit.value };
+      if (edit.value !== v[name as TextFieldName]) change(next);
+      if (edit.submit) onSubmit(next);
+    }
   });
   return (
     <Box flexDirection="column">
@@ -68,15 +83,9 @@ export function OptionsScreen({ values, defaults, error, onChange, onSubmit, onB
         <Box key={f.key}>
           <Text bold={i === field && !plain}>{`${i === field ? '> ' : '  '}${f.label.padEnd(20)}`}</Text>
           {f.key === 'filesystem' ? (
-            <Text>{ROOT_FS_TYPES.map((t) => (t === values.filesystem ? `[${t}]` : ` ${t} `)).join(' ')}</Text>
+            <Text>{ROOT_FS_TYPES.map((t) => (t === current.filesystem ? `[${t}]` : ` ${t} `)).join(' ')}</Text>
           ) : (
-            <TextInput
-              value={values[f.key as TextField]}
-              onChange={(v) => onChange({ ...values, [f.key]: v })}
-              onSubmit={(v) => onSubmit({ ...values, [f.key]: v })}
-              active={i === field}
-              {...(f.placeholder !== undefined ? { placeholder: f.placeholder } : {})}
-            />
+            <TextField value={current[f.key as TextFieldName]} active={i === field} {...(f.placeholder !== undefined ? { placeholder: f.placeholder } : {})} />
           )}
         </Box>
       ))}

@@ -29,14 +29,13 @@ function origin(id: string, d: string, version: string | null, created: string |
 
 const entry = (fileName: string, version: string): EntryOnEsp => ({ fileName, name: parseEntryFileName(fileName)!, version });
 
-const stagedRecord = (id: string, extra: { downloadOnly?: boolean } = {}): StagedRecord =>
-  ({
-    stateroot: 'default',
-    id,
-    entryFileName: `bootc-default-${id}+3.conf`,
-    entry: { title: 'Debian', sortKey: 'bootc', linux: `/bootc/${id}/vmlinuz`, initrd: `/bootc/${id}/initrd.img`, options: 'root=UUID=x' },
-    ...extra,
-  }) as StagedRecord;
+const stagedRecord = (id: string, extra: { downloadOnly?: boolean } = {}): StagedRecord => ({
+  stateroot: 'default',
+  id,
+  entryFileName: `bootc-default-${id}+3.conf`,
+  entry: { title: 'Debian', sortKey: 'bootc', linux: `/bootc/${id}/vmlinuz`, initrd: `/bootc/${id}/initrd.img`, options: 'root=UUID=x' },
+  ...extra,
+});
 
 const v1 = origin('aaaaaaaaaaaa.0', 'a', '1', '2026-01-01T00:00:00Z');
 const v2 = origin('bbbbbbbbbbbb.0', 'b', '2');
