@@ -482,3 +482,138 @@ describe('status: /etc merge conflicts', () => {
     );
   });
 });
+
+describe('status: everything at once', () => {
+  // v3 failed its tries, v2 booted again, an update (v4) is staged download-only, `--check`
+  // already saw a v5, and v2's finalisation kept one local /etc file.
+  const v4 = origin('dddddddddddd.0', 'd', '4', null);
+  const view = describeDeployments({
+    origins: [v2, v3, v4],
+    entries: [entry(`bootc-default-${v2.id}.conf`, '2'), entry(`bootc-default-${v3.id}+0-3.conf`, '3')],
+    booted: ref(v2),
+    staged: stagedRecord(v4.id, { downloadOnly: true }),
+  });
+  const host = hostStatus(
+    view,
+    records({
+      cachedUpdate: { image: { image: IMAGE, transport: 'registry' }, version: '5', timestamp: null, imageDigest: digest('e'), architecture: 'amd64' },
+      etcConflicts: { [`default/${v2.id}`]: ['/etc/hosts: changed locally and in the new image; local version kept'] },
+    }),
+  );
+
+  it('human-readable, verbose', async () => {
+    expect(await renderStatus(host, 'humanreadable', { verbose: true })).toBe(
+      [
+        '  Staged image: quay.io/example/os:latest',
+        `        Digest: ${digest('d')} (amd64)`,
+        '       Version: 4',
+        ' Download-only: yes; not applied at reboot until `bootc upgrade --from-downloaded`',
+        '          Boot: pending',
+        '     StateRoot: default',
+        '    Deployment: dddddddddddd.0',
+        '    Boot entry: written at shutdown',
+        '',
+        '● Booted image: quay.io/example/os:latest',
+        `        Digest: ${digest('b')} (amd64)`,
+        '       Version: 2 (2026-01-02T03:04:05Z)',
+        ' UpdateVersion: 5',
+        `  UpdateDigest: ${digest('e')}`,
+        '          Boot: good',
+        '/etc conflicts: /etc/hosts: changed locally and in the new image; local version kept',
+        '     StateRoot: default',
+        '    Deployment: bbbbbbbbbbbb.0',
+        '    Boot entry: bootc-default-bbbbbbbbbbbb.0.conf',
+        '',
+        '  Rollback image: quay.io/example/os:latest',
+        `          Digest: ${digest('c')} (amd64)`,
+        '         Version: 3 (2026-02-01T10:20:30Z)',
+        '            Boot: failed 3 attempts; not booted by default',
+        '       StateRoot: default',
+        '      Deployment: cccccccccccc.0',
+        '      Boot entry: bootc-default-cccccccccccc.0+0-3.conf',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('yaml', async () => {
+    const entryYaml = (o: Origin, lines: string[]): string[] => [
+      '    image:',
+      '      image:',
+      '        image: quay.io/example/os:latest',
+      '        transport: registry',
+      `      version: "${o.imageVersion}"`,
+      `      timestamp: ${o.imageCreated ?? 'null'}`,
+      `      imageDigest: ${o.manifestDigest}`,
+      '      architecture: amd64',
+      ...lines,
+    ];
+    const fixed = ['    incompatible: false', '    pinned: false', '    softRebootCapable: false'];
+    const tail = ['    store: null', '    ostree: null', '    composefs: null', '    deployment:', '      stateroot: default'];
+    expect(await renderStatus(host, 'yaml')).toBe(
+      [
+        'apiVersion: org.containers.bootc/v1',
+        'kind: BootcHost',
+        'metadata:',
+        '  name: host',
+        'spec:',
+        '  image:',
+        '    image: quay.io/example/os:latest',
+        '    transport: registry',
+        '  bootOrder: default',
+        'status:',
+        '  staged:',
+        ...entryYaml(v4, [
+          '    cachedUpdate: null',
+          ...fixed,
+          '    downloadOnly: true',
+          ...tail,
+          `      id: ${v4.id}`,
+          '      bootEntry: null',
+          '      bootCounting:',
+          '        triesLeft: 3',
+          '        triesDone: 0',
+          '      bootState: pending',
+          '      etcConflicts: []',
+        ]),
+        '  booted:',
+        ...entryYaml(v2, [
+          '    cachedUpdate:',
+          '      image:',
+          '        image: quay.io/example/os:latest',
+          '        transport: registry',
+          '      version: "5"',
+          '      timestamp: null',
+          `      imageDigest: ${digest('e')}`,
+          '      architecture: amd64',
+          ...fixed,
+          '    downloadOnly: false',
+          ...tail,
+          `      id: ${v2.id}`,
+          `      bootEntry: bootc-default-${v2.id}.conf`,
+          '      bootCounting: null',
+          '      bootState: good',
+          '      etcConflicts:',
+          '        - "/etc/hosts: changed locally and in the new image; local version kept"',
+        ]),
+        '  rollback:',
+        ...entryYaml(v3, [
+          '    cachedUpdate: null',
+          ...fixed,
+          '    downloadOnly: false',
+          ...tail,
+          `      id: ${v3.id}`,
+          `      bootEntry: bootc-default-${v3.id}+0-3.conf`,
+          '      bootCounting:',
+          '        triesLeft: 0',
+          '        triesDone: 3',
+          '      bootState: bad',
+          '      etcConflicts: []',
+        ]),
+        '  rollbackQueued: false',
+        '  type: bootcHost',
+        '',
+      ].join('\n'),
+    );
+  });
+});
