@@ -13,8 +13,8 @@
  * entry, `deployment`, so a consumer of upstream's schema can ignore it.
  *
  * deployments.ts (and zod with it) is loaded only once the command line names a
- * deployment: a foreign system gets its answer without it. It imports `bootedDeployment`
- * from here, so the import cannot be static anyway without a cycle.
+ * deployment: a foreign system gets its answer without it (and a static import would be a
+ * cycle, since deployments.ts takes `bootedDeployment` from here).
  */
 import { readFile } from 'node:fs/promises';
 import { canonicalJson } from '../core/canonical-json.js';
@@ -41,7 +41,6 @@ export interface ImageStatus {
  * good:    the entry carries no counter (marked good once boot-complete.target was reached)
  * pending: tries left, not yet marked good (a staged deployment, or one booting for now)
  * bad:     no tries left: systemd-boot gave up on it and boots another entry by default
- * null:    the deployment has no boot entry
  */
 export type BootState = 'good' | 'pending' | 'bad';
 
@@ -51,6 +50,7 @@ export interface DeploymentStatus {
   /** The entry's file name under loader/entries; null for a staged deployment (written at shutdown). */
   bootEntry: string | null;
   bootCounting: { triesLeft: number; triesDone: number } | null;
+  /** null when the deployment has no boot entry at all. */
   bootState: BootState | null;
   /** /etc merge conflicts recorded when this deployment was finalised (the local file won). */
   etcConflicts: string[];
@@ -280,6 +280,7 @@ export async function renderStatus(host: BootcHost, format: StatusFormat, option
 }
 
 export async function loadHostStatus(locations: Partial<SysrootLocations> = {}): Promise<BootcHost> {
+  // HOST_LOCATIONS' own value, spelled here so the check comes before loading deployments.ts.
   const cmdlinePath = locations.cmdlinePath ?? '/proc/cmdline';
   if (!bootedDeployment(await readFile(cmdlinePath, 'utf8'))) return hostStatus(null);
   const { HOST_LOCATIONS, loadDeployments } = await import('./deployments.js');
