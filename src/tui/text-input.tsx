@@ -18,11 +18,14 @@ export function editText(value: string, input: string, key: Key): TextEdit | nul
   if (key.return) return { value, submit: true };
   if (key.backspace || key.delete) return { value: value.slice(0, -1), submit: false };
   if (key.escape || key.tab || key.ctrl || key.meta || key.upArrow || key.downArrow || key.leftArrow || key.rightArrow || key.pageUp || key.pageDown) return null;
-  // Keys sent in a burst (a paste) can arrive as one chunk; a newline in it submits.
-  const end = input.search(/[\r\n]/);
-  const typed = end === -1 ? input : input.slice(0, end);
-  if (typed === '' && end === -1) return null;
-  return { value: value + typed, submit: end !== -1 };
+  // Keys sent in a burst (a paste) can arrive as one chunk: edit character by character.
+  let next = value;
+  for (const ch of input) {
+    if (ch === '\r' || ch === '\n') return { value: next, submit: true };
+    if (ch === '\x7f' || ch === '\b') next = next.slice(0, -1);
+    else if (ch >= ' ') next += ch;
+  }
+  return next === value ? null : { value: next, submit: false };
 }
 
 export interface TextFieldProps {

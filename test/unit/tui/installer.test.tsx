@@ -447,3 +447,29 @@ describe('log pane, plain mode and size', () => {
     }
   });
 });
+
+describe('keys in a burst (one read, no render in between)', () => {
+  it('each key sees what the previous one did: field moves, text, Enter', async () => {
+    const machine = new FakeMachine();
+    const s = start(machine);
+    await s.until('os.tar');
+    await s.press(KEY.enter);
+    await s.until('2/5 Disk');
+    // Up to the refused disk and Enter in one chunk: refused, not the disk highlighted before.
+    await s.press(KEY.up + KEY.enter);
+    await s.until('Cannot install to /dev/vda');
+    await s.press(KEY.down + KEY.enter);
+    await s.until('3/5 Options');
+    await s.press(KEY.down + 'lots' + KEY.enter);
+    expect(await s.until('error:')).toContain('invalid --root-size "lots"');
+    await s.press(KEY.backspace.repeat(4) + '20G' + KEY.down + KEY.down + 'box1' + KEY.enter);
+    const plan = await s.until('4/5 Plan');
+    expect(plan).toContain('  2  20.0 GiB  root, xfs');
+    expect(plan).toContain('  host name: box1');
+    await s.press(KEY.enter);
+    await s.until('5/5 Confirm');
+    await s.press('sdb' + KEY.enter);
+    await s.until('Installed to /dev/sdb');
+    expect(machine.installs[0]).toMatchObject({ rootSize: '20G', hostname: 'box1' });
+  });
+});
