@@ -4,10 +4,10 @@
  * itself (`installToDisk`, always with wipe: the person confirmed erasing the disk).
  */
 import { constants } from 'node:fs';
-import { access, readFile, readdir, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { cancellation } from '../core/cancel.js';
+import type { Progress } from '../core/progress.js';
 import { run } from '../core/exec.js';
 import { hostRustArch } from '../boot/kargs.js';
 import { addUserToInstalledDisk, answerKargs, readDiskInventory } from '../install/answers.js';
@@ -67,6 +67,8 @@ export interface MachineOptions {
 
 export class Machine implements InstallerServices {
   readonly logPath: string;
+  /** Why the install failed, for the command's own error report after the screen is gone. */
+  failure: unknown;
   constructor(private readonly opts: MachineOptions) {
     this.logPath = opts.logPath;
   }
@@ -105,7 +107,16 @@ export class Machine implements InstallerServices {
     await writeFileAtomic(path, text, 0o600);
   }
 
-  async install(c: InstallChoices, progress: import('../core/progress.js').Progress): Promise<InstallOutcome> {
+  async install(c: InstallChoices, progress: Progress): Promise<InstallOutcome> {
+    try {
+      return await this.installOnce(c, progress);
+    } catch (err) {
+      this.failure = err;
+      throw err;
+    }
+  }
+
+  private async installOnce(c: InstallChoices, progress: Progress): Promise<InstallOutcome> {
     const image = parseReference(c.source);
     const result = await installToDisk({
       device: c.disk.path,

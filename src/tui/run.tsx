@@ -7,6 +7,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { render } from 'ink';
 import { UsageError } from '../cli/handler.js';
+import { cancellation } from '../core/cancel.js';
 import { InterruptedError, UserError } from '../core/errors.js';
 import { isVerbose, setVerbose } from '../core/log.js';
 import { Installer } from './app.js';
@@ -37,17 +38,6 @@ export async function runInteractiveInstall(args: InteractiveInstallArgs): Promi
   appendFileSync(logPath, `bootc install (interactive) started ${new Date().toISOString()}\n`, { mode: 0o600 });
   const log = new LogBook(500, (text) => appendFileSync(logPath, text));
   const machine = new Machine({ storeDir: resolve(args.store), logPath });
-  let failure: unknown;
-  const install = machine.install.bind(machine);
-  machine.install = async (choices, progress) => {
-    try {
-      return await install(choices, progress);
-    } catch (err) {
-      failure = err;
-      throw err;
-    }
-  };
-
   const stderrWrite = process.stderr.write.bind(process.stderr);
   const wasVerbose = isVerbose();
   process.stderr.write = ((chunk: string | Uint8Array) => {
@@ -79,9 +69,13 @@ export async function runInteractiveInstall(args: InteractiveInstallArgs): Promi
   }
   const { code, message } = outcome;
   if (message !== undefined && code === 0) process.stdout.write(message + '\n');
-  if (code === 130) throw new InterruptedError('the user: nothing was written to any disk');
+  if (code === 130) {
+    // A pull started by the image screen may still run: stop it so the process ends now.
+    cancellation.abort('SIGINT');
+    throw new InterruptedError('the user: nothing was written to any disk');
+  }
   if (code !== 0) {
     process.stderr.write(`The full log is in ${logPath}\n`);
-    throw failure ?? new UserError(message ?? 'the installer failed', { hint: `see ${logPath}` });
+    throw machine.failure ?? new UserError(message ?? 'the installer failed', { hint: `see ${logPath}` });
   }
 }
