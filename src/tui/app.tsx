@@ -68,7 +68,8 @@ export function Installer(props: InstallerProps) {
 function InstallerScreens({ services, log, plain, onExit, defaultSource, now = Date.now }: InstallerProps) {
   const [screen, setScreen] = useState<Screen>({ name: 'image' });
   const [showLog, setShowLog] = useState(false);
-  const [sources, setSources] = useState<ImageSourceChoice[] | null>(null);
+  /** Images found on media; null while still looking. */
+  const [found, setFound] = useState<ImageSourceChoice[] | null>(null);
   const [imageError, setImageError] = useState<Problem | null>(null);
   const [source, setSource] = useState<string>('');
   const [defaults, setDefaults] = useState<ImageDefaults | null>(null);
@@ -92,12 +93,8 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
     let live = true;
     services
       .imageSources()
-      .then((found) => {
-        if (!live) return;
-        const first = defaultSource !== undefined ? [{ reference: defaultSource, origin: 'default' }] : [];
-        setSources([...first, ...found.filter((f) => f.reference !== defaultSource)]);
-      })
-      .catch((err: unknown) => live && (setSources([]), setImageError(problemOf(err))));
+      .then((images) => live && setFound(images.filter((f) => f.reference !== defaultSource)))
+      .catch((err: unknown) => live && (setFound([]), setImageError(problemOf(err))));
     return () => {
       live = false;
     };
@@ -225,7 +222,7 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
   const body = (() => {
     switch (screen.name) {
       case 'image':
-        return <ImageScreen sources={sources} error={imageError} {...(source ? { initial: source } : {})} onChoose={(ref) => void chooseImage(ref)} />;
+        return <ImageScreen sources={[...(defaultSource !== undefined ? [{ reference: defaultSource, origin: 'default' }] : []), ...(found ?? [])]} searching={found === null} error={imageError} {...(source ? { initial: source } : {})} onChoose={(ref) => void chooseImage(ref)} />;
       case 'busy':
         return <BusyScreen title="Install a bootable container image" doing={screen.doing} />;
       case 'disk':

@@ -7,7 +7,7 @@ export function BusyScreen({ title, doing }: { title: string; doing: string }) {
     <Box flexDirection="column">
       <Title>{title}</Title>
       <Text wrap="truncate-end">{doing}</Text>
-      <Keys>Tab log · Esc quit (nothing has been written)</Keys>
+      <Keys>Tab log | Esc quit (nothing has been written)</Keys>
     </Box>
   );
 }

@@ -68,7 +68,7 @@ export function DiskScreen({ disks, onChoose, onBack, onRescan }: DiskScreenProp
         </Box>
       ) : null}
       {refused ? <ErrorText>{refused}</ErrorText> : null}
-      <Keys>Up/Down choose · Enter select · r rescan · Left back · Tab log · Esc quit</Keys>
+      <Keys>Up/Down choose | Enter select | r rescan | Left back | Tab log | Esc quit</Keys>
     </Box>
   );
 }

@@ -9,7 +9,10 @@ import { TextField, editText } from '../text-input.js';
 import { ErrorText, Keys, Muted, Row, Title } from '../theme.js';
 
 export interface ImageScreenProps {
-  sources: ImageSourceChoice[] | null;
+  /** The default image first, then those found on media so far. */
+  sources: ImageSourceChoice[];
+  /** Still looking on media. */
+  searching: boolean;
   /** From a failed attempt to read the chosen image. */
   error: { message: string; hint?: string } | null;
   initial?: string;
@@ -18,8 +21,8 @@ export interface ImageScreenProps {
 
 const TYPE_ONE = 'Type an image reference...';
 
-export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenProps) {
-  const items = [...(sources ?? []).map((s) => `${s.reference}  (${s.origin})`), TYPE_ONE];
+export function ImageScreen({ sources, searching, error, initial, onChoose }: ImageScreenProps) {
+  const items = [...sources.map((s) => `${s.reference}  (${s.origin})`), TYPE_ONE];
   const [cursor, setCursor, cursorRef] = useStateRef(0);
   const [typing, setTyping, typingRef] = useStateRef(false);
   const [typed, setTyped, typedRef] = useStateRef(initial ?? '');
@@ -52,7 +55,7 @@ export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenPr
     if (key.upArrow) setCursor((c) => Math.max(0, c - 1));
     else if (key.downArrow) setCursor((c) => Math.min(items.length - 1, c + 1));
     else if (key.return) {
-      const chosen = sources?.[cursorRef.current];
+      const chosen = sources[cursorRef.current];
       if (chosen) submit(chosen.reference);
       else setTyping(true);
     }
@@ -62,7 +65,7 @@ export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenPr
     <Box flexDirection="column">
       <Title>Install a bootable container image - 1/5 Image</Title>
       <Text>Which image should be installed?</Text>
-      {sources === null ? <Muted>Looking for images on attached media...</Muted> : null}
+      {searching ? <Muted>Looking for images on attached media...</Muted> : null}
       <Box flexDirection="column" marginTop={1}>
         {items.map((item, i) => (
           <Row key={item} selected={i === cursor}>
@@ -82,7 +85,7 @@ export function ImageScreen({ sources, error, initial, onChoose }: ImageScreenPr
           {problem.hint ? <Text wrap="wrap">hint: {problem.hint}</Text> : null}
         </Box>
       ) : null}
-      <Keys>{typing ? 'Enter read image · Ctrl-B back to the list · Tab log · Esc quit' : 'Up/Down choose · Enter select · Tab log · Esc quit'}</Keys>
+      <Keys>{typing ? 'Enter read image | Ctrl-B back to the list | Tab log | Esc quit' : 'Up/Down choose | Enter select | Tab log | Esc quit'}</Keys>
     </Box>
   );
 }

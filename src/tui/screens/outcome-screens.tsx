@@ -20,7 +20,7 @@ export function DoneScreen({ device, summary, answersFile, onReboot, onQuit }: {
       <Box marginTop={1}>
         <Text>Remove the install medium, then reboot into the new system.</Text>
       </Box>
-      <Keys>r reboot now · q quit to the shell</Keys>
+      <Keys>r reboot now | q quit to the shell</Keys>
     </Box>
   );
 }

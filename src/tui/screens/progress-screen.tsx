@@ -22,7 +22,7 @@ export function ProgressScreen({ device, view, askingStop }: { device: string; v
           <Text>Press y to stop, n to go on.</Text>
         </Box>
       ) : (
-        <Keys>Tab log · Esc/Ctrl-C stop (asks first)</Keys>
+        <Keys>Tab log | Esc/Ctrl-C stop (asks first)</Keys>
       )}
     </Box>
   );

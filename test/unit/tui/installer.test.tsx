@@ -430,10 +430,13 @@ describe('log pane, plain mode and size', () => {
     expect(s.frame()).not.toContain('Log (');
   });
 
-  it('plain mode writes no escape sequences', async () => {
+  it('plain mode writes no escape sequences and only ASCII (serial consoles)', async () => {
     const plain = start(new FakeMachine(), { plain: true });
     await toConfirmation(plain);
+    await plain.press(KEY.tab);
+    await plain.until('Log (');
     expect(plain.frames.join('')).not.toMatch(/\x1b\[/);
+    expect(plain.frames.join('')).toMatch(/^[\x00-\x7f]*$/);
   });
 
   it('every screen fits 80x25', async () => {
