@@ -118,4 +118,10 @@ describe.skipIf(skip)('an image with a sealed UKI boots it through the deploymen
     expect(await vm!.runOk(`cat /sysroot/bootc/selectors/${selector}`)).toBe(deployment);
     expect(await vm!.runOk('findmnt -n -o OPTIONS /usr')).toMatch(/^ro,/);
   });
+
+  it('marks the boot good: the UKI loses its boot counter', async () => {
+    await vm!.runOk('systemctl is-system-running --wait >/dev/null || true', 180_000);
+    expect(await vm!.runOk('systemctl is-active bootc-boot-complete.service')).toBe('active');
+    expect(await vm!.runOk('ls /boot/EFI/Linux')).toBe(`bootc-${deployment.replace('/', '-')}.efi`);
+  }, 240_000);
 });
