@@ -41,7 +41,7 @@ export function ConfirmScreen({ disk, onConfirm, onBack }: { disk: DiskCandidate
         <TextField value={typed} active />
       </Box>
       {wrong ? <ErrorText>{wrong}</ErrorText> : null}
-      <Keys>Enter confirm | Ctrl-B back to the plan | Tab log | Esc quit (nothing written yet)</Keys>
+      <Keys>Enter confirm | Ctrl-B back | Tab log | Esc quit (nothing written yet)</Keys>
     </Box>
   );
 }

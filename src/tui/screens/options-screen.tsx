@@ -99,7 +99,7 @@ export function OptionsScreen({ values, defaults, error, onChange, onSubmit, onB
           {error.hint ? <Text wrap="wrap">hint: {error.hint}</Text> : null}
         </Box>
       ) : null}
-      <Keys>Up/Down field | Left/Right filesystem | Enter continue | Ctrl-B back | Tab log | Esc quit</Keys>
+      <Keys>Up/Down field | Left/Right fs | Enter next | Ctrl-B back | Tab log | Esc quit</Keys>
     </Box>
   );
 }

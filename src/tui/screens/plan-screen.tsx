@@ -16,7 +16,7 @@ export function PlanScreen({ lines, onAccept, onBack }: { lines: string[]; onAcc
           {l === '' ? ' ' : l}
         </Text>
       ))}
-      <Keys>Enter continue to confirmation | Left back | Tab log | Esc quit (nothing written yet)</Keys>
+      <Keys>Enter continue | Left back | Tab log | Esc quit (nothing written yet)</Keys>
     </Box>
   );
 }
