@@ -167,7 +167,7 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
   const cached = records.cachedUpdate;
   const deployedDigests = [booted.origin.manifestDigest, staged?.origin.manifestDigest];
   const cachedUpdate = cached && !deployedDigests.includes(cached.imageDigest) ? { ...cached, image: { ...cached.image } } : null;
-  const stagedRecord = view.stagedRecord as { downloadOnly?: boolean; entryFileName?: string } | null;
+  const stagedRecord = view.stagedRecord;
   // The spec is what the system follows: a staged `bootc switch` already changed it.
   const following = (staged ?? booted).origin.image;
   return {
@@ -179,7 +179,7 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
       staged: staged
         ? bootEntryOf(staged, records, {
             downloadOnly: stagedRecord?.downloadOnly === true,
-            ...(stagedRecord?.entryFileName !== undefined ? { stagedEntryFileName: stagedRecord.entryFileName } : {}),
+            ...(stagedRecord ? { stagedEntryFileName: stagedRecord.entryFileName } : {}),
           })
         : null,
       booted: bootEntryOf(booted, records, { cachedUpdate }),

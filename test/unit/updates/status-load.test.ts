@@ -77,7 +77,7 @@ describe('loadHostStatus over an on-disk sysroot', () => {
         entryFileName: `bootc-default-${c.id}+3.conf`,
         entry: { title: 'v3', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'root=UUID=x' },
         downloadOnly: true,
-      } as Parameters<typeof renderStagedRecord>[0]),
+      }),
     );
     await recordEtcConflicts(loc.sysroot, 'default', b.id, ['/etc/motd: changed locally and in the new image; local version kept']);
     await recordCachedUpdate(loc.sysroot, { image: b.image, version: '4', timestamp: null, imageDigest: digest('d'), architecture: 'amd64' });
