@@ -94,45 +94,58 @@ export interface ImportLayersOptions extends ImportLayerOptions {
   onLayer?: (index: number) => void;
 }
 
+/** Layers streamed at once: a layer's import waits on the kernel (file creation) as much as on the CPU, so two overlap well on two cores. */
+const LAYER_CONCURRENCY = 2;
+
 /**
- * Import layers one after the other. A layer's syncfs runs in the background while the
- * next layer streams, and its index is written once that sync is done: measured on
- * fixture:v2 onto a loop device, waiting for each sync before the next layer left the CPU
- * idle for as long as the sync took (the kernel writes the objects out only when asked).
- * Whatever fails, no index names an object that a completed syncfs did not cover.
+ * Import layers, two at a time. A layer's syncfs runs in the background while other layers
+ * stream, and its index is written once that sync is done: measured on fixture:v2 onto a
+ * loop device, waiting for each sync before the next layer left the CPU idle for as long
+ * as the sync took (the kernel writes the objects out only when asked). Whatever fails,
+ * no index names an object that a completed syncfs did not cover.
  */
 export async function importLayers(root: string, layers: readonly LayerToImport[], options: ImportLayersOptions = {}): Promise<LayerImportResult[]> {
   const layout = storeLayout(root);
-  const results: LayerImportResult[] = [];
+  const results: LayerImportResult[] = new Array(layers.length);
   const indexing: Promise<void>[] = [];
-  try {
-    for (const [i, layer] of layers.entries()) {
-      if (options.signal?.aborted) throw new InterruptedError(String(options.signal.reason ?? 'SIGINT'));
-      options.onLayer?.(i);
-      const streamed = await withContext(`Importing layer ${layer.diffId}`, () => streamLayerObjects(layout, layer, options));
-      if (streamed.cached) {
-        results.push(streamed.result);
-        continue;
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const importOne = async (i: number): Promise<void> => {
+    const layer = layers[i]!;
+    options.onLayer?.(i);
+    const streamed = await withContext(`Importing layer ${layer.diffId}`, () => streamLayerObjects(layout, layer, options));
+    results[i] = streamed.result;
+    if (streamed.cached) return;
+    const indexed = syncStoreFilesystem(layout).then(
+      () => withContext(`Importing layer ${layer.diffId}`, () => streamed.writeIndex()),
+      async (err: unknown) => {
+        await streamed.abandon();
+        throw err;
+      },
+    );
+    // Seen by the allSettled below; without this a failure before it counts as unhandled.
+    indexed.catch(() => undefined);
+    indexing.push(indexed);
+  };
+  const worker = async (): Promise<void> => {
+    while (failure === null && next < layers.length) {
+      if (options.signal?.aborted) {
+        failure ??= { error: new InterruptedError(String(options.signal.reason ?? 'SIGINT')) };
+        return;
       }
-      results.push(streamed.result);
-      const synced = syncStoreFilesystem(layout);
-      const indexed = synced.then(
-        () => withContext(`Importing layer ${layer.diffId}`, () => streamed.writeIndex()),
-        async (err: unknown) => {
-          await streamed.abandon();
-          throw err;
-        },
-      );
-      // Seen by the Promise.all below; without this a failure before it counts as unhandled.
-      indexed.catch(() => undefined);
-      indexing.push(indexed);
+      try {
+        await importOne(next++);
+      } catch (err) {
+        failure ??= { error: err };
+      }
     }
-  } finally {
-    // Every started layer ends with its index written or its marker removed, whatever failed.
-    const settled = await Promise.allSettled(indexing);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(LAYER_CONCURRENCY, layers.length) }, worker));
+  // Every started layer ends with its index written or its marker removed, whatever failed.
+  const settled = await Promise.allSettled(indexing);
+  if (failure !== null) throw (failure as { error: unknown }).error;
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
   return results;
 }
 

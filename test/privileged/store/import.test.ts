@@ -4,7 +4,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { InterruptedError, UserError, unwrapContext } from '../../../src/core/errors.js';
-import { importLayer, isLayerImported, loadLayerIndex } from '../../../src/store/layer-import.js';
+import { importLayer, importLayers, isLayerImported, loadLayerIndex } from '../../../src/store/layer-import.js';
 import { writeImageTree, loadImageTree } from '../../../src/store/tree.js';
 import { checkoutTree } from '../../../src/store/checkout.js';
 import { fsckStore } from '../../../src/store/fsck.js';
@@ -354,6 +354,36 @@ describe.skipIf(skip)('layer import into the object store', () => {
     expect(await readdir(layout.tmpDir)).toEqual([]);
     expect((await listObjects(layout)).temps).toEqual([]);
     expect((await readdir(layout.layersDir)).filter((n) => n.endsWith('.importing'))).toEqual([]);
+  });
+
+  it('importLayers: layers streamed together share objects; one that fails leaves the others indexed and no marker', async () => {
+    const shared = Buffer.alloc(2 * 1024 * 1024, 3);
+    const good1 = await buildLayerTar([{ name: 'usr/shared', content: shared }, { name: 'usr/one', content: '1' }]);
+    const good2 = await buildLayerTar([{ name: 'usr/shared', content: shared }, { name: 'usr/two', content: '2' }]);
+    const truncated = (await buildLayerTar([{ name: 'usr/cut', content: Buffer.alloc(100_000, 9) }])).subarray(0, 50_000);
+    const started: number[] = [];
+    const attempt = importLayers(
+      root,
+      [
+        { diffId: diffId('l1'), open: () => tarStream(good1) },
+        { diffId: diffId('l2'), open: () => tarStream(good2) },
+        { diffId: diffId('l3'), open: () => tarStream(truncated) },
+      ],
+      { onLayer: (i) => started.push(i) },
+    );
+    await expect(attempt).rejects.toThrow(/Importing layer/);
+    expect(started).toEqual([0, 1, 2]);
+    expect(await isLayerImported(root, diffId('l1'))).toBe(true);
+    expect(await isLayerImported(root, diffId('l2'))).toBe(true);
+    expect(await isLayerImported(root, diffId('l3'))).toBe(false);
+    const layout = storeLayout(root);
+    expect((await readdir(layout.layersDir)).filter((n) => n.endsWith('.importing'))).toEqual([]);
+    expect((await listObjects(layout)).temps).toEqual([]);
+    const one = await loadLayerIndex(root, diffId('l1'));
+    const two = await loadLayerIndex(root, diffId('l2'));
+    const objectOf = (index: typeof one, path: string) => index.entries.find((e) => e.path === path && e.kind === 'file') as { object: string } | undefined;
+    expect(objectOf(one, 'usr/shared')?.object).toBe(objectOf(two, 'usr/shared')?.object);
+    expect((await stat(objectPath(layout, objectOf(one, 'usr/shared')!.object))).size).toBe(shared.length);
   });
 
   it('fsck finds a damaged object; gc removes only what no kept image uses', async () => {
