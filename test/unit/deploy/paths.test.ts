@@ -50,5 +50,18 @@ describe('origin record', () => {
   it('says what is wrong with a damaged record', () => {
     expect(() => parseOrigin('{', 'd.origin')).toThrow(/d.origin is not valid JSON/);
     expect(() => parseOrigin('{"version":99}', 'd.origin')).toThrow(/not a deployment record/);
+    const broken = (patch: Record<string, unknown>) => renderOrigin({ ...origin, ...patch } as Origin);
+    expect(() => parseOrigin(broken({ manifestDigest: 'sha256:xyz' }), 'd.origin')).toThrow(/manifestDigest: expected a sha256 digest/);
+    expect(() => parseOrigin(broken({ kargs: ['rw', 3] }), 'd.origin')).toThrow(/kargs: expected an array of strings/);
+    expect(() => parseOrigin(broken({ image: { image: 'x' } }), 'd.origin')).toThrow(/image: expected/);
+    expect(() => parseOrigin(broken({ imageVersion: 2 }), 'd.origin')).toThrow(/imageVersion: expected a string or null/);
+    expect(() => parseOrigin(broken({ bootType: 'bios' }), 'd.origin')).toThrow(/bootType/);
+    expect(() => parseOrigin('[]', 'd.origin')).toThrow(/not a JSON object/);
+  });
+
+  it('reads records written before `pinned` and `bootType` existed', () => {
+    const { pinned: _p, ...old } = origin;
+    expect(parseOrigin(JSON.stringify(old), 'old.origin')).toEqual({ ...origin, pinned: false });
+    expect(parseOrigin(renderOrigin({ ...origin, bootType: 'uki' }), 'u.origin').bootType).toBe('uki');
   });
 });
