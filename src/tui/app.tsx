@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { Box } from 'ink';
-import { KeyRouterProvider, useKeys } from './keys.js';
+import { KeyRouterProvider, useKeys, useStateRef } from './keys.js';
 import { EXIT, reportError } from '../cli/handler.js';
 import { UserError } from '../core/errors.js';
 import { Progress, type ProgressEvent } from '../core/progress.js';
@@ -66,7 +66,7 @@ export function Installer(props: InstallerProps) {
 }
 
 function InstallerScreens({ services, log, plain, onExit, defaultSource, now = Date.now }: InstallerProps) {
-  const [screen, setScreen] = useState<Screen>({ name: 'image' });
+  const [screen, setScreen, screenRef] = useStateRef<Screen>({ name: 'image' });
   const [showLog, setShowLog] = useState(false);
   /** Images found on media; null while still looking. */
   const [found, setFound] = useState<ImageSourceChoice[] | null>(null);
@@ -80,7 +80,7 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
   const [choices, setChoices] = useState<InstallChoices | null>(null);
   const [planLines, setPlanLines] = useState<string[]>([]);
   const [progress, setProgress] = useState<ProgressView>(emptyProgress);
-  const [askingStop, setAskingStop] = useState(false);
+  const [askingStop, setAskingStop, askingStopRef] = useStateRef(false);
   const exited = useRef(false);
 
   const exit = (code: number, message?: string): void => {
@@ -100,14 +100,15 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
     };
   }, [services, defaultSource]);
 
-  const writing = screen.name === 'progress';
   useKeys((input, key) => {
+    const current = screenRef.current.name;
+    const askingStop = askingStopRef.current;
     if (key.tab) {
       setShowLog((s) => !s);
       return;
     }
     const cancel = key.escape || (key.ctrl && input === 'c');
-    if (writing) {
+    if (current === 'progress') {
       if (askingStop && input === 'y') {
         setAskingStop(false);
         log.write('Stop requested: the install is unwinding\n');
@@ -116,7 +117,7 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
       else if (cancel) setAskingStop(true);
       return;
     }
-    if (cancel && screen.name !== 'done' && screen.name !== 'failed') exit(EXIT.interrupted, 'Cancelled: nothing was written to any disk.');
+    if (cancel && current !== 'done' && current !== 'failed') exit(EXIT.interrupted, 'Cancelled: nothing was written to any disk.');
   });
 
   const loadDisks = async (ref: string): Promise<void> => {
