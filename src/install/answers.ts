@@ -209,6 +209,8 @@ export interface DiskCandidate {
   /** The disk's own signature (a filesystem directly on it, or the partition table type). */
   pttype: string | null;
   fstype: string | null;
+  /** Where the whole disk itself is mounted (a filesystem without a partition table). */
+  mountpoints: string[];
   partitions: PartitionSummary[];
   /** Why it cannot be installed to; null when it can. */
   refusal: string | null;
@@ -281,6 +283,7 @@ export function parseDiskInventory(lsblkText: string, runningRoot: string | null
       transport: clean(dev.tran),
       pttype: clean(dev.pttype),
       fstype: clean(dev.fstype),
+      mountpoints: (dev.mountpoints ?? []).filter((m): m is string => !!m),
       partitions: all
         .filter((d) => d !== dev)
         .map((d) => ({

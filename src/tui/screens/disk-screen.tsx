@@ -22,7 +22,7 @@ const VISIBLE_ROWS = 8;
 const pad = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '~' : s.padEnd(n));
 
 export function diskRow(d: DiskCandidate): string {
-  const contents = d.partitions.length > 0 ? `${d.partitions.length} part.` : d.fstype ?? d.pttype ?? 'empty';
+  const contents = d.partitions.length > 0 ? `${d.partitions.length} part.` : d.fstype ?? d.pttype ?? (d.mountpoints.length > 0 ? 'mounted' : 'empty');
   return [pad(d.path, 13), pad(humanBytes(d.sizeBytes), 10), pad(d.model ?? '-', 16), pad(d.serial ?? d.wwn ?? '-', 13), pad(d.transport ?? '-', 6), pad(contents, 8), d.refusal ? 'IN USE' : ''].join(' ');
 }
 
@@ -61,6 +61,7 @@ export function DiskScreen({ disks, onChoose, onBack, onRescan }: DiskScreenProp
       {current ? (
         <Box flexDirection="column" marginTop={1}>
           {current.refusal ? <ErrorText>{`In use: ${current.refusal}`}</ErrorText> : null}
+          {current.mountpoints.length > 0 ? <Text wrap="truncate-end">{`  ${current.path} mounted at ${current.mountpoints.join(', ')}`}</Text> : null}
           {current.partitions.slice(0, 4).map((p) => (
             <Text key={p.path} wrap="truncate-end">{`  ${p.path}  ${humanBytes(p.sizeBytes)}  ${p.fstype ?? 'no filesystem'}${p.label ? `  "${p.label}"` : ''}${p.mountpoints.length ? `  mounted at ${p.mountpoints.join(', ')}` : ''}`}</Text>
           ))}

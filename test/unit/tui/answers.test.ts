@@ -44,6 +44,7 @@ describe('parseDiskInventory', () => {
 
   it('refuses the disk holding the running system and a disk with a mounted partition', () => {
     expect(byPath('/dev/vda').refusal).toMatch(/running system's root filesystem/);
+    expect(byPath('/dev/vda').mountpoints).toEqual(['/']);
     expect(byPath('/dev/sdc').refusal).toMatch(/\/dev\/sdcp2 is mounted at \/mnt\/data/);
   });
 

@@ -16,6 +16,7 @@ const disk: DiskCandidate = {
   transport: 'sata',
   pttype: 'gpt',
   fstype: null,
+  mountpoints: [],
   partitions: [
     { path: '/dev/sdb1', sizeBytes: 512 * MiB, fstype: 'vfat', label: 'EFI', mountpoints: [] },
     { path: '/dev/sdb2', sizeBytes: 99 * GiB, fstype: 'ext4', label: null, mountpoints: [] },

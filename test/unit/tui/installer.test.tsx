@@ -17,12 +17,12 @@ const GiB = 1024 ** 3;
 const KEY = { up: '\x1b[A', down: '\x1b[B', left: '\x1b[D', right: '\x1b[C', enter: '\r', esc: '\x1b', tab: '\t', ctrlC: '\x03', ctrlB: '\x02', backspace: '\x7f' };
 
 const runningDisk: DiskCandidate = {
-  path: '/dev/vda', sizeBytes: 256 * GiB, model: null, serial: null, wwn: null, transport: 'virtio', pttype: 'gpt', fstype: null,
+  path: '/dev/vda', sizeBytes: 256 * GiB, model: null, serial: null, wwn: null, transport: 'virtio', pttype: 'gpt', fstype: null, mountpoints: [],
   partitions: [{ path: '/dev/vda1', sizeBytes: 255 * GiB, fstype: 'ext4', label: null, mountpoints: ['/'] }],
   refusal: "/dev/vda holds the running system's root filesystem (on /dev/vda1)",
 };
 const freeDisk: DiskCandidate = {
-  path: '/dev/sdb', sizeBytes: 100 * GiB, model: 'WDC WD10EZEX', serial: 'WD-1234', wwn: null, transport: 'sata', pttype: 'gpt', fstype: null,
+  path: '/dev/sdb', sizeBytes: 100 * GiB, model: 'WDC WD10EZEX', serial: 'WD-1234', wwn: null, transport: 'sata', pttype: 'gpt', fstype: null, mountpoints: [],
   partitions: [{ path: '/dev/sdb1', sizeBytes: 99 * GiB, fstype: 'ntfs', label: 'DATA', mountpoints: [] }],
   refusal: null,
 };
