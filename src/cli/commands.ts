@@ -281,6 +281,18 @@ export const commands: LazyCommand[] = [
     },
   },
   {
+    command: 'edit',
+    describe: 'Apply a changed host specification (spec.image: switch; spec.bootOrder: rollback); opens $EDITOR without -f',
+    builder: (y) =>
+      y
+        .option('filename', { alias: 'f', type: 'string', describe: 'A BootcHost document (YAML or JSON) to apply; - for stdin' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' }),
+    handler: async (argv) => {
+      const { runEdit } = await import('./edit.js');
+      await runEdit(argv as unknown as import('./edit.js').EditArgs);
+    },
+  },
+  {
     command: 'rollback',
     describe: 'Boot the rollback deployment next (run again to undo); drops a staged update',
     builder: (y) => y.option('apply', { type: 'boolean', default: false, describe: 'Reboot right away' }),

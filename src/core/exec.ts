@@ -90,7 +90,7 @@ export async function run(spec: CommandSpec): Promise<CommandResult> {
  * The returned promise rejects with the same ExternalCommandError as `run`.
  */
 export function spawnStreaming(
-  spec: CommandSpec & { stdio?: { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' } },
+  spec: CommandSpec & { stdio?: { stdin?: 'pipe' | 'ignore' | 'inherit'; stdout?: 'pipe' | 'ignore' | 'inherit' } },
 ): { child: ResultPromise; done: Promise<void> } {
   const [program, ...args] = spec.argv;
   debug(`exec (streaming): ${commandLine(spec.argv, spec.env)}`);
