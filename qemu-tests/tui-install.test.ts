@@ -143,6 +143,8 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
   });
   afterAll(() => {
     endInstaller();
+    // tmux leaves its socket file behind.
+    rmSync(join(process.env['TMUX_TMPDIR'] ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
     if (loop) execFileSync('losetup', ['--detach', loop]);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
