@@ -8,7 +8,7 @@ import { kernelVersionOf } from '../deploy/deploy.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { INSTALL_CONFIG_IMAGE_DIR, type InstallConfigFile } from './config.js';
-import { filesInDirectory, readImageFiles, type ImageFiles } from './image-files.js';
+import { LayerScanner, filesInDirectory, readImageFiles, type ImageFileSelection, type ImageFiles } from './image-files.js';
 
 const KERNEL_FILE = /^usr\/lib\/modules\/[^/]+\/(vmlinuz|initramfs\.img)$/;
 const CONFIG_FILE = new RegExp(`^${INSTALL_CONFIG_IMAGE_DIR.replace(/\//g, '\\/')}\\/[^/]+\\.toml$`);
@@ -23,11 +23,19 @@ export function kernelOf(files: ImageFiles, imageName: string): string {
   return kernelVersionOf(files.keys(), imageName);
 }
 
-export async function readImageFacts(pulled: PulledImage): Promise<ImageFacts> {
-  const files = await readImageFiles(pulled, {
-    select: (p) => KERNEL_FILE.test(p) || CONFIG_FILE.test(p),
-    readText: (p) => CONFIG_FILE.test(p),
-  });
+const FACT_FILES: ImageFileSelection = {
+  select: (p) => KERNEL_FILE.test(p) || CONFIG_FILE.test(p),
+  readText: (p) => CONFIG_FILE.test(p),
+};
+
+/** Gathers the facts while the pull downloads the layers: give its `tap` to pullImage as `layerTap`. */
+export function imageFactsScanner(imageName: string): LayerScanner {
+  return new LayerScanner(FACT_FILES, imageName);
+}
+
+/** `scanner`: the one whose tap saw the pull (layers it did not see are read from the cache). */
+export async function readImageFacts(pulled: PulledImage, scanner?: LayerScanner): Promise<ImageFacts> {
+  const files = await readImageFiles(pulled, FACT_FILES, scanner);
   return {
     installConfigFiles: filesInDirectory(files, INSTALL_CONFIG_IMAGE_DIR).map((f) => ({ path: `/${f.path}`, text: f.text })),
     kernelVersion: kernelOf(files, formatReference(pulled.reference)),

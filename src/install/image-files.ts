@@ -8,11 +8,13 @@
  * below it, an opaque marker hides what lower layers had in its directory), for the paths a
  * caller selects only.
  */
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { UserError, withContext } from '../core/errors.js';
-import { BlobCache } from '../oci/blob-cache.js';
-import { openLayerUnchecked } from '../oci/layer.js';
+import { BlobCache, type BlobTap } from '../oci/blob-cache.js';
+import { decompressLayer, openLayerUnchecked } from '../oci/layer.js';
 import { parsePaxRecords, parseTarHeader } from '../oci/tar-index.js';
-import type { PulledImage } from '../oci/pull.js';
+import type { PulledImage, PulledLayer } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../store/layer-entries.js';
 import { normaliseEntryPath } from '../store/entry-path.js';
@@ -130,14 +132,63 @@ async function scanLayer(stream: AsyncIterable<Buffer>, selection: ImageFileSele
   return changes;
 }
 
-/** The selected paths of the merged image. */
-export async function readImageFiles(pulled: PulledImage, selection: ImageFileSelection): Promise<ImageFiles> {
+/**
+ * Scans layers while the puller downloads them (PullOptions.layerTap), so looking at the
+ * image's files costs no second read and decompression of what was just downloaded; it
+ * overlaps the download instead of following it. Layers the pull found in the cache are
+ * scanned from there by readImageFiles.
+ */
+export class LayerScanner {
+  private readonly scanned = new Map<number, LayerChanges>();
+
+  constructor(
+    private readonly selection: ImageFileSelection,
+    private readonly imageName: string,
+  ) {}
+
+  /** A tap for one download attempt of layer `index`. */
+  readonly tap = (layer: PulledLayer, index: number): BlobTap => {
+    const input = new PassThrough({ highWaterMark: 1 << 20 });
+    const output = decompressLayer(input, layer.descriptor, null, this.imageName);
+    const scanning = scanLayer(output, this.selection);
+    let failed = false;
+    // A failure is reported by finish(), after the blob's own digest check.
+    scanning.catch(() => {
+      failed = true;
+    });
+    return {
+      write: async (chunk) => {
+        if (failed) return;
+        if (!input.write(chunk)) await Promise.race([once(input, 'drain'), scanning.catch(() => undefined)]);
+      },
+      finish: async () => {
+        input.end();
+        this.scanned.set(index, await scanning);
+      },
+      abort: () => {
+        output.destroy();
+        input.destroy();
+      },
+    };
+  };
+
+  /** What the download of layer `index` showed, when it was downloaded. */
+  changesOf(index: number): LayerChanges | undefined {
+    return this.scanned.get(index);
+  }
+}
+
+/** The selected paths of the merged image (`scanner`: what was scanned during the pull, with the same selection). */
+export async function readImageFiles(pulled: PulledImage, selection: ImageFileSelection, scanner?: LayerScanner): Promise<ImageFiles> {
   return withContext(`Reading image ${formatReference(pulled.reference)}`, async () => {
     const cache = await BlobCache.open(pulled.cacheDir);
     // Layers are scanned at once (decompression is the cost, and it uses other cores), then
     // applied in order.
     const scanned = await Promise.all(
-      pulled.layers.map((layer) => scanLayer(openLayerUnchecked(cache, layer.descriptor, formatReference(pulled.reference)), selection)),
+      pulled.layers.map(
+        (layer, i) =>
+          scanner?.changesOf(i) ?? scanLayer(openLayerUnchecked(cache, layer.descriptor, formatReference(pulled.reference)), selection),
+      ),
     );
     const files: ImageFiles = new Map();
     for (const changes of scanned) {

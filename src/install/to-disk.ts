@@ -41,7 +41,7 @@ import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
 import { chooseRootFsType, type InstallConfig, type InstallFsType } from './config.js';
 import { loadInstallConfig } from './config-files.js';
-import { readImageFacts } from './image-facts.js';
+import { imageFactsScanner, readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
 import type { SigningKey } from '../uki/uki.js';
 import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from './loop-device.js';
@@ -259,10 +259,18 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
 
       // 4
       stepEvent(progress, 1);
+      // The facts are gathered from the layers as they download; cached layers are read after.
+      const factsScanner = imageFactsScanner(name);
       const pulled = await withContext(`Pulling ${name}`, () =>
-        pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, ...(req.platform ? { platform: req.platform } : {}) }),
+        pullImage(req.image, {
+          cacheDir: req.storeDir,
+          progress,
+          signal: cancellation.signal,
+          layerTap: factsScanner.tap,
+          ...(req.platform ? { platform: req.platform } : {}),
+        }),
       );
-      const imageFacts = await readImageFacts(pulled);
+      const imageFacts = await readImageFacts(pulled, factsScanner);
       const config = await loadInstallConfig(imageFacts.installConfigFiles, {
         ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
         arch: hostRustArch(),

@@ -93,6 +93,12 @@ export interface PullOptions extends FetchOptions {
    * store imported before) are not fetched; the caller must not read them from the cache.
    */
   alreadyHave?: (layer: PulledLayer) => Promise<boolean>;
+  /**
+   * Another reader of each layer's bytes while they download (install's look at the image's
+   * files, which then costs no second read): opened per download attempt; its finish() runs
+   * after the blob's digest check. Layers found in the cache are not downloaded, so not tapped.
+   */
+  layerTap?: (layer: PulledLayer, index: number) => BlobTap;
 }
 
 /** This machine's platform in OCI terms. */
@@ -237,6 +243,22 @@ function diffIdTap(layer: PulledLayer, imageName: string, decompressLayer: Layer
     abort() {
       output.destroy();
       input.destroy();
+    },
+  };
+}
+
+/** One tap that feeds several. */
+function teeTaps(taps: BlobTap[]): BlobTap {
+  if (taps.length === 1) return taps[0]!;
+  return {
+    async write(chunk) {
+      await Promise.all(taps.map((t) => t.write(chunk)));
+    },
+    async finish() {
+      await Promise.all(taps.map((t) => t.finish()));
+    },
+    abort() {
+      for (const t of taps) t.abort();
     },
   };
 }
@@ -387,7 +409,15 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
             seen = n;
             tracker.bytes(i, n);
           },
-          ...(decompressLayer ? { openTap: () => diffIdTap(layer, imageName, decompressLayer) } : {}),
+          ...(decompressLayer || options.layerTap
+            ? {
+                openTap: () =>
+                  teeTaps([
+                    ...(decompressLayer ? [diffIdTap(layer, imageName, decompressLayer)] : []),
+                    ...(options.layerTap ? [options.layerTap(layer, i)] : []),
+                  ]),
+              }
+            : {}),
         });
         tracker.bytes(i, layer.descriptor.size);
       }),

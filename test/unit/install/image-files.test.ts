@@ -10,7 +10,7 @@ import { buildLayout } from '../../privileged/oci/layout-builder.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readImageInstallConfigFiles, loadInstallConfig } from '../../../src/install/config-files.js';
-import { kernelOf, readImageFacts } from '../../../src/install/image-facts.js';
+import { imageFactsScanner, kernelOf, readImageFacts } from '../../../src/install/image-facts.js';
 
 const DIR = 'usr/lib/bootc/install';
 
@@ -99,6 +99,26 @@ describe('readImageFacts', () => {
     tmp = mkdtempSync(join(tmpdir(), 'image-facts-'));
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('gathers the facts while the layers download, and from the cache for layers already there', async () => {
+    const layout = join(tmp, 'tapped');
+    await buildLayout(layout, {
+      layers: [
+        { files: { 'usr/lib/modules/1/vmlinuz': 'k', 'usr/lib/modules/1/initramfs.img': 'i', 'usr/share/big.bin': Buffer.alloc(3 << 20, 1) }, compression: 'gzip' },
+        { files: { 'usr/lib/bootc/install/00.toml': '[install]\nstateroot = "s"\n' }, compression: 'none' },
+      ],
+    });
+    const ref = parseReference(`oci:${layout}:latest`);
+    const expected = { installConfigFiles: [{ path: '/usr/lib/bootc/install/00.toml', text: '[install]\nstateroot = "s"\n' }], kernelVersion: '1' };
+    const first = imageFactsScanner('tapped');
+    const pulled = await pullImage(ref, { cacheDir: join(tmp, 'tapped-cache'), layerTap: first.tap });
+    expect([first.changesOf(0), first.changesOf(1)].every((c) => c !== undefined)).toBe(true);
+    expect(await readImageFacts(pulled, first)).toEqual(expected);
+    const second = imageFactsScanner('tapped');
+    const again = await pullImage(ref, { cacheDir: join(tmp, 'tapped-cache'), layerTap: second.tap });
+    expect(second.changesOf(0)).toBeUndefined();
+    expect(await readImageFacts(again, second)).toEqual(expected);
+  });
 
   it('sees a kernel directory whited out by a later layer as gone', async () => {
     const layout = join(tmp, 'layout');
