@@ -10,13 +10,19 @@
  *   3. its origin record (from then on it is no longer a deployment, only a directory)
  *   4. its checkout and /etc-conflicts record
  *
+ * A UKI deployment's entry is its UKI in EFI/Linux/ (step 1 and 2 at once). Under the update
+ * lock also: `.staged` UKIs and sealed-UKI selector records of deployments that are gone.
+ *
  * Then the store drops the images no remaining deployment uses, their layers and objects.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { debug, warn } from '../core/log.js';
-import { ENTRIES_DIR } from '../boot/bls.js';
+import { ENTRIES_DIR, type EntryName } from '../boot/bls.js';
+import { removeStaleUkisFromDir } from '../boot/esp.js';
+import { parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
+import { SELECTORS_DIR } from '../deploy/selector.js';
 import { deploymentBootDir } from '../boot/deployment-boot.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { gcStore, formatGcSummary } from '../store/gc.js';
@@ -41,6 +47,12 @@ export interface PruneResult {
 
 const key = (ref: DeploymentRef): string => `${ref.stateroot}/${ref.id}`;
 
+/** `bootc-<stateroot>-<id>….efi.staged` (or its `.tmp` of an interrupted copy): whose it is. */
+function stagedUkiName(fileName: string): EntryName | null {
+  const m = /^(.*\.efi)\.staged(\.tmp)?$/.exec(fileName);
+  return m ? parseUkiFileName(m[1]!) : null;
+}
+
 export async function pruneDeployments(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
   const state = await loadSysrootState(loc);
   const paths = sysrootPaths(loc.sysroot);
@@ -49,8 +61,9 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
   for (const origin of state.origins) {
     if (keep.has(key(origin))) continue;
     const entries = state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id);
-    for (const entry of entries) await rm(join(loc.boot, ENTRIES_DIR, entry.fileName), { force: true });
-    if (entries.length > 0) await fsyncDir(join(loc.boot, ENTRIES_DIR));
+    for (const entry of entries) await rm(join(loc.boot, entry.kind === 'uki' ? UKI_DIR : ENTRIES_DIR, entry.fileName), { force: true });
+    if (entries.some((e) => e.kind !== 'uki')) await fsyncDir(join(loc.boot, ENTRIES_DIR));
+    if (entries.some((e) => e.kind === 'uki')) await fsyncDir(join(loc.boot, UKI_DIR));
     await rm(join(loc.boot, deploymentBootDir(origin.id)), { recursive: true, force: true });
     await rm(paths.origin(origin.stateroot, origin.id), { force: true });
     await fsyncDir(paths.deployDir(origin.stateroot));
@@ -58,8 +71,24 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
     await rm(paths.etcConflicts(origin.stateroot, origin.id), { force: true });
     removed.push(key(origin));
   }
+  const keptNames = options.keep.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));
   const leftoversRemoved: string[] = [];
+  for (const name of await removeStaleUkisFromDir(loc.boot, keptNames)) leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);
   if (options.leftovers) {
+    const ukiDir = join(loc.boot, UKI_DIR);
+    for (const name of await readdirOrEmpty(ukiDir)) {
+      const staged = stagedUkiName(name);
+      if (!staged || keep.has(`${staged.stateroot}/${staged.deploymentId}`)) continue;
+      await rm(join(ukiDir, name), { force: true });
+      leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);
+    }
+    const selectors = join(loc.sysroot, SELECTORS_DIR);
+    for (const name of await readdirOrEmpty(selectors)) {
+      const names = (await readFile(join(selectors, name), 'utf8').catch(() => '')).trim();
+      if (keep.has(names)) continue;
+      await rm(join(selectors, name), { force: true });
+      leftoversRemoved.push(`selector ${name.slice(0, 12)}… (${names || 'empty'})`);
+    }
     for (const stateroot of await readdirOrEmpty(join(paths.bootcDir, 'deploy'))) {
       for (const name of await readdirOrEmpty(paths.deployDir(stateroot))) {
         // Checkouts only: the records beside them (<id>.origin, ...) are not ids.

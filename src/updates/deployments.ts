@@ -9,10 +9,16 @@
  * The boot order is the entries' own (bls.ts `bootOrder`): the first boots next. When that
  * first entry is the rollback deployment, a rollback is queued.
  *
+ * Both kinds of entry take part: Type #1 entries in loader/entries and our UKIs in
+ * EFI/Linux/ (their `.osrel` boot order is the `version`), ordered together as systemd-boot
+ * orders them. A sealed UKI (the image's own, not ordered by bootc) counts as version 0.
+ *
  * `describeDeployments` is pure; `loadDeployments` reads the origins, the ESP (mounted at
- * /boot in the booted system) and /proc/cmdline.
+ * /boot in the booted system) and /proc/cmdline (or, after a sealed-UKI boot, whose command
+ * line names only a selector, the record prepare-root leaves in /run/bootc).
  */
 import { readFile } from 'node:fs/promises';
+import { readUkisInDir } from '../boot/uki-boot-dir.js';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -20,7 +26,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { ENTRIES_DIR, bootOrder, parseBlsEntry, parseEntryFileName, type BlsEntry, type EntryName } from '../boot/bls.js';
 import { parseOrigin, type Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
-import { bootedDeployment } from './status.js';
+import { BOOTED_RECORD_PATH, readBootedDeployment } from './status.js';
 
 export interface DeploymentRef {
   stateroot: string;
@@ -30,15 +36,21 @@ export interface DeploymentRef {
 export interface EntryOnEsp {
   fileName: string;
   name: EntryName;
-  /** The boot order number (BLS `version`). */
+  /** The boot order number (BLS `version`, or a UKI's `.osrel` IMAGE_VERSION). */
   version: string;
+  /** A UKI in EFI/Linux/ rather than a Type #1 entry in loader/entries (absent: Type #1). */
+  kind?: 'type1' | 'uki';
+  /** A UKI whose boot order is its own (the image's sealed UKI): rollback cannot reorder it. */
+  fixedOrder?: boolean;
 }
 
 /**
  * What upgrade leaves for finalisation: the deployment, and its boot entry complete except
  * for the `version`, which finalisation picks so it boots before everything present then.
  */
-export const stagedRecordSchema = z.object({
+const stagedType1Schema = z.object({
+  /** Absent in records written before UKIs. */
+  kind: z.literal('type1').optional(),
   stateroot: z.string(),
   id: z.string(),
   entryFileName: z.string(),
@@ -53,7 +65,26 @@ export const stagedRecordSchema = z.object({
   downloadOnly: z.boolean().optional(),
 });
 
+/**
+ * A UKI deployment: its UKI waits as EFI/Linux/<ukiFileName>.staged (systemd-boot lists only
+ * `*.efi`); finalisation renames it, after making its boot order the highest if it is not.
+ */
+const stagedUkiSchema = z.object({
+  kind: z.literal('uki'),
+  stateroot: z.string(),
+  id: z.string(),
+  ukiFileName: z.string(),
+  downloadOnly: z.boolean().optional(),
+});
+
+export const stagedRecordSchema = z.union([stagedUkiSchema, stagedType1Schema]);
+
 export type StagedRecord = z.infer<typeof stagedRecordSchema>;
+export type StagedUkiRecord = z.infer<typeof stagedUkiSchema>;
+
+/** The file name the staged deployment's entry gets at finalisation. */
+export const stagedBootFileName = (record: StagedRecord): string => (record.kind === 'uki' ? record.ukiFileName : record.entryFileName);
+
 export type StagedEntry = Omit<BlsEntry, 'version'>;
 
 export function parseStagedRecord(text: string, source: string): StagedRecord {
@@ -138,10 +169,21 @@ export interface SysrootLocations {
   /** Where the ESP is mounted (fstab written by install). */
   boot: string;
   cmdlinePath: string;
+  /**
+   * `<stateroot>/<id>` written by prepare-root in the initrd: the booted deployment when the
+   * command line names only a selector (sealed UKI). Absent: the command line alone decides.
+   */
+  bootedRecordPath?: string;
 }
 
-export const HOST_LOCATIONS: SysrootLocations = { sysroot: '/sysroot', boot: '/boot', cmdlinePath: '/proc/cmdline' };
+export const HOST_LOCATIONS: SysrootLocations = {
+  sysroot: '/sysroot',
+  boot: '/boot',
+  cmdlinePath: '/proc/cmdline',
+  bootedRecordPath: BOOTED_RECORD_PATH,
+};
 
+/** Type #1 entries and our UKIs, with their boot order. */
 export async function readEntries(boot: string): Promise<EntryOnEsp[]> {
   const dir = join(boot, ENTRIES_DIR);
   const out: EntryOnEsp[] = [];
@@ -150,6 +192,9 @@ export async function readEntries(boot: string): Promise<EntryOnEsp[]> {
     if (!name) continue;
     const parsed = parseBlsEntry(await readFile(join(dir, fileName), 'utf8'));
     out.push({ fileName, name, version: parsed['version']?.[0] ?? '0' });
+  }
+  for (const uki of await readUkisInDir(boot)) {
+    out.push({ fileName: uki.fileName, name: uki.name, version: uki.version ?? '0', kind: 'uki', ...(uki.version === null ? { fixedOrder: true } : {}) });
   }
   return out;
 }
@@ -177,7 +222,7 @@ export async function loadSysrootState(loc: SysrootLocations = HOST_LOCATIONS): 
         origins.push(parseOrigin(await readFile(path, 'utf8'), path));
       }
     }
-    const booted = bootedDeployment(await readFile(loc.cmdlinePath, 'utf8'));
+    const booted = await readBootedDeployment(loc);
     return { origins, entries: await readEntries(loc.boot), booted, staged: await readStagedRecord(loc.sysroot) };
   });
 }
@@ -189,7 +234,7 @@ export async function loadDeployments(loc: SysrootLocations = HOST_LOCATIONS): P
 /** The booted deployment, or the error every update command gives on a foreign system. */
 export function requireBooted(view: DeploymentsView): DeploymentInfo {
   if (!view.booted) {
-    throw new UserError('System is not deployed via bootc: no bootc.deploy= deployment on the kernel command line', {
+    throw new UserError('System is not deployed via bootc: no bootc.deploy= deployment on the kernel command line, and no /run/bootc/booted-deployment', {
       hint: 'install the system with `bootc install to-disk` first; updates work on a system booted from a bootc deployment',
     });
   }

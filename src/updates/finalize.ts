@@ -6,7 +6,10 @@
  *      /usr/etc, current = the live /etc; written to a new directory beside the staged /etc,
  *      then renamed over it
  *   2. the staged entry, with a `version` above every entry present, written under a temp
- *      name and renamed into loader/entries: from that rename on it is the default
+ *      name and renamed into loader/entries: from that rename on it is the default. A UKI
+ *      was written at upgrade as EFI/Linux/<name>.staged with the boot order that was
+ *      highest then; if an entry has passed it since (a rollback in between), its order is
+ *      raised in place first, then it is renamed to <name>
  *   3. the staged record removed
  *
  * A crash before step 2's rename leaves the entries untouched, so the previous default
@@ -14,7 +17,7 @@
  * its three inputs, so repeating it is harmless). A crash between 2 and 3 boots the new
  * deployment; the leftover record is recognised by its entry being present and just removed.
  */
-import { rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { pathExists } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { invariant, UserError, withContext } from '../core/errors.js';
@@ -22,11 +25,15 @@ import { info, warn } from '../core/log.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { describeEtcConflict } from './etc-merge.js';
 import { mergeEtc } from './etc-merge-apply.js';
-import { HOST_LOCATIONS, loadDeployments, type DeploymentRef, type SysrootLocations } from './deployments.js';
+import { HOST_LOCATIONS, loadDeployments, stagedBootFileName, type DeploymentRef, type SysrootLocations } from './deployments.js';
 import { collectGarbage } from './cleanup.js';
 import { acquireUpdateLock, updateLockPath } from './lock.js';
 import { recordEtcConflicts } from './update-records.js';
 import { writeEntryToBoot } from './upgrade.js';
+import { finalizeStagedUki, setUkiBootOrder, STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
+import { UKI_DIR } from '../boot/uki-entry.js';
+import { bootOrderOfOsrel } from '../uki/boot-order.js';
+import { parsePe, sectionData } from '../uki/pe.js';
 import { fsyncDir } from '../store/layout.js';
 
 export interface FinalizeOptions {
@@ -120,9 +127,36 @@ async function finalizeLocked(loc: SysrootLocations, options: FinalizeOptions): 
       warn('no booted deployment: the staged deployment keeps its image /etc');
     }
     await recordEtcConflicts(loc.sysroot, staged.ref.stateroot, staged.ref.id, conflicts);
-    await writeEntryToBoot(loc.boot, rec.entryFileName, { ...rec.entry, version: String(view.nextVersion) });
+    if (rec.kind === 'uki') {
+      await finalizeUki(loc.boot, rec.ukiFileName, view.nextVersion);
+    } else {
+      await writeEntryToBoot(loc.boot, rec.entryFileName, { ...rec.entry, version: String(view.nextVersion) });
+    }
     await rm(paths.staged, { force: true });
     await fsyncDir(paths.bootcDir);
-    return { kind: 'finalized', id: staged.ref.id, entryFileName: rec.entryFileName, conflicts };
+    return { kind: 'finalized', id: staged.ref.id, entryFileName: stagedBootFileName(rec), conflicts };
   });
+}
+
+/**
+ * The staged UKI becomes an entry that boots before all present: its order was fixed at
+ * staging, so it is raised to `nextVersion` when something else reached it since. A sealed
+ * UKI's order is its own and stays.
+ */
+async function finalizeUki(boot: string, ukiFileName: string, nextVersion: number): Promise<void> {
+  const stagedName = `${ukiFileName}${STAGED_UKI_SUFFIX}`;
+  const stagedPath = join(boot, UKI_DIR, stagedName);
+  if (!(await pathExists(stagedPath))) {
+    throw new UserError(`the staged UKI ${stagedPath} is missing`, { hint: 'run `bootc upgrade` again to stage the update anew' });
+  }
+  const order = await ukiBootOrder(stagedPath);
+  if (order !== null && order < nextVersion) await setUkiBootOrder(boot, stagedName, nextVersion);
+  await finalizeStagedUki(boot, ukiFileName);
+}
+
+/** The `.osrel` boot order of a UKI file; null when it is not ordered by bootc (sealed). */
+async function ukiBootOrder(path: string): Promise<number | null> {
+  const bytes = await readFile(path);
+  const osrel = parsePe(bytes, path).sections.find((s) => s.name === '.osrel');
+  return osrel ? bootOrderOfOsrel(Buffer.from(sectionData(bytes, osrel)).toString('utf8')) : null;
 }

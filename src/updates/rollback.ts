@@ -5,7 +5,9 @@
  * The entry that should boot next gets a `version` above every other entry. That is one
  * atomic rewrite (temp name, rename) of one entry, so a crash leaves either the old or the
  * new order, never a tie. The booted deployment's entry is rewritten the same way when the
- * order is put back.
+ * order is put back. A UKI carries its order in its `.osrel`: that is rewritten in place the
+ * same way (uki-boot-dir.ts); a sealed or signed UKI cannot be reordered without breaking it,
+ * so rollback refuses it and says how to boot the other deployment once.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import { sysrootPaths } from '../deploy/paths.js';
 import { rm } from 'node:fs/promises';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type EntryOnEsp, type SysrootLocations } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
+import { setUkiBootOrder } from '../boot/uki-boot-dir.js';
 import { discardDeployment, writeEntryToBoot } from './upgrade.js';
 
 export interface RollbackOptions {
@@ -49,6 +52,21 @@ async function readEntry(boot: string, entry: EntryOnEsp): Promise<BlsEntry> {
   };
 }
 
+const ONE_SHOT_HINT = 'choose the other deployment in the systemd-boot menu at the next boot (or `bootctl set-oneshot <entry>`); it stays installed';
+
+async function reorderUki(boot: string, entry: EntryOnEsp, bootOrder: number): Promise<void> {
+  if (entry.fixedOrder) {
+    throw new UserError(`${entry.fileName} is the image's own (sealed) UKI: its boot order is fixed in its signed .osrel`, { hint: ONE_SHOT_HINT });
+  }
+  try {
+    await setUkiBootOrder(boot, entry.fileName, bootOrder);
+  } catch (err) {
+    // Signed: rewriting the order would drop the signature, and there is no key here.
+    if (err instanceof UserError) throw new UserError(err.message, { hint: ONE_SHOT_HINT });
+    throw err;
+  }
+}
+
 export async function rollback(options: RollbackOptions = {}): Promise<RollbackOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
   // Checked before the lock too, so a system not deployed by bootc gets no /sysroot/bootc.
@@ -76,6 +94,10 @@ export async function rollback(options: RollbackOptions = {}): Promise<RollbackO
     // Queued already: put the booted deployment first again.
     const first = view.rollbackQueued ? booted.entry : rollbackDeployment.entry;
     await withContext(`Reordering the boot entries (${first.fileName} first)`, async () => {
+      if (first.kind === 'uki') {
+        await reorderUki(loc.boot, first, view.nextVersion);
+        return;
+      }
       const entry = await readEntry(loc.boot, first);
       await writeEntryToBoot(loc.boot, first.fileName, { ...entry, version: String(view.nextVersion) });
     });

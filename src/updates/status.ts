@@ -12,8 +12,8 @@
  * (stateroot, deployment id, boot counting, /etc conflicts) sits under one extra key per
  * entry, `deployment`, so a consumer of upstream's schema can ignore it.
  *
- * deployments.ts (and zod with it) is loaded only once the command line names a
- * deployment: a foreign system gets its answer without it (and a static import would be a
+ * deployments.ts (and zod with it) is loaded only once the command line (or prepare-root's
+ * record) names a deployment: a foreign system gets its answer without it (and a static import would be a
  * cycle, since deployments.ts takes `bootedDeployment` from here).
  */
 import { readFile } from 'node:fs/promises';
@@ -21,6 +21,7 @@ import { canonicalJson } from '../core/canonical-json.js';
 import { withContext } from '../core/errors.js';
 import { DEPLOY_KARG } from '../boot/prepare-root.js';
 import { parseEntryFileName, type BootCounter } from '../boot/bls.js';
+import { parseUkiFileName } from '../boot/uki-entry.js';
 import type { DeploymentInfo, DeploymentsView, SysrootLocations } from './deployments.js';
 import { readCachedUpdate, readEtcConflicts, type CachedUpdate } from './update-records.js';
 
@@ -47,7 +48,7 @@ export type BootState = 'good' | 'pending' | 'bad';
 export interface DeploymentStatus {
   stateroot: string;
   id: string;
-  /** The entry's file name under loader/entries; null for a staged deployment (written at shutdown). */
+  /** The entry's file name under loader/entries (a UKI's under EFI/Linux/); null for a staged deployment (written at shutdown). */
   bootEntry: string | null;
   bootCounting: { triesLeft: number; triesDone: number } | null;
   /** null when the deployment has no boot entry at all. */
@@ -95,6 +96,26 @@ export function bootedDeployment(cmdline: string): { stateroot: string; id: stri
   return null;
 }
 
+export const BOOTED_RECORD_PATH = '/run/bootc/booted-deployment';
+
+/**
+ * The booted deployment: `bootc.deploy=` on the command line, else the record prepare-root
+ * wrote in the initrd (a sealed UKI's command line names only a selector). Only a bootc
+ * initrd writes that record, so a foreign system still has neither.
+ */
+export async function readBootedDeployment(loc: { cmdlinePath: string; bootedRecordPath?: string }): Promise<{ stateroot: string; id: string } | null> {
+  const fromCmdline = bootedDeployment(await readFile(loc.cmdlinePath, 'utf8'));
+  if (fromCmdline || !loc.bootedRecordPath) return fromCmdline;
+  let text: string;
+  try {
+    text = await readFile(loc.bootedRecordPath, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return bootedDeployment(`${DEPLOY_KARG}=${text.trim()}`);
+}
+
 /** What `hostStatus` needs besides the deployments view; all of it advisory. */
 export interface StatusRecords {
   cachedUpdate: CachedUpdate | null;
@@ -122,7 +143,7 @@ function imageStatusOf(info: DeploymentInfo): ImageStatus {
 
 function deploymentStatusOf(info: DeploymentInfo, stagedEntryFileName: string | null, records: StatusRecords): DeploymentStatus {
   // A staged deployment's entry exists only in the staged record until finalisation.
-  const name = info.entry?.name ?? (stagedEntryFileName ? parseEntryFileName(stagedEntryFileName) : null);
+  const name = info.entry?.name ?? (stagedEntryFileName ? (parseEntryFileName(stagedEntryFileName) ?? parseUkiFileName(stagedEntryFileName)) : null);
   const counter = name?.counter;
   return {
     stateroot: info.ref.stateroot,
@@ -179,7 +200,7 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
       staged: staged
         ? bootEntryOf(staged, records, {
             downloadOnly: stagedRecord?.downloadOnly === true,
-            ...(stagedRecord ? { stagedEntryFileName: stagedRecord.entryFileName } : {}),
+            ...(stagedRecord ? { stagedEntryFileName: stagedRecord.kind === 'uki' ? stagedRecord.ukiFileName : stagedRecord.entryFileName } : {}),
           })
         : null,
       booted: bootEntryOf(booted, records, { cachedUpdate }),
@@ -282,7 +303,8 @@ export async function renderStatus(host: BootcHost, format: StatusFormat, option
 export async function loadHostStatus(locations: Partial<SysrootLocations> = {}): Promise<BootcHost> {
   // HOST_LOCATIONS' own value, spelled here so the check comes before loading deployments.ts.
   const cmdlinePath = locations.cmdlinePath ?? '/proc/cmdline';
-  if (!bootedDeployment(await readFile(cmdlinePath, 'utf8'))) return hostStatus(null);
+  const bootedRecordPath = 'bootedRecordPath' in locations ? locations.bootedRecordPath : BOOTED_RECORD_PATH;
+  if (!(await readBootedDeployment({ cmdlinePath, ...(bootedRecordPath ? { bootedRecordPath } : {}) }))) return hostStatus(null);
   const { HOST_LOCATIONS, loadDeployments } = await import('./deployments.js');
   const loc: SysrootLocations = { ...HOST_LOCATIONS, ...locations, cmdlinePath };
   return withContext(`Reading the status of the deployments under ${loc.sysroot}`, async () => {

@@ -5,7 +5,9 @@
  *      and config only)
  *   2. same digest as booted (or as already staged): nothing to do
  *   3. import into the physical root, check out a new deployment with the booted origin's
- *      kargs, copy its kernel and combined initrd to the ESP under bootc/<id>/; no entry yet
+ *      kargs, copy its kernel and combined initrd to the ESP under bootc/<id>/; no entry yet.
+ *      A system booted from a UKI (or an image that ships a sealed one) gets a UKI instead,
+ *      staged as EFI/Linux/<name>.staged, which systemd-boot does not list
  *   4. write the staged record (atomic), drop an older staged deployment, write
  *      /run/reboot-required. Finalisation (finalize.ts) writes the entry at shutdown.
  *
@@ -21,6 +23,9 @@ import { UserError, withContext } from '../core/errors.js';
 import { pathExists } from '../core/fs-probe.js';
 import { Progress } from '../core/progress.js';
 import { prepareDeploymentBoot, deploymentBootDir } from '../boot/deployment-boot.js';
+import { STAGED_UKI_SUFFIX, stageUkiInDir } from '../boot/uki-boot-dir.js';
+import { newUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
+import { bootsUki } from '../uki/sealed.js';
 import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
 import { createDeployment, imageCreated, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
@@ -39,6 +44,7 @@ import {
   type DeploymentRef,
   type DeploymentsView,
   type DeploymentInfo,
+  type StagedRecord,
   type SysrootLocations,
 } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
@@ -170,6 +176,7 @@ export async function discardDeployment(loc: SysrootLocations, info: DeploymentI
   await rm(paths.origin(info.ref.stateroot, info.ref.id), { force: true });
   await rm(paths.deployment(info.ref.stateroot, info.ref.id), { recursive: true, force: true });
   await rm(join(loc.boot, deploymentBootDir(info.ref.id)), { recursive: true, force: true });
+  await rm(join(loc.boot, UKI_DIR, `${newUkiFileName(info.ref.stateroot, info.ref.id)}${STAGED_UKI_SUFFIX}`), { force: true });
 }
 
 export interface UpgradeOptions {
@@ -267,15 +274,18 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
 
     const imported = await importImage(loc.sysroot, pulled, progress);
     cancellation.check();
+    // The next deployment boots the way the booted one does; an image with a sealed UKI, by it.
+    const bootType = bootsUki({ uki: booted.origin.bootType === 'uki' }, imported.tree.entries) ? 'uki' : 'type1';
     const deployment = await createDeployment(loc.sysroot, imported, formatReference(pulled.reference), {
       stateroot: booted.ref.stateroot,
       targetImage: target,
       kargs: booted.origin.kargs,
       architecture: pulled.config.architecture,
+      bootType,
     });
     const paths = sysrootPaths(loc.sysroot);
     try {
-      const record = await withContext(`Putting the kernel of ${deployment.stateroot}/${deployment.id} on the ESP`, async () => {
+      const record = await withContext(`Putting the kernel of ${deployment.stateroot}/${deployment.id} on the ESP`, async (): Promise<StagedRecord> => {
         const root = rootArgument(await readFile(loc.cmdlinePath, 'utf8'));
         const work = await mkdtemp(join(loc.sysroot, '.bootc-upgrade-'));
         try {
@@ -284,16 +294,22 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
               deploymentDir: deployment.dir,
               stateroot: deployment.stateroot,
               deploymentId: deployment.id,
-              // Replaced below by the running system's own root= argument.
               rootFsUuid: 'unknown',
-              bootOrder: 0,
+              // The running system's own root= (a UKI carries it inside, so it is set here).
+              rootMountSpec: root ? root.slice('root='.length) : '',
+              // A UKI carries its order inside; finalisation raises it if others passed it.
+              bootOrder: view.nextVersion,
               imageVersion: imageVersion(pulled.config) ?? undefined,
               cliKargs: booted.origin.kargs,
+              ...(bootType === 'uki' ? { uki: {} } : {}),
             },
             work,
           );
-          const at = prepared.kernelArguments.findIndex((k) => k.startsWith('root='));
-          if (at >= 0) prepared.kernelArguments.splice(at, 1, ...(root ? [root] : []));
+          const downloadOnly = options.downloadOnly ? { downloadOnly: true } : {};
+          if (prepared.kind === 'uki') {
+            await stageUkiInDir(loc.boot, prepared.ukiFileName, prepared.files[0].hostPath);
+            return { kind: 'uki', stateroot: deployment.stateroot, id: deployment.id, ukiFileName: prepared.ukiFileName, ...downloadOnly };
+          }
           for (const file of prepared.files) await copyToBoot(file.hostPath, loc.boot, file.path);
           const { version: _unset, ...entry } = prepared.entry;
           return {
@@ -301,7 +317,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
             id: deployment.id,
             entryFileName: prepared.entryFileName,
             entry: { ...entry, options: prepared.kernelArguments.join(' ') },
-            ...(options.downloadOnly ? { downloadOnly: true } : {}),
+            ...downloadOnly,
           };
         } finally {
           await rm(work, { recursive: true, force: true });
