@@ -9,7 +9,7 @@ APT_PACKAGES := podman mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo docker-
 	apache2-utils openssl time jq socat
 DEPS_STAMP := node_modules/.deps-stamp
 
-.PHONY: deps build check test test-unit fixtures demo clean
+.PHONY: deps build check test test-unit fixtures demo soak clean
 
 deps: $(DEPS_STAMP)
 
@@ -40,6 +40,10 @@ test: check fixtures
 
 test-unit: deps
 	npx vitest run test/unit
+
+# Long runs kept out of `make test`: 20 power cuts during updates (~1 h on 2 cores).
+soak: check fixtures
+	BOOTC_POWER_CUT_RUNS=$${BOOTC_POWER_CUT_RUNS:-20} npx vitest run qemu-tests/power-loss.test.ts
 
 demo: fixtures
 	npx tsx qemu-tests/demo.ts

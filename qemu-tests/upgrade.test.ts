@@ -4,7 +4,9 @@
  * only through the restricted guestfwd. In the guest: `bootc upgrade` stages v2; at reboot
  * the finalize unit merges /etc and makes v2 the default, so release is 2, a user's /etc
  * change and a /var file survive and the image's changed /etc default arrives; then
- * `bootc rollback` and a reboot bring release 1 back.
+ * `bootc rollback` and a reboot bring release 1 back, and a second rollback v2. Last,
+ * `bootc switch` to fixture:v3, which never reaches boot-complete.target: systemd-boot
+ * tries it three times, then boots v2 again by itself, and `bootc status` says so.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,6 +47,7 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
     tmp = mkdtempSync('/var/tmp/upgrade-qemu-');
     registry = await startRegistry();
     await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:latest');
+    await pushToRegistry(registry, ociLayoutRef('v3'), 'fixture:v3');
     const file = join(tmp, 'disk.raw');
     execFileSync('truncate', ['-s', '6G', file]);
     const r = await cli('install', 'to-disk', '--via-loopback', file, '--source-imgref', ociLayoutRef('v1'),
@@ -83,4 +86,34 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
     await g.reboot(600_000);
     expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
   }, 900_000);
+
+  it('rollback again through `bootc edit` (spec.bootOrder), reboot: v2', async () => {
+    const g = guest();
+    expect(await g.runOk("bootc status --format yaml | sed 's/bootOrder: default/bootOrder: rollback/' | bootc edit -f -")).toBe('Next boot: rollback deployment');
+    await g.reboot(600_000);
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('2');
+    expect(await g.runOk('cat /etc/fixture/user.conf')).toBe('user=mine');
+  }, 900_000);
+
+  it('switch to v3, which never completes a boot: after its tries v2 boots again by itself', async () => {
+    const g = guest();
+    const out = await g.runOk(`bootc switch --quiet ${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:v3`, 900_000);
+    expect(out).toContain(`Queued for next boot: ${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:v3`);
+    g.console.write('systemctl reboot\n');
+    // v3 reboots itself (FailureAction=reboot) before any login; should a login slip
+    // through, the release says which one it was.
+    let release = '';
+    for (let attempt = 0; attempt < 5 && release !== '2'; attempt++) {
+      await g.waitForLogin(900_000);
+      release = await g.runOk('cat /usr/lib/fixture-release').catch(() => '');
+    }
+    expect(release).toBe('2');
+    const status = JSON.parse(await g.runOk('bootc status --format json')) as {
+      status: { booted: { image: { version: string } }; rollback: { image: { version: string }; deployment: { bootState: string } } };
+    };
+    expect(status.status.booted.image.version).toBe('2');
+    expect(status.status.rollback.image.version).toBe('3');
+    expect(status.status.rollback.deployment.bootState).toBe('bad');
+    expect(await g.runOk('bootc status')).toMatch(/Rollback image: .*fixture:v3[\s\S]*failed/);
+  }, 1_800_000);
 });
