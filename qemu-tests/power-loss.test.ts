@@ -1,0 +1,136 @@
+/**
+ * qemu tier: power cuts during updates. One disk, installed with fixture:v1; each run boots
+ * it, starts `bootc switch` to the image it does not run (fixture:v1 and fixture:v2 are
+ * pushed as :a and :b), and pulls the plug at a random moment, either while the switch
+ * runs or, once it has staged, during the shutdown that finalises it. The next boot must
+ * reach the login with a complete deployment: every boot entry's files on the ESP, every
+ * entry's deployment with its origin, `bootc status` answering. In the soak (more than two
+ * runs), a last switch that is left alone must still work, so nothing a cut left behind
+ * blocks the next update.
+ *
+ * BOOTC_POWER_CUT_RUNS sets the number of runs (default 2, one of each kind; `make soak`
+ * runs 20). BOOTC_POWER_CUT_SEED repeats a run's random moments; both are printed.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
+import { needsRegistryTools, pushToRegistry, startRegistry, type TestRegistry } from '../test/support/registry.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef, v1RootfsDir } from '../fixtures/paths.js';
+import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+
+const skip = explainSkip(
+  'qemu',
+  needsLoopDevices() ??
+    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'skopeo', 'socat') ??
+    needsRegistryTools() ??
+    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
+    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
+    needsFile(fixturesIndexPath, fixturesHint) ??
+    needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/upgrade.js'), 'the fixture image carries a CLI without `bootc switch`: rebuild the fixtures (`make fixtures`)'),
+);
+
+const RUNS = Number(process.env['BOOTC_POWER_CUT_RUNS'] ?? '2');
+const SEED = Number(process.env['BOOTC_POWER_CUT_SEED'] ?? String(Date.now() % 1_000_000));
+const REGISTRY = `${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}`;
+const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, all: true });
+
+/** mulberry32: small, seedable, good enough to spread the cuts. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Prints what is wrong with the boot entries and deployments; nothing when all is well. */
+const COHERENCE_CHECK = [
+  'for e in /boot/loader/entries/*.conf; do',
+  '  for f in $(awk \'$1=="linux"||$1=="initrd"{print $2}\' "$e"); do test -s "/boot$f" || echo "entry $e: /boot$f missing"; done;',
+  '  d=$(grep -o "bootc.deploy=[^ ]*" "$e" | cut -d= -f2);',
+  '  test -e "/sysroot/bootc/deploy/$d.origin" || echo "entry $e: deployment $d has no origin";',
+  '  test -d "/sysroot/bootc/deploy/$d/usr" || echo "entry $e: deployment $d has no checkout";',
+  'done',
+].join(' ');
+
+describe.skipIf(skip)(`power cuts during bootc switch and finalisation (${RUNS} runs, seed ${SEED})`, () => {
+  let tmp = '';
+  let disk = '';
+  let registry: TestRegistry | undefined;
+  let vm: Vm | undefined;
+  const rand = random(SEED);
+
+  beforeAll(async () => {
+    tmp = mkdtempSync('/var/tmp/power-loss-qemu-');
+    registry = await startRegistry();
+    await pushToRegistry(registry, ociLayoutRef('v1'), 'fixture:a');
+    await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:b');
+    disk = join(tmp, 'disk.raw');
+    execFileSync('truncate', ['-s', '6G', disk]);
+    const r = await cli('install', 'to-disk', '--via-loopback', disk, '--source-imgref', ociLayoutRef('v1'),
+      '--target-imgref', `${REGISTRY}/fixture:a`, '--store', join(tmp, 'store'));
+    if (r.exitCode !== 0) throw new Error(`bootc install to-disk failed:\n${r.all}`);
+  }, 900_000);
+  afterAll(async () => {
+    await vm?.dispose();
+    await registry?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** Boots the disk and checks it booted a complete deployment; returns its release. */
+  async function bootAndCheck(name: string): Promise<string> {
+    vm = await startVm({ name, boot: { kind: 'uefi' }, disks: [{ path: disk, format: 'raw' }], registryPort: registry!.port, memoryMiB: 2048 });
+    await vm.waitForLogin(900_000);
+    const release = await vm.runOk('cat /usr/lib/fixture-release');
+    expect(['1', '2']).toContain(release);
+    expect(await vm.runOk(COHERENCE_CHECK, 60_000)).toBe('');
+    const status = JSON.parse(await vm.runOk('bootc status --format json', 120_000)) as { status: { booted: { image: { version: string } } | null } };
+    expect(status.status.booted?.image.version).toBe(release);
+    await vm.runOk(
+      `mkdir -p /etc/containers/registries.conf.d && printf '[[registry]]\\nlocation = "${REGISTRY}"\\ninsecure = true\\n' > /etc/containers/registries.conf.d/50-test.conf`,
+    );
+    return release;
+  }
+
+  const switchTo = (release: string): string => `bootc switch --quiet ${REGISTRY}/fixture:${release === '1' ? 'b' : 'a'}`;
+
+  for (let run = 0; run < RUNS; run++) {
+    const during = run % 2 === 0 ? 'switch' : 'finalisation';
+    it(`run ${run + 1}: cut during ${during}, the next boot is complete`, async () => {
+      const release = await bootAndCheck(`power-loss-${run + 1}`);
+      const g = vm!;
+      if (during === 'switch') {
+        // The switch fetches one small layer, imports it and checks out a whole tree: ~10-60 s here.
+        const delayMs = Math.round(1000 + rand() * 40_000);
+        console.log(`run ${run + 1}: cutting power ${delayMs} ms into \`${switchTo(release)}\``);
+        g.console.write(`${switchTo(release)} >/dev/null 2>&1 &\n`);
+        await new Promise((r) => setTimeout(r, delayMs));
+      } else {
+        await g.runOk(switchTo(release), 900_000);
+        const delayMs = Math.round(rand() * 12_000);
+        console.log(`run ${run + 1}: cutting power ${delayMs} ms into the shutdown that finalises`);
+        g.console.write('systemctl reboot\n');
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+      await g.dispose(); // SIGKILL: the plug
+      vm = undefined;
+    }, 1_800_000);
+  }
+
+  it(`after the last cut the disk boots complete${RUNS > 2 ? ', and an uninterrupted switch still works' : ''}`, async () => {
+    const release = await bootAndCheck('power-loss-final');
+    // Two more boots' worth: the soak does it, `make test` stops at the check above.
+    if (RUNS <= 2) return;
+    const g = vm!;
+    await g.runOk(switchTo(release), 900_000);
+    await g.reboot(900_000);
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe(release === '1' ? '2' : '1');
+    expect(await g.runOk(COHERENCE_CHECK, 60_000)).toBe('');
+  }, 1_800_000);
+});
