@@ -5,9 +5,10 @@
  * `.staged` UKI, finalisation renames it and orders it first, rollback rewrites the order
  * inside the UKIs, and the next finalisation removes the old deployment's UKI.
  */
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
 import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
@@ -165,4 +166,24 @@ describe.skipIf(skip)('UKI upgrade v1 → v2, rollback, switch to v3 on a direct
     expect((await readdir(ukiDir())).sort()).toEqual(before);
     expect(await readdir(join(loc.sysroot, 'bootc/selectors'))).toEqual([]);
   }, 300_000);
+
+  it('refuses to reorder a UKI whose order is its own (sealed), with a hint of how to boot it once', async () => {
+    const view = await loadDeployments(loc);
+    const entry = view.rollback?.entry;
+    expect(entry?.kind).toBe('uki');
+    // Same length, so the PE layout stays: the .osrel no longer carries our sort key.
+    const path = join(ukiDir(), entry!.fileName);
+    const bytes = await readFile(path);
+    const at = bytes.indexOf('IMAGE_ID=bootc');
+    expect(at).toBeGreaterThan(0);
+    bytes.write('IMAGE_ID=image', at);
+    await writeFile(path, bytes);
+    expect((await loadDeployments(loc)).rollback?.entry?.fixedOrder).toBe(true);
+    const err = unwrapContext(await rollback({ locations: loc }).catch((e: unknown) => e)).root;
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toContain('sealed');
+    expect((err as UserError).hint).toContain('systemd-boot menu');
+    // Untouched (compared as one value: toEqual would walk every byte).
+    expect(Buffer.compare(await readFile(path), bytes)).toBe(0);
+  });
 });
