@@ -25,7 +25,8 @@ import { Progress } from '../core/progress.js';
 import { prepareDeploymentBoot, deploymentBootDir } from '../boot/deployment-boot.js';
 import { STAGED_UKI_SUFFIX, stageUkiInDir } from '../boot/uki-boot-dir.js';
 import { newUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
-import { bootsUki } from '../uki/sealed.js';
+import { bootsUki, sealedUkiPaths } from '../uki/sealed.js';
+import { CERTIFICATE_TABLE_DIRECTORY, parsePe } from '../uki/pe.js';
 import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
 import { createDeployment, imageCreated, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
@@ -276,6 +277,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     cancellation.check();
     // The next deployment boots the way the booted one does; an image with a sealed UKI, by it.
     const bootType = bootsUki({ uki: booted.origin.bootType === 'uki' }, imported.tree.entries) ? 'uki' : 'type1';
+    if (bootType === 'uki') await refuseUnsignedSuccessor(loc, booted, imported.tree.entries);
     const deployment = await createDeployment(loc.sysroot, imported, formatReference(pulled.reference), {
       stateroot: booted.ref.stateroot,
       targetImage: target,
@@ -341,6 +343,26 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
       stagedId: deployment.id,
       text: renderImageHeader(headline, target, imageVersion(pulled.config), pulled.manifestDigest) + renderLayerDiff(layers, diff),
     };
+  });
+}
+
+/**
+ * A machine installed with a signed UKI boots under Secure Boot: a UKI assembled here would
+ * be unsigned (no key on the host) and refused by the firmware, so only an image that ships
+ * its own (signed) UKI can follow it.
+ */
+async function refuseUnsignedSuccessor(
+  loc: SysrootLocations,
+  booted: DeploymentInfo,
+  imageEntries: ReadonlyArray<{ kind: string; path: string }>,
+): Promise<void> {
+  if (booted.entry?.kind !== 'uki') return;
+  if (sealedUkiPaths(imageEntries.filter((e) => e.kind === 'file').map((e) => e.path)).length > 0) return;
+  const path = join(loc.boot, UKI_DIR, booted.entry.fileName);
+  const certificates = parsePe(await readFile(path), path).dataDirectories[CERTIFICATE_TABLE_DIRECTORY];
+  if ((certificates?.size ?? 0) === 0) return;
+  throw new UserError(`the booted UKI ${path} is signed for Secure Boot, and the new image ships no signed UKI: one built here would be unsigned`, {
+    hint: 'build the image with a signed UKI (`bootc container ukify --sign-key K --sign-cert C` as the last step changing /usr); upgrades install it as it is',
   });
 }
 

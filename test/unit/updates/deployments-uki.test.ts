@@ -7,6 +7,7 @@
  */
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
@@ -186,4 +187,50 @@ describe.skipIf(skip)('UKI upgrade v1 → v2, rollback, switch to v3 on a direct
     // Untouched (compared as one value: toEqual would walk every byte).
     expect(Buffer.compare(await readFile(path), bytes)).toBe(0);
   });
+});
+
+const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
+const SNAKEOIL_CERT = '/usr/share/ovmf/PkKek-1-snakeoil.pem';
+const skipSigned = skip ?? explainSkip('privileged', needsCommands('sbsign', 'openssl') ?? needsFile(SNAKEOIL_KEY, 'install the Debian package ovmf'));
+
+describe.skipIf(skipSigned)('upgrade of a machine booted from a signed UKI', () => {
+  let dir = '';
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is refused when the new image ships no signed UKI, before anything is deployed', async () => {
+    dir = await mkdtemp('/var/tmp/bootc-uki-signed-test-');
+    const loc: SysrootLocations = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
+    const store = join(dir, 'store');
+    await mkdir(loc.sysroot);
+    await mkdir(join(loc.boot, 'EFI/Linux'), { recursive: true });
+    const imported = await importImage(loc.sysroot, await pullImage(parseReference(ociLayoutRef('v1')), { cacheDir: store }));
+    const v1 = await createDeployment(loc.sysroot, imported, 'fixture:v1', {
+      stateroot: 'default',
+      targetImage: { image: `${ociLayoutDir}:v2`, transport: 'oci' },
+      kargs: [],
+      architecture: 'amd64',
+      bootType: 'uki',
+    });
+    await mkdir(join(dir, 'work'));
+    // The snakeoil key is protected by the passphrase "snakeoil"; sbsign takes a plain one.
+    const key = join(dir, 'key.pem');
+    await execa('openssl', ['pkey', '-in', SNAKEOIL_KEY, '-passin', 'pass:snakeoil', '-out', key]);
+    const boot = await prepareDeploymentBoot(
+      { deploymentDir: v1.dir, stateroot: 'default', deploymentId: v1.id, rootFsUuid: '1234-root', bootOrder: 1, uki: { signing: { key, cert: SNAKEOIL_CERT } } },
+      join(dir, 'work'),
+    );
+    if (boot.kind !== 'uki') throw new Error('expected a UKI');
+    await copyFile(boot.files[0].hostPath, join(loc.boot, 'EFI/Linux', boot.ukiFileName));
+    await writeFile(loc.cmdlinePath, `root=UUID=1234-root bootc.deploy=default/${v1.id}\n`);
+
+    const err = unwrapContext(await upgrade({ storeDir: store, locations: loc }).catch((e: unknown) => e)).root;
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toContain('signed for Secure Boot');
+    expect((err as UserError).hint).toContain('ukify --sign-key');
+    expect((await readdir(join(loc.sysroot, 'bootc/deploy/default'))).filter((n) => n.endsWith('.origin'))).toEqual([`${v1.id}.origin`]);
+    expect(await readdir(join(loc.boot, 'EFI/Linux'))).toEqual([boot.ukiFileName]);
+  }, 600_000);
 });
