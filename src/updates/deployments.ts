@@ -21,7 +21,6 @@ import { readFile } from 'node:fs/promises';
 import { readUkisInDir } from '../boot/uki-boot-dir.js';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { UserError, withContext } from '../core/errors.js';
 import { ENTRIES_DIR, bootOrder, parseBlsEntry, parseEntryFileName, type BlsEntry, type EntryName } from '../boot/bls.js';
 import { parseOrigin, type Origin } from '../deploy/origin.js';
@@ -48,39 +47,49 @@ export interface EntryOnEsp {
  * What upgrade leaves for finalisation: the deployment, and its boot entry complete except
  * for the `version`, which finalisation picks so it boots before everything present then.
  */
-const stagedType1Schema = z.object({
+export interface StagedType1Record {
   /** Absent in records written before UKIs. */
-  kind: z.literal('type1').optional(),
-  stateroot: z.string(),
-  id: z.string(),
-  entryFileName: z.string(),
-  entry: z.object({
-    title: z.string(),
-    sortKey: z.string(),
-    linux: z.string(),
-    initrd: z.string(),
-    options: z.string(),
-  }),
+  kind?: 'type1';
+  stateroot: string;
+  id: string;
+  entryFileName: string;
+  entry: { title: string; sortKey: string; linux: string; initrd: string; options: string };
   /** `bootc upgrade --download-only`: not finalised until `--from-downloaded` clears it. */
-  downloadOnly: z.boolean().optional(),
-});
+  downloadOnly?: boolean;
+}
 
 /**
  * A UKI deployment: its UKI waits as EFI/Linux/<ukiFileName>.staged (systemd-boot lists only
  * `*.efi`); finalisation renames it, after making its boot order the highest if it is not.
  */
-const stagedUkiSchema = z.object({
-  kind: z.literal('uki'),
-  stateroot: z.string(),
-  id: z.string(),
-  ukiFileName: z.string(),
-  downloadOnly: z.boolean().optional(),
-});
+export interface StagedUkiRecord {
+  kind: 'uki';
+  stateroot: string;
+  id: string;
+  ukiFileName: string;
+  downloadOnly?: boolean;
+}
 
-export const stagedRecordSchema = z.union([stagedUkiSchema, stagedType1Schema]);
+export type StagedRecord = StagedUkiRecord | StagedType1Record;
 
-export type StagedRecord = z.infer<typeof stagedRecordSchema>;
-export type StagedUkiRecord = z.infer<typeof stagedUkiSchema>;
+/**
+ * The first thing wrong with `doc` as a staged record, or null. By hand, not zod: status
+ * reads this record on every call and zod's load alone would be a quarter of its budget.
+ */
+export function stagedRecordProblem(doc: unknown): string | null {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'not a JSON object';
+  const d = doc as Record<string, unknown>;
+  const strings = (obj: Record<string, unknown>, keys: readonly string[], at: string): string | null => {
+    for (const key of keys) if (typeof obj[key] !== 'string') return `${at}${key}: expected a string`;
+    return null;
+  };
+  if (d['downloadOnly'] !== undefined && typeof d['downloadOnly'] !== 'boolean') return 'downloadOnly: expected true or false';
+  if (d['kind'] === 'uki') return strings(d, ['stateroot', 'id', 'ukiFileName'], '');
+  if (d['kind'] !== undefined && d['kind'] !== 'type1') return `kind: expected "type1" or "uki", found ${JSON.stringify(d['kind'])}`;
+  const entry = d['entry'];
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return 'entry: expected an object';
+  return strings(d, ['stateroot', 'id', 'entryFileName'], '') ?? strings(entry as Record<string, unknown>, ['title', 'sortKey', 'linux', 'initrd', 'options'], 'entry.');
+}
 
 /** The file name the staged deployment's entry gets at finalisation. */
 export const stagedBootFileName = (record: StagedRecord): string => (record.kind === 'uki' ? record.ukiFileName : record.entryFileName);
@@ -96,13 +105,13 @@ export function parseStagedRecord(text: string, source: string): StagedRecord {
       hint: 'the staged update record is damaged; `bootc rollback` drops it, then run `bootc upgrade` again',
     });
   }
-  const parsed = stagedRecordSchema.safeParse(doc);
-  if (!parsed.success) {
-    throw new UserError(`${source} is not a staged update record this version understands: ${parsed.error.issues[0]?.message}`, {
+  const problem = stagedRecordProblem(doc);
+  if (problem !== null) {
+    throw new UserError(`${source} is not a staged update record this version understands: ${problem}`, {
       hint: 'run `bootc upgrade` again to stage the update anew',
     });
   }
-  return parsed.data;
+  return doc as StagedRecord;
 }
 
 export const renderStagedRecord = (record: StagedRecord): string => JSON.stringify(record, null, 2) + '\n';

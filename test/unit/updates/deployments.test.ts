@@ -119,6 +119,13 @@ describe('staged record', () => {
     expect(parseStagedRecord(renderStagedRecord(rec), 'x')).toEqual(rec);
     expect(() => parseStagedRecord('{', '/sysroot/bootc/staged')).toThrow(/staged is not valid JSON/);
     expect(() => parseStagedRecord('{"id":1}', '/sysroot/bootc/staged')).toThrow(/not a staged update record/);
+    const bad = (patch: Record<string, unknown>) => JSON.stringify({ ...rec, ...patch });
+    expect(() => parseStagedRecord(bad({ entry: { ...rec.entry, linux: 3 } }), 's')).toThrow(/entry.linux: expected a string/);
+    expect(() => parseStagedRecord(bad({ downloadOnly: 'yes' }), 's')).toThrow(/downloadOnly: expected true or false/);
+    expect(() => parseStagedRecord(bad({ kind: 'bios' }), 's')).toThrow(/kind: expected "type1" or "uki"/);
+    expect(() => parseStagedRecord(JSON.stringify({ kind: 'uki', stateroot: 'default', id: 'a.0' }), 's')).toThrow(/ukiFileName: expected a string/);
+    const uki = { kind: 'uki' as const, stateroot: 'default', id: 'a.0', ukiFileName: 'bootc-default-a.0+3.efi', downloadOnly: true };
+    expect(parseStagedRecord(renderStagedRecord(uki), 's')).toEqual(uki);
   });
 });
 
