@@ -222,8 +222,9 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     await pruneDeployments(loc, { keep: liveDeployments(view), leftovers: true });
     view = await loadDeployments(loc);
 
-    const target = options.switchTo ?? (view.staged && !view.stagedRecord?.downloadOnly ? view.staged.origin.image : booted.origin.image);
+    // What the machine follows: a staged switch already changed it.
     const followed = view.staged?.origin.image ?? booted.origin.image;
+    const target = options.switchTo ?? followed;
     if (options.switchTo && sameImage(options.switchTo, followed)) {
       return { kind: 'unchanged-spec', text: 'Image specification is unchanged.\n' };
     }

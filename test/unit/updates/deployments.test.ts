@@ -12,6 +12,7 @@ import {
   requireBooted,
   type EntryOnEsp,
   type StagedRecord,
+  type StagedType1Record,
 } from '../../../src/updates/deployments.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -120,7 +121,7 @@ describe('staged record', () => {
     expect(() => parseStagedRecord('{', '/sysroot/bootc/staged')).toThrow(/staged is not valid JSON/);
     expect(() => parseStagedRecord('{"id":1}', '/sysroot/bootc/staged')).toThrow(/not a staged update record/);
     const bad = (patch: Record<string, unknown>) => JSON.stringify({ ...rec, ...patch });
-    expect(() => parseStagedRecord(bad({ entry: { ...rec.entry, linux: 3 } }), 's')).toThrow(/entry.linux: expected a string/);
+    expect(() => parseStagedRecord(bad({ entry: { ...(rec as StagedType1Record).entry, linux: 3 } }), 's')).toThrow(/entry.linux: expected a string/);
     expect(() => parseStagedRecord(bad({ downloadOnly: 'yes' }), 's')).toThrow(/downloadOnly: expected true or false/);
     expect(() => parseStagedRecord(bad({ kind: 'bios' }), 's')).toThrow(/kind: expected "type1" or "uki"/);
     expect(() => parseStagedRecord(JSON.stringify({ kind: 'uki', stateroot: 'default', id: 'a.0' }), 's')).toThrow(/ukiFileName: expected a string/);
