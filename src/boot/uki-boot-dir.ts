@@ -12,11 +12,11 @@
  *
  * Every write: temporary name in EFI/Linux/, fsync, rename, fsync the directory.
  */
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
-import { fsyncDir } from '../store/layout.js';
+import { fsyncDir, fsyncPath } from '../store/layout.js';
 import { parsePe, sectionData } from '../uki/pe.js';
 import { bootOrderOfOsrel, withBootOrder } from '../uki/boot-order.js';
 import type { SigningKey } from '../uki/uki.js';
@@ -25,20 +25,11 @@ import { parseUkiFileName, UKI_DIR } from './uki-entry.js';
 
 export const STAGED_UKI_SUFFIX = '.staged';
 
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 async function replaceAtomically(dest: string, write: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${dest}.tmp`;
   try {
     await write(tmp);
-    await syncFile(tmp);
+    await fsyncPath(tmp);
     await rename(tmp, dest);
   } catch (err) {
     await rm(tmp, { force: true });

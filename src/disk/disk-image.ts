@@ -25,6 +25,7 @@ import { formatEsp, installSecureBootKeys, installSystemdBoot, writeLoaderConf, 
 import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } from './gpt.js';
 import { writePartitionTable } from './partition-table.js';
 import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from './root-filesystem.js';
+import { fsyncPath } from '../store/layout.js';
 
 export type DiskImageType = 'raw' | 'qcow2' | 'vmdk' | 'vhd';
 
@@ -166,7 +167,7 @@ async function writeOutputs(raw: string, outputDir: string, types: readonly Disk
     const tmp = `${dest}.tmp-${process.pid}`;
     try {
       if (type === 'raw') {
-        await syncFile(raw);
+        await fsyncPath(raw);
         await rename(raw, tmp);
       } else {
         await convertDiskImage(raw, tmp, type);
@@ -189,15 +190,6 @@ export async function convertDiskImage(raw: string, dest: string, type: Exclude<
     description: `Converting the disk image to ${format}`,
     argv: ['qemu-img', 'convert', '-f', 'raw', '-O', format, ...formatOptions, raw, dest],
   });
-  await syncFile(dest);
-}
-
-async function syncFile(path: string): Promise<void> {
-  const file = await open(path, 'r+');
-  try {
-    await file.sync();
-  } finally {
-    await file.close();
-  }
+  await fsyncPath(dest);
 }
 

@@ -115,11 +115,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await fsyncDir(join(path, '..'));
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/** fsync a file or directory by path (a directory after renames into it, a file before one). */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
   try {
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
+
+export const fsyncDir = fsyncPath;

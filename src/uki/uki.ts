@@ -14,14 +14,14 @@
  * stub carries its own SBAT data, which is what shim checks; a kernel's own `.sbat`
  * would have to be merged into that one section, and Debian's kernels carry none.
  */
-import { lstat, mkdtemp, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import { entryExists } from '../core/fs-probe.js';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { warn } from '../core/log.js';
 import { findKernel } from '../boot/deployment-boot.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { fsyncPath, writeFileAtomic } from '../store/layout.js';
 import { writeCombinedInitrd } from '../boot/prepare-root.js';
 import { appendSections, parsePe, sectionData, type PeSection } from './pe.js';
 import { writePeWithSections, type FileContent } from './pe-file.js';
@@ -229,9 +229,9 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
       const signed = join(work, 'signed.efi');
       await writePeWithSections(stubPath, ukiSections(contents), unsigned);
       await signPe(unsigned, signed, options.signing);
-      await syncFile(signed);
+      await fsyncPath(signed);
       await rename(signed, options.output);
-      await syncFile(dirname(options.output));
+      await fsyncPath(dirname(options.output));
     } finally {
       await rm(work, { recursive: true, force: true });
     }
@@ -247,15 +247,6 @@ async function checkOutputDirectory(output: string): Promise<void> {
   }
   if (!isDir) {
     throw new UserError(`cannot write ${output}: ${dirname(output)} is not a directory`, { hint: 'create the directory first, or choose another --output' });
-  }
-}
-
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
