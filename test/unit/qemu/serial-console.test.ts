@@ -171,7 +171,8 @@ describe('qemuArgs', () => {
     expect(qemuArgs(base, files)).toContain('-nic');
     const args = qemuArgs({ ...base, registryPort: 5055 }, files);
     expect(args).not.toContain('-nic');
-    expect(args).toContain('user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:5000-tcp:127.0.0.1:5055');
+    // A relay per guest connection, and it only ever connects to 127.0.0.1.
+    expect(args).toContain('user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:socat STDIO TCP:127.0.0.1:5055');
   });
 
   it('boots TCG on q35, disks as virtio with commas escaped and the format from the name', () => {
