@@ -1,5 +1,6 @@
 /**
- * `bootc upgrade [--check] [--apply] [--quiet] [--progress-fd N]` and the hidden
+ * `bootc upgrade [--check] [--apply] [--download-only] [--from-downloaded] [--quiet]
+ * [--progress-fd N]`, `bootc switch [--transport T] [--apply] IMAGE` and the hidden
  * `bootc internals finalize-staged` the shutdown unit runs. Thin: flags in, text out.
  */
 import { resolve } from 'node:path';
@@ -11,9 +12,9 @@ import { finalizeStaged } from '../updates/finalize.js';
 import { upgrade, type UpgradeOptions } from '../updates/upgrade.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
+import { DEFAULT_STORE_DIR } from './install.js';
 
 export const SWITCH_TRANSPORTS: readonly string[] = ['registry', 'oci', 'oci-archive', 'docker-archive', 'containers-storage'];
-import { DEFAULT_STORE_DIR } from './install.js';
 
 export interface UpgradeArgs {
   check: boolean;
