@@ -68,9 +68,11 @@ export async function finalizeStaged(options: FinalizeOptions = {}): Promise<Fin
       // The new default and the deployment booted now (the rollback from the next boot on)
       // stay; the previous rollback and everything only it used go.
       const view = await loadDeployments(loc);
-      const keep = [view.booted, view.staged, ...view.order.slice(0, 1).map((e) => ({ ref: { stateroot: e.name.stateroot, id: e.name.deploymentId } }))]
-        .filter((d): d is { ref: DeploymentRef } => d !== null)
-        .map((d) => d.ref);
+      const first = view.order[0];
+      const keep: DeploymentRef[] = [
+        ...(view.booted ? [view.booted.ref] : []),
+        ...(first ? [{ stateroot: first.name.stateroot, id: first.name.deploymentId }] : []),
+      ];
       try {
         const pruned = await collectGarbage(loc, { keep });
         if (pruned.removed.length > 0) info(`Removed deployments: ${pruned.removed.join(', ')}`);
