@@ -313,8 +313,8 @@ export const commands: LazyCommand[] = [
         .option('log-file', { type: 'string', global: false, describe: 'Interactive installer: where the full log is written (default /var/log/bootc-install-<time>.log)' });
     },
     handler: async (argv) => {
-      const { runInteractiveInstall } = await import('../tui/run.js');
-      await runInteractiveInstall(argv as unknown as import('../tui/run.js').InteractiveInstallArgs);
+      const { launchInteractiveInstall } = await import('../tui/launch.js');
+      await launchInteractiveInstall(argv as unknown as import('../tui/run.js').InteractiveInstallArgs);
     },
   },
   {

@@ -1,12 +1,11 @@
 /**
- * `bootc install` with no subcommand on a terminal: the interactive installer. While it
+ * The interactive installer (started by launch.ts, on a terminal). While it
  * runs, everything the pipeline would print on stderr (info, warnings, every command with
  * its debug line) goes to the log file and the log pane instead of over the screen.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { render } from 'ink';
-import { UsageError } from '../cli/handler.js';
 import { cancellation } from '../core/cancel.js';
 import { InterruptedError, UserError } from '../core/errors.js';
 import { isVerbose, setVerbose } from '../core/log.js';
@@ -30,9 +29,6 @@ export function wantsPlain(flag: boolean, env: NodeJS.ProcessEnv = process.env):
 const defaultLogPath = (): string => `/var/log/bootc-install-${new Date().toISOString().replace(/[:.]/g, '-')}.log`;
 
 export async function runInteractiveInstall(args: InteractiveInstallArgs): Promise<void> {
-  if (!process.stdin.isTTY || !process.stdout.isTTY) {
-    throw new UsageError('bootc install needs a subcommand (to-disk, to-filesystem, print-configuration); the interactive installer needs a terminal');
-  }
   const logPath = resolve(args.logFile ?? defaultLogPath());
   mkdirSync(dirname(logPath), { recursive: true });
   appendFileSync(logPath, `bootc install (interactive) started ${new Date().toISOString()}\n`, { mode: 0o600 });
