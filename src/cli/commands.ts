@@ -52,34 +52,39 @@ export const imageCommands: LazyCommand[] = [
   },
 ];
 
+/** Flags both installs take: the image, how it boots, where blobs go, progress. */
+function withSharedInstallOptions<T>(y: Argv<T>) {
+  return y
+    .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
+    .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
+    .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
+    .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
+    .option('karg-delete', { type: 'string', array: true, default: [], describe: 'Kernel argument to remove (key or key=value); repeat for several' })
+    .option('uki', { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' })
+    .option('sign-key', { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' })
+    .option('sign-cert', { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' })
+    .option('root-ssh-authorized-keys', { type: 'string', describe: 'authorized_keys file for root, installed through tmpfiles.d' })
+    .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
+    .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
+    .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
+    .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+    .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' });
+}
+
 /** `bootc install …` subcommands. A bare `bootc install` is left for the interactive installer. */
 export const installCommands: LazyCommand[] = [
   {
     command: 'to-disk [device]',
     describe: 'Install the image onto a whole disk (or a disk image file with --via-loopback), erasing it (needs root)',
     builder: (y) =>
-      y
+      withSharedInstallOptions(y)
         .positional('device', { type: 'string', describe: 'The disk, e.g. /dev/vdb; with --via-loopback a disk image file (default: the disk --config selects)' })
         .option('config', { type: 'string', describe: 'Answers file saved by the interactive installer (TOML); flags given as well win' })
-        .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
-        .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
-        .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
         .option('wipe', { type: 'boolean', default: false, describe: 'Erase existing partitions and signatures on the disk' })
         .option('filesystem', { choices: ['xfs', 'ext4', 'btrfs'], describe: 'Root filesystem (default: the image\'s install config, else ext4)' })
         .option('root-size', { type: 'string', describe: 'Root partition size, e.g. 20G (bare number: MiB; default: the rest of the disk)' })
-        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
-        .option('karg-delete', { type: 'string', array: true, default: [], describe: 'Kernel argument to remove (key or key=value); repeat for several' })
-        .option('uki', { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' })
-        .option('sign-key', { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' })
-        .option('sign-cert', { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' })
-        .option('root-ssh-authorized-keys', { type: 'string', describe: 'authorized_keys file for root, installed through tmpfiles.d' })
-        .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
         .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' })
-        .option('generic-image', { type: 'boolean', default: false, describe: 'Install all bootloaders and leave firmware settings alone' })
-        .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
-        .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
-        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
-        .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' }),
+        .option('generic-image', { type: 'boolean', default: false, describe: 'Install all bootloaders and leave firmware settings alone' }),
     handler: async (argv) => {
       const { runInstallToDisk } = await import('./install.js');
       await runInstallToDisk(argv as unknown as import('./install.js').ToDiskArgs);
@@ -89,27 +94,13 @@ export const installCommands: LazyCommand[] = [
     command: 'to-filesystem <root-path>',
     describe: 'Install the image onto a root filesystem you prepared and mounted, with an existing ESP (needs root)',
     builder: (y) =>
-      y
+      withSharedInstallOptions(y)
         .positional('root-path', { type: 'string', describe: 'Mount point of the prepared root filesystem' })
-        .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
-        .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
-        .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
         .option('root-mount-spec', { type: 'string', describe: 'How the root is found at boot, e.g. LABEL=root (default: UUID of the filesystem; "" omits root=)' })
         .option('boot-mount-spec', { type: 'string', describe: 'fstab source of /boot (the ESP) (default: its UUID; "" omits the line)' })
         .option('replace', { choices: ['wipe', 'alongside'], describe: 'Root is not empty: erase it (wipe) or keep its files (alongside)' })
         .option('esp', { type: 'string', describe: 'The EFI system partition (default: the one on the disk holding ROOT_PATH)' })
-        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
-        .option('karg-delete', { type: 'string', array: true, default: [], describe: 'Kernel argument to remove (key or key=value); repeat for several' })
-        .option('uki', { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' })
-        .option('sign-key', { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' })
-        .option('sign-cert', { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' })
-        .option('root-ssh-authorized-keys', { type: 'string', describe: 'authorized_keys file for root, installed through tmpfiles.d' })
-        .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
-        .option('skip-finalize', { type: 'boolean', default: false, describe: 'Leave the filesystem writable (no fstrim, no read-only remount)' })
-        .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
-        .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
-        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
-        .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' }),
+        .option('skip-finalize', { type: 'boolean', default: false, describe: 'Leave the filesystem writable (no fstrim, no read-only remount)' }),
     handler: async (argv) => {
       const { runInstallToFilesystem } = await import('./install.js');
       await runInstallToFilesystem(argv as unknown as import('./install.js').ToFilesystemArgs);
