@@ -21,13 +21,14 @@ import { readdirOrEmpty } from '../core/fs-probe.js';
 import { debug, warn } from '../core/log.js';
 import { ENTRIES_DIR, type EntryName } from '../boot/bls.js';
 import { removeStaleUkisFromDir } from '../boot/esp.js';
-import { parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
+import { newUkiFileName, parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
+import { STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
 import { SELECTORS_DIR } from '../deploy/selector.js';
 import { deploymentBootDir } from '../boot/deployment-boot.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { gcStore, formatGcSummary } from '../store/gc.js';
 import { fsyncDir } from '../store/layout.js';
-import { loadSysrootState, type DeploymentRef, type SysrootLocations } from './deployments.js';
+import { loadSysrootState, type DeploymentRef, type EntryOnEsp, type SysrootLocations } from './deployments.js';
 
 export interface PruneOptions {
   /** Deployments that stay; every other deployment with an origin goes. */
@@ -53,6 +54,23 @@ function stagedUkiName(fileName: string): EntryName | null {
   return m ? parseUkiFileName(m[1]!) : null;
 }
 
+/**
+ * One deployment gone, in the order above. `entries` are its boot entries (none for a staged
+ * deployment, whose UKI, if any, still carries the `.staged` suffix).
+ */
+export async function removeDeployment(loc: SysrootLocations, ref: DeploymentRef, entries: readonly EntryOnEsp[] = []): Promise<void> {
+  const paths = sysrootPaths(loc.sysroot);
+  for (const entry of entries) await rm(join(loc.boot, entry.kind === 'uki' ? UKI_DIR : ENTRIES_DIR, entry.fileName), { force: true });
+  if (entries.some((e) => e.kind !== 'uki')) await fsyncDir(join(loc.boot, ENTRIES_DIR));
+  if (entries.some((e) => e.kind === 'uki')) await fsyncDir(join(loc.boot, UKI_DIR));
+  await rm(join(loc.boot, UKI_DIR, `${newUkiFileName(ref.stateroot, ref.id)}${STAGED_UKI_SUFFIX}`), { force: true });
+  await rm(join(loc.boot, deploymentBootDir(ref.id)), { recursive: true, force: true });
+  await rm(paths.origin(ref.stateroot, ref.id), { force: true });
+  await fsyncDir(paths.deployDir(ref.stateroot));
+  await rm(paths.deployment(ref.stateroot, ref.id), { recursive: true, force: true });
+  await rm(paths.etcConflicts(ref.stateroot, ref.id), { force: true });
+}
+
 export async function pruneDeployments(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
   const state = await loadSysrootState(loc);
   const paths = sysrootPaths(loc.sysroot);
@@ -60,15 +78,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
   const removed: string[] = [];
   for (const origin of state.origins) {
     if (keep.has(key(origin))) continue;
-    const entries = state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id);
-    for (const entry of entries) await rm(join(loc.boot, entry.kind === 'uki' ? UKI_DIR : ENTRIES_DIR, entry.fileName), { force: true });
-    if (entries.some((e) => e.kind !== 'uki')) await fsyncDir(join(loc.boot, ENTRIES_DIR));
-    if (entries.some((e) => e.kind === 'uki')) await fsyncDir(join(loc.boot, UKI_DIR));
-    await rm(join(loc.boot, deploymentBootDir(origin.id)), { recursive: true, force: true });
-    await rm(paths.origin(origin.stateroot, origin.id), { force: true });
-    await fsyncDir(paths.deployDir(origin.stateroot));
-    await rm(paths.deployment(origin.stateroot, origin.id), { recursive: true, force: true });
-    await rm(paths.etcConflicts(origin.stateroot, origin.id), { force: true });
+    await removeDeployment(loc, origin, state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id));
     removed.push(key(origin));
   }
   const keptNames = options.keep.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));

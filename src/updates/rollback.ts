@@ -18,7 +18,8 @@ import { rm } from 'node:fs/promises';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type EntryOnEsp, type SysrootLocations } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
 import { setUkiBootOrder } from '../boot/uki-boot-dir.js';
-import { discardDeployment, writeEntryToBoot } from './upgrade.js';
+import { removeDeployment } from './cleanup.js';
+import { writeEntryToBoot } from './upgrade.js';
 
 export interface RollbackOptions {
   locations?: SysrootLocations;
@@ -88,7 +89,7 @@ export async function rollback(options: RollbackOptions = {}): Promise<RollbackO
     let droppedStaged: string | null = null;
     if (view.staged) {
       await rm(sysrootPaths(loc.sysroot).staged, { force: true });
-      await discardDeployment(loc, view.staged);
+      await removeDeployment(loc, view.staged.ref);
       droppedStaged = view.staged.ref.id;
     }
     // Queued already: put the booted deployment first again.

@@ -22,9 +22,9 @@ import { cancellation } from '../core/cancel.js';
 import { UserError, withContext } from '../core/errors.js';
 import { pathExists } from '../core/fs-probe.js';
 import { Progress } from '../core/progress.js';
-import { prepareDeploymentBoot, deploymentBootDir } from '../boot/deployment-boot.js';
-import { STAGED_UKI_SUFFIX, stageUkiInDir } from '../boot/uki-boot-dir.js';
-import { newUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
+import { prepareDeploymentBoot } from '../boot/deployment-boot.js';
+import { stageUkiInDir } from '../boot/uki-boot-dir.js';
+import { UKI_DIR } from '../boot/uki-entry.js';
 import { bootsUki, sealedUkiPaths } from '../uki/sealed.js';
 import { CERTIFICATE_TABLE_DIRECTORY, parsePe } from '../uki/pe.js';
 import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
@@ -49,7 +49,7 @@ import {
   type SysrootLocations,
 } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
-import { pruneDeployments } from './cleanup.js';
+import { pruneDeployments, removeDeployment } from './cleanup.js';
 import { recordCachedUpdate } from './update-records.js';
 
 export const REBOOT_REQUIRED = '/run/reboot-required';
@@ -171,14 +171,6 @@ export async function writeEntryToBoot(boot: string, fileName: string, entry: Bl
   await writeFileAtomic(join(dir, fileName), renderBlsEntry(entry), 0o644);
 }
 
-/** Removes a deployment that never became bootable: origin first, so it stops counting as one. */
-export async function discardDeployment(loc: SysrootLocations, info: DeploymentInfo): Promise<void> {
-  const paths = sysrootPaths(loc.sysroot);
-  await rm(paths.origin(info.ref.stateroot, info.ref.id), { force: true });
-  await rm(paths.deployment(info.ref.stateroot, info.ref.id), { recursive: true, force: true });
-  await rm(join(loc.boot, deploymentBootDir(info.ref.id)), { recursive: true, force: true });
-  await rm(join(loc.boot, UKI_DIR, `${newUkiFileName(info.ref.stateroot, info.ref.id)}${STAGED_UKI_SUFFIX}`), { force: true });
-}
 
 export interface UpgradeOptions {
   check?: boolean;
@@ -328,11 +320,11 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
       });
       await writeFileAtomic(paths.staged, renderStagedRecord(record), 0o644);
     } catch (err) {
-      await discardDeployment(loc, { ref: { stateroot: deployment.stateroot, id: deployment.id }, origin: deployment.origin, entry: null });
+      await removeDeployment(loc, { stateroot: deployment.stateroot, id: deployment.id });
       throw err;
     }
     // The new record already points elsewhere, so the old staged deployment is garbage now.
-    if (view.staged) await discardDeployment(loc, view.staged);
+    if (view.staged) await removeDeployment(loc, view.staged.ref);
     await recordCachedUpdate(loc.sysroot, null);
     if (!options.downloadOnly) await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
 
@@ -374,7 +366,7 @@ export function liveDeployments(view: DeploymentsView): DeploymentRef[] {
 
 async function dropStaged(loc: SysrootLocations, staged: DeploymentInfo): Promise<void> {
   await rm(sysrootPaths(loc.sysroot).staged, { force: true });
-  await discardDeployment(loc, staged);
+  await removeDeployment(loc, staged.ref);
 }
 
 async function setDownloadOnly(loc: SysrootLocations, view: DeploymentsView, downloadOnly: boolean): Promise<void> {
