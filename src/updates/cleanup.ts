@@ -25,6 +25,7 @@ import { newUkiFileName, parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js'
 import { STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
 import { SELECTORS_DIR } from '../deploy/selector.js';
 import { deploymentBootDir } from '../boot/deployment-boot.js';
+import type { Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { gcStore, formatGcSummary } from '../store/gc.js';
 import { fsyncDir } from '../store/layout.js';
@@ -44,6 +45,8 @@ export interface PruneOptions {
 export interface PruneResult {
   removed: string[];
   leftoversRemoved: string[];
+  /** The deployments left, whose images the store keeps. */
+  remaining: Origin[];
 }
 
 const key = (ref: DeploymentRef): string => `${ref.stateroot}/${ref.id}`;
@@ -76,8 +79,12 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
   const paths = sysrootPaths(loc.sysroot);
   const keep = new Set(options.keep.map(key));
   const removed: string[] = [];
+  const remaining: Origin[] = [];
   for (const origin of state.origins) {
-    if (keep.has(key(origin))) continue;
+    if (keep.has(key(origin))) {
+      remaining.push(origin);
+      continue;
+    }
     await removeDeployment(loc, origin, state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id));
     removed.push(key(origin));
   }
@@ -114,7 +121,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
       leftoversRemoved.push(`ESP bootc/${id}`);
     }
   }
-  return { removed, leftoversRemoved };
+  return { removed, leftoversRemoved, remaining };
 }
 
 /**
@@ -124,9 +131,8 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
  */
 export async function collectGarbage(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
   const pruned = await pruneDeployments(loc, options);
-  const remaining = (await loadSysrootState(loc)).origins;
   try {
-    const gc = await gcStore(loc.sysroot, remaining.map((o) => o.manifestDigest));
+    const gc = await gcStore(loc.sysroot, pruned.remaining.map((o) => o.manifestDigest));
     debug(`store: ${formatGcSummary(gc)}`);
   } catch (err) {
     warn(`the store was not collected this time: ${(err as Error).message}`);
