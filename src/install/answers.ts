@@ -21,7 +21,7 @@ import { formatSize, type PlannedPartition } from '../disk/gpt.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { writeFileAtomic } from '../store/layout.js';
 import { attachLoopDevice, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
-import { checkInstallTarget, rootDeviceNumbers, walkDevices, type LsblkDevice } from './block-device.js';
+import { checkInstallTarget, lsblkDeviceSchema, rootDeviceNumbers, walkDevices, type LsblkDevice } from './block-device.js';
 import { ROOT_FS_TYPES, type InstallFsType } from './config.js';
 import { addUser, isPasswordHash } from '../deploy/users.js';
 import { parseRootSize } from './to-disk.js';
@@ -216,34 +216,6 @@ export interface DiskCandidate {
   refusal: string | null;
 }
 
-const str0 = z.string().nullable().optional();
-interface InventoryDevice extends LsblkDevice {
-  model?: string | null | undefined;
-  serial?: string | null | undefined;
-  wwn?: string | null | undefined;
-  tran?: string | null | undefined;
-  label?: string | null | undefined;
-  children?: InventoryDevice[] | undefined;
-}
-const inventoryDeviceSchema: z.ZodType<InventoryDevice> = z.lazy(() =>
-  z.object({
-    name: z.string(),
-    path: z.string(),
-    type: z.string(),
-    'maj:min': z.string(),
-    size: z.number(),
-    fstype: str0,
-    pttype: str0,
-    label: str0,
-    model: str0,
-    serial: str0,
-    wwn: str0,
-    tran: str0,
-    mountpoints: z.array(z.string().nullable()).optional(),
-    children: z.array(inventoryDeviceSchema).optional(),
-  }),
-);
-
 const WHOLE_DISK_TYPES = new Set(['disk', 'loop']);
 const clean = (s: string | null | undefined): string | null => (s === null || s === undefined || s.trim() === '' ? null : s.trim());
 
@@ -260,12 +232,12 @@ export function parseDiskInventory(lsblkText: string, runningRoot: string | null
   } catch {
     throw new UserError('lsblk printed something that is not JSON', { hint: 'check util-linux (lsblk >= 2.33 has -J)' });
   }
-  const parsed = z.object({ blockdevices: z.array(inventoryDeviceSchema) }).safeParse(doc);
+  const parsed = z.object({ blockdevices: z.array(lsblkDeviceSchema) }).safeParse(doc);
   if (!parsed.success) throw new UserError('lsblk output has no block device list', { hint: 'check util-linux (lsblk >= 2.33 has -J -O)' });
   const disks: DiskCandidate[] = [];
   for (const dev of parsed.data.blockdevices) {
     if (!WHOLE_DISK_TYPES.has(dev.type) || dev.size === 0) continue;
-    const all = [...walkDevices(dev)] as InventoryDevice[];
+    const all = [...walkDevices(dev)];
     let refusal: string | null = null;
     try {
       checkInstallTarget({ device: dev, probe: {}, runningRoot }, true);

@@ -15,15 +15,22 @@ import { z } from 'zod';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
 
-const lsblkDeviceSchema: z.ZodType<LsblkDevice> = z.lazy(() =>
+const maybe = z.string().nullable().optional();
+/** One device of `lsblk -J -b -O` with the columns the checks and the installer's disk list read. */
+export const lsblkDeviceSchema: z.ZodType<LsblkDevice> = z.lazy(() =>
   z.object({
     name: z.string(),
     path: z.string(),
     type: z.string(),
     'maj:min': z.string(),
     size: z.number(),
-    fstype: z.string().nullable().optional(),
-    pttype: z.string().nullable().optional(),
+    fstype: maybe,
+    pttype: maybe,
+    label: maybe,
+    model: maybe,
+    serial: maybe,
+    wwn: maybe,
+    tran: maybe,
     mountpoints: z.array(z.string().nullable()).optional(),
     children: z.array(lsblkDeviceSchema).optional(),
   }),
@@ -37,6 +44,11 @@ export interface LsblkDevice {
   size: number;
   fstype?: string | null | undefined;
   pttype?: string | null | undefined;
+  label?: string | null | undefined;
+  model?: string | null | undefined;
+  serial?: string | null | undefined;
+  wwn?: string | null | undefined;
+  tran?: string | null | undefined;
   mountpoints?: Array<string | null> | undefined;
   children?: LsblkDevice[] | undefined;
 }
