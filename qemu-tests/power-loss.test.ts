@@ -11,31 +11,21 @@
  * BOOTC_POWER_CUT_RUNS sets the number of runs (default 2, one of each kind; `make soak`
  * runs 20). BOOTC_POWER_CUT_SEED repeats a run's random moments; both are printed.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
-import { needsRegistryTools, pushToRegistry, startRegistry, type TestRegistry } from '../test/support/registry.js';
-import { fixturesHint, fixturesIndexPath, ociLayoutRef, v1RootfsDir } from '../fixtures/paths.js';
-import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { explainSkip, needsFile } from '../test/support/tier.js';
+import { v1RootfsDir } from '../fixtures/paths.js';
+import type { Vm } from './harness.js';
+import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, updateScenarioSkipReason, type UpdateScenario } from './update-scenario.js';
 
 const skip = explainSkip(
   'qemu',
-  needsLoopDevices() ??
-    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'skopeo', 'socat') ??
-    needsRegistryTools() ??
-    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
-    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
-    needsFile(fixturesIndexPath, fixturesHint) ??
+  updateScenarioSkipReason() ??
     needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/upgrade.js'), 'the fixture image carries a CLI without `bootc switch`: rebuild the fixtures (`make fixtures`)'),
 );
 
 const RUNS = Number(process.env['BOOTC_POWER_CUT_RUNS'] ?? '2');
 const SEED = Number(process.env['BOOTC_POWER_CUT_SEED'] ?? String(Date.now() % 1_000_000));
-const REGISTRY = `${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}`;
-const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, all: true });
 
 /** mulberry32: small, seedable, good enough to spread the cuts. */
 function random(seed: number): () => number {
@@ -60,45 +50,30 @@ const COHERENCE_CHECK = [
 ].join(' ');
 
 describe.skipIf(skip)(`power cuts during bootc switch and finalisation (${RUNS} runs, seed ${SEED})`, () => {
-  let tmp = '';
-  let disk = '';
-  let registry: TestRegistry | undefined;
+  let scenario: UpdateScenario | undefined;
   let vm: Vm | undefined;
   const rand = random(SEED);
 
   beforeAll(async () => {
-    tmp = mkdtempSync('/var/tmp/power-loss-qemu-');
-    registry = await startRegistry();
-    await pushToRegistry(registry, ociLayoutRef('v1'), 'fixture:a');
-    await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:b');
-    disk = join(tmp, 'disk.raw');
-    execFileSync('truncate', ['-s', '6G', disk]);
-    const r = await cli('install', 'to-disk', '--via-loopback', disk, '--source-imgref', ociLayoutRef('v1'),
-      '--target-imgref', `${REGISTRY}/fixture:a`, '--store', join(tmp, 'store'));
-    if (r.exitCode !== 0) throw new Error(`bootc install to-disk failed:\n${r.all}`);
+    scenario = await prepareUpdateScenario({ name: 'power-loss-qemu', push: { 'fixture:a': 'v1', 'fixture:b': 'v2' }, follows: 'fixture:a' });
   }, 900_000);
   afterAll(async () => {
     await vm?.dispose();
-    await registry?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await scenario?.dispose();
   });
 
   /** Boots the disk and checks it booted a complete deployment; returns its release. */
   async function bootAndCheck(name: string): Promise<string> {
-    vm = await startVm({ name, boot: { kind: 'uefi' }, disks: [{ path: disk, format: 'raw' }], registryPort: registry!.port, memoryMiB: 2048 });
-    await vm.waitForLogin(900_000);
+    vm = await bootScenario(scenario!, name, 900_000);
     const release = await vm.runOk('cat /usr/lib/fixture-release');
     expect(['1', '2']).toContain(release);
     expect(await vm.runOk(COHERENCE_CHECK, 60_000)).toBe('');
     const status = JSON.parse(await vm.runOk('bootc status --format json', 120_000)) as { status: { booted: { image: { version: string } } | null } };
     expect(status.status.booted?.image.version).toBe(release);
-    await vm.runOk(
-      `mkdir -p /etc/containers/registries.conf.d && printf '[[registry]]\\nlocation = "${REGISTRY}"\\ninsecure = true\\n' > /etc/containers/registries.conf.d/50-test.conf`,
-    );
     return release;
   }
 
-  const switchTo = (release: string): string => `bootc switch --quiet ${REGISTRY}/fixture:${release === '1' ? 'b' : 'a'}`;
+  const switchTo = (release: string): string => `bootc switch --quiet ${GUEST_REGISTRY}/fixture:${release === '1' ? 'b' : 'a'}`;
 
   for (let run = 0; run < RUNS; run++) {
     const during = run % 2 === 0 ? 'switch' : 'finalisation';

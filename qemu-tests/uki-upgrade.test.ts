@@ -7,15 +7,12 @@
  * its UKI. `bootc rollback` rewrites the boot order inside the v1 UKI; a reboot brings
  * release 1 back. One VM, two reboots.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
-import { needsRegistryTools, pushToRegistry, startRegistry, type TestRegistry } from '../test/support/registry.js';
-import { fixturesHint, fixturesIndexPath, ociLayoutRef, v1RootfsDir } from '../fixtures/paths.js';
-import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { explainSkip, needsFile } from '../test/support/tier.js';
+import { v1RootfsDir } from '../fixtures/paths.js';
+import type { Vm } from './harness.js';
+import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, updateScenarioSkipReason, type UpdateScenario } from './update-scenario.js';
 
 const ENTRY_SELECTED_VAR = '/sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
 const efiVarText = (path: string): string => `cat ${path} | tail -c +5 | tr -d '\\000'`;
@@ -24,22 +21,15 @@ const ukiEntryOf = (deployment: string): RegExp => new RegExp(`^bootc-${deployme
 
 const skip = explainSkip(
   'qemu',
-  needsLoopDevices() ??
-    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'skopeo', 'socat') ??
-    needsRegistryTools() ??
-    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
-    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
-    needsFile(fixturesIndexPath, fixturesHint) ??
+  updateScenarioSkipReason() ??
     // The image carries the CLI as it was when the fixtures were built.
     needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/boot/uki-boot-dir.js'), 'the fixture image carries a CLI without UKI updates: rebuild the fixtures (`npm run build && make fixtures`)'),
 );
 
-const GUEST_IMAGE = `${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:latest`;
-const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, all: true });
+const GUEST_IMAGE = `${GUEST_REGISTRY}/fixture:latest`;
 
 describe.skipIf(skip)('bootc upgrade and rollback of a UKI system in the booted guest', () => {
-  let tmp = '';
-  let registry: TestRegistry | undefined;
+  let scenario: UpdateScenario | undefined;
   let vm: Vm | undefined;
   const guest = (): Vm => {
     if (!vm) throw new Error('the VM did not start');
@@ -51,21 +41,12 @@ describe.skipIf(skip)('bootc upgrade and rollback of a UKI system in the booted 
   };
 
   beforeAll(async () => {
-    tmp = mkdtempSync('/var/tmp/uki-upgrade-qemu-');
-    registry = await startRegistry();
-    await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:latest');
-    const file = join(tmp, 'disk.raw');
-    execFileSync('truncate', ['-s', '6G', file]);
-    const r = await cli('install', 'to-disk', '--via-loopback', file, '--uki', '--source-imgref', ociLayoutRef('v1'),
-      '--target-imgref', GUEST_IMAGE, '--store', join(tmp, 'store'));
-    if (r.exitCode !== 0) throw new Error(`bootc install to-disk --uki failed:\n${r.all}`);
-    vm = await startVm({ name: 'uki-upgrade', boot: { kind: 'uefi' }, disks: [{ path: file, format: 'raw' }], registryPort: registry.port, memoryMiB: 2048 });
-    await vm.waitForLogin();
+    scenario = await prepareUpdateScenario({ name: 'uki-upgrade-qemu', push: { 'fixture:latest': 'v2' }, follows: 'fixture:latest', installArgs: ['--uki'] });
+    vm = await bootScenario(scenario, 'uki-upgrade');
   }, 900_000);
   afterAll(async () => {
     await vm?.dispose();
-    await registry?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await scenario?.dispose();
   });
 
   it('upgrade v1 → v2 stages a UKI; reboot: the v2 UKI boots v2', async () => {
@@ -73,7 +54,6 @@ describe.skipIf(skip)('bootc upgrade and rollback of a UKI system in the booted 
     expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
     const v1 = await bootedDeployment();
     expect(v1).toMatch(/^default\//);
-    await g.runOk(`mkdir -p /etc/containers/registries.conf.d && printf '[[registry]]\\nlocation = "${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}"\\ninsecure = true\\n' > /etc/containers/registries.conf.d/50-test.conf`);
     expect(await g.runOk('bootc upgrade --quiet', 900_000)).toContain(`Queued for next boot: ${GUEST_IMAGE}`);
     const staged = await g.runOk('ls -1 /boot/EFI/Linux');
     expect(staged).toMatch(/^bootc-default-.*\.efi\.staged$/m);

@@ -8,35 +8,25 @@
  * `bootc switch` to fixture:v3, which never reaches boot-complete.target: systemd-boot
  * tries it three times, then boots v2 again by itself, and `bootc status` says so.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
-import { needsRegistryTools, pushToRegistry, startRegistry, type TestRegistry } from '../test/support/registry.js';
-import { fixturesHint, fixturesIndexPath, ociLayoutRef, v1RootfsDir } from '../fixtures/paths.js';
-import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { explainSkip, needsFile } from '../test/support/tier.js';
+import { v1RootfsDir } from '../fixtures/paths.js';
+import type { Vm } from './harness.js';
+import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, updateScenarioSkipReason, type UpdateScenario } from './update-scenario.js';
 
 const skip = explainSkip(
   'qemu',
-  needsLoopDevices() ??
-    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'fstrim', 'skopeo', 'socat') ??
-    needsRegistryTools() ??
-    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
-    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
-    needsFile(fixturesIndexPath, fixturesHint) ??
+  updateScenarioSkipReason() ??
     // The image carries the CLI as it was when the fixtures were built.
     needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/upgrade.js'), 'the fixture image carries a CLI without `bootc upgrade`: rebuild the fixtures (`make fixtures`)') ??
     needsFile(join(v1RootfsDir, 'usr/lib/systemd/system/bootc-finalize-staged.service'), 'the fixture image lacks bootc-finalize-staged.service: rebuild the fixtures (`make fixtures`)'),
 );
 
-const GUEST_IMAGE = `${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:latest`;
-const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, all: true });
+const GUEST_IMAGE = `${GUEST_REGISTRY}/fixture:latest`;
 
 describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
-  let tmp = '';
-  let registry: TestRegistry | undefined;
+  let scenario: UpdateScenario | undefined;
   let vm: Vm | undefined;
   const guest = (): Vm => {
     if (!vm) throw new Error('the VM did not start');
@@ -44,28 +34,17 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
   };
 
   beforeAll(async () => {
-    tmp = mkdtempSync('/var/tmp/upgrade-qemu-');
-    registry = await startRegistry();
-    await pushToRegistry(registry, ociLayoutRef('v2'), 'fixture:latest');
-    await pushToRegistry(registry, ociLayoutRef('v3'), 'fixture:v3');
-    const file = join(tmp, 'disk.raw');
-    execFileSync('truncate', ['-s', '6G', file]);
-    const r = await cli('install', 'to-disk', '--via-loopback', file, '--source-imgref', ociLayoutRef('v1'),
-      '--target-imgref', GUEST_IMAGE, '--store', join(tmp, 'store'));
-    if (r.exitCode !== 0) throw new Error(`bootc install to-disk failed:\n${r.all}`);
-    vm = await startVm({ name: 'upgrade', boot: { kind: 'uefi' }, disks: [{ path: file, format: 'raw' }], registryPort: registry.port, memoryMiB: 2048 });
-    await vm.waitForLogin();
+    scenario = await prepareUpdateScenario({ name: 'upgrade-qemu', push: { 'fixture:latest': 'v2', 'fixture:v3': 'v3' }, follows: 'fixture:latest' });
+    vm = await bootScenario(scenario, 'upgrade');
   }, 900_000);
   afterAll(async () => {
     await vm?.dispose();
-    await registry?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await scenario?.dispose();
   });
 
   it('upgrade v1 → v2, reboot: v2 with the local /etc change and /var kept', async () => {
     const g = guest();
     expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
-    await g.runOk(`mkdir -p /etc/containers/registries.conf.d && printf '[[registry]]\\nlocation = "${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}"\\ninsecure = true\\n' > /etc/containers/registries.conf.d/50-test.conf`);
     await g.runOk('echo user=mine > /etc/fixture/user.conf && echo kept > /var/kept-file');
     const check = await g.runOk('bootc upgrade --check', 300_000);
     expect(check).toContain(`Update available for: ${GUEST_IMAGE}`);
@@ -97,8 +76,8 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
 
   it('switch to v3, which never completes a boot: after its tries v2 boots again by itself', async () => {
     const g = guest();
-    const out = await g.runOk(`bootc switch --quiet ${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:v3`, 900_000);
-    expect(out).toContain(`Queued for next boot: ${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}/fixture:v3`);
+    const out = await g.runOk(`bootc switch --quiet ${GUEST_REGISTRY}/fixture:v3`, 900_000);
+    expect(out).toContain(`Queued for next boot: ${GUEST_REGISTRY}/fixture:v3`);
     g.console.write('systemctl reboot\n');
     // v3 reboots itself (FailureAction=reboot) before any login; should a login slip
     // through, the release says which one it was.
