@@ -173,6 +173,18 @@ export const containerCommands: LazyCommand[] = [
 /** Hidden `bootc internals …`: tools for debugging, not a stable interface. */
 export const internalsCommands: LazyCommand[] = [
   {
+    command: 'pin <deployment>',
+    describe: 'Keep a deployment through updates (like `ostree admin pin`): booted, rollback or STATEROOT/ID',
+    builder: (y) =>
+      y
+        .positional('deployment', { type: 'string', demandOption: true, describe: 'booted, rollback, or STATEROOT/ID as `bootc status -v` shows it' })
+        .option('unpin', { type: 'boolean', default: false, describe: 'Let updates remove it again' }),
+    handler: async (argv) => {
+      const { runPin } = await import('./pin.js');
+      await runPin(argv as unknown as import('./pin.js').PinArgs);
+    },
+  },
+  {
     command: 'finalize-staged',
     describe: 'Finalize the staged deployment (/etc merge, boot entry); run at shutdown by bootc-finalize-staged.service',
     handler: async () => {

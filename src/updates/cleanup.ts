@@ -1,6 +1,7 @@
 /**
  * Garbage collection of deployments after an update (upstream: keep booted, rollback,
- * staged and pinned; everything else goes).
+ * staged and pinned; everything else goes). The caller names what it keeps; pinned
+ * deployments are kept always.
  *
  * A deployment is removed in the reverse of the order it was made, so a crash at any point
  * leaves nothing that points at something missing:
@@ -74,10 +75,18 @@ export async function removeDeployment(loc: SysrootLocations, ref: DeploymentRef
   await rm(paths.etcConflicts(ref.stateroot, ref.id), { force: true });
 }
 
+/** The staged record first (nothing finalises it any more), then its deployment. */
+export async function dropStaged(loc: SysrootLocations, staged: DeploymentRef): Promise<void> {
+  await rm(sysrootPaths(loc.sysroot).staged, { force: true });
+  await removeDeployment(loc, staged);
+}
+
 export async function pruneDeployments(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
   const state = await loadSysrootState(loc);
   const paths = sysrootPaths(loc.sysroot);
-  const keep = new Set(options.keep.map(key));
+  // Pinned deployments stay whatever the caller keeps (`bootc internals pin`).
+  const kept = [...options.keep, ...state.origins.filter((o) => o.pinned)];
+  const keep = new Set(kept.map(key));
   const removed: string[] = [];
   const remaining: Origin[] = [];
   for (const origin of state.origins) {
@@ -88,7 +97,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
     await removeDeployment(loc, origin, state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id));
     removed.push(key(origin));
   }
-  const keptNames = options.keep.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));
+  const keptNames = kept.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));
   const leftoversRemoved: string[] = [];
   for (const name of await removeStaleUkisFromDir(loc.boot, keptNames)) leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);
   if (options.leftovers) {
@@ -114,7 +123,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
         leftoversRemoved.push(`${stateroot}/${name}`);
       }
     }
-    const liveIds = new Set(options.keep.map((ref) => ref.id));
+    const liveIds = new Set(kept.map((ref) => ref.id));
     for (const id of await readdirOrEmpty(join(loc.boot, 'bootc'))) {
       if (liveIds.has(id)) continue;
       await rm(join(loc.boot, deploymentBootDir(id)), { recursive: true, force: true });

@@ -136,6 +136,8 @@ export interface DeploymentsView {
   /** The staged record, when its deployment is complete. */
   stagedRecord: StagedRecord | null;
   rollback: DeploymentInfo | null;
+  /** Every other complete deployment: pinned ones (GC keeps them), or ones GC has not reached yet. */
+  others: DeploymentInfo[];
   /** Entries, first = boots next (a staged deployment, once finalised, goes before all). */
   order: EntryOnEsp[];
   rollbackQueued: boolean;
@@ -169,7 +171,12 @@ export function describeDeployments(state: SysrootState): DeploymentsView {
   const rollbackQueued =
     staged === null && rollback !== null && first !== undefined && first.name.stateroot === rollback.ref.stateroot && first.name.deploymentId === rollback.ref.id;
   const highest = Math.max(0, ...state.entries.map((e) => Number.parseInt(e.version, 10)).filter(Number.isFinite));
-  return { booted, staged, stagedRecord: staged ? state.staged : null, rollback, order, rollbackQueued, nextVersion: highest + 1 };
+  const slotted = [booted, staged, rollback].filter((d): d is DeploymentInfo => d !== null);
+  const others = state.origins
+    .filter((o) => !slotted.some((d) => sameRef(d.ref, o)))
+    .map((o) => info(o)!)
+    .sort((a, b) => `${a.ref.stateroot}/${a.ref.id}`.localeCompare(`${b.ref.stateroot}/${b.ref.id}`));
+  return { booted, staged, stagedRecord: staged ? state.staged : null, rollback, others, order, rollbackQueued, nextVersion: highest + 1 };
 }
 
 export interface SysrootLocations {

@@ -13,12 +13,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { ENTRIES_DIR, parseBlsEntry, type BlsEntry } from '../boot/bls.js';
-import { sysrootPaths } from '../deploy/paths.js';
-import { rm } from 'node:fs/promises';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type EntryOnEsp, type SysrootLocations } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
 import { setUkiBootOrder } from '../boot/uki-boot-dir.js';
-import { removeDeployment } from './cleanup.js';
+import { dropStaged } from './cleanup.js';
 import { writeEntryToBoot } from './upgrade.js';
 
 export interface RollbackOptions {
@@ -88,8 +86,7 @@ export async function rollback(options: RollbackOptions = {}): Promise<RollbackO
     }
     let droppedStaged: string | null = null;
     if (view.staged) {
-      await rm(sysrootPaths(loc.sysroot).staged, { force: true });
-      await removeDeployment(loc, view.staged.ref);
+      await dropStaged(loc, view.staged.ref);
       droppedStaged = view.staged.ref.id;
     }
     // Queued already: put the booted deployment first again.

@@ -79,6 +79,8 @@ export interface BootcHost {
     staged: BootEntry | null;
     booted: BootEntry | null;
     rollback: BootEntry | null;
+    /** Deployments besides those three (pinned ones); omitted when there are none, as upstream. */
+    otherDeployments?: BootEntry[];
     rollbackQueued: boolean;
     type: 'bootcHost' | null;
   };
@@ -205,6 +207,7 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
         : null,
       booted: bootEntryOf(booted, records, { cachedUpdate }),
       rollback: view.rollback ? bootEntryOf(view.rollback, records) : null,
+      ...(view.others.length > 0 ? { otherDeployments: view.others.map((d) => bootEntryOf(d, records)) } : {}),
       rollbackQueued: view.rollbackQueued,
       type: 'bootcHost',
     },
@@ -213,7 +216,8 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
 
 /** `--booted`: upstream drops every other slot from the document, in all formats. */
 export function onlyBooted(host: BootcHost): BootcHost {
-  return { ...host, status: { ...host.status, staged: null, rollback: null } };
+  const { otherDeployments: _others, ...status } = host.status;
+  return { ...host, status: { ...status, staged: null, rollback: null } };
 }
 
 export type StatusFormat = 'humanreadable' | 'yaml' | 'json';
@@ -239,8 +243,8 @@ function boots(state: DeploymentStatus): string | null {
   return null;
 }
 
-type Slot = 'staged' | 'booted' | 'rollback';
-const SLOT_PREFIX: Record<Slot, string> = { staged: '  Staged image', booted: '● Booted image', rollback: '  Rollback image' };
+type Slot = 'staged' | 'booted' | 'rollback' | 'other';
+const SLOT_PREFIX: Record<Slot, string> = { staged: '  Staged image', booted: '● Booted image', rollback: '  Rollback image', other: '  Other image' };
 
 function humanEntry(slot: Slot, entry: BootEntry, host: BootcHost, verbose: boolean): string[] {
   const prefix = SLOT_PREFIX[slot];
@@ -286,6 +290,7 @@ export function renderHumanReadable(host: BootcHost, options: RenderOptions = {}
     const entry = host.status[slot];
     if (entry) blocks.push(humanEntry(slot, entry, host, options.verbose ?? false).join('\n') + '\n');
   }
+  for (const entry of host.status.otherDeployments ?? []) blocks.push(humanEntry('other', entry, host, options.verbose ?? false).join('\n') + '\n');
   return blocks.join('\n');
 }
 
@@ -310,7 +315,7 @@ export async function loadHostStatus(locations: Partial<SysrootLocations> = {}):
   return withContext(`Reading the status of the deployments under ${loc.sysroot}`, async () => {
     const view = await loadDeployments(loc);
     const etcConflicts: Record<string, string[]> = {};
-    for (const info of [view.staged, view.booted, view.rollback]) {
+    for (const info of [view.staged, view.booted, view.rollback, ...view.others]) {
       if (info) etcConflicts[refKey(info)] = await readEtcConflicts(loc.sysroot, info.ref.stateroot, info.ref.id);
     }
     return hostStatus(view, { cachedUpdate: await readCachedUpdate(loc.sysroot), etcConflicts });

@@ -49,7 +49,7 @@ import {
   type SysrootLocations,
 } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
-import { pruneDeployments, removeDeployment } from './cleanup.js';
+import { dropStaged, pruneDeployments, removeDeployment } from './cleanup.js';
 import { recordCachedUpdate } from './update-records.js';
 
 export const REBOOT_REQUIRED = '/run/reboot-required';
@@ -254,7 +254,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
       alreadyHave: (layer) => pathExists(layerIndexPath(layout, layer.diffId)),
     });
     if (!switching && pulled.manifestDigest === booted.origin.manifestDigest) {
-      if (view.staged) await dropStaged(loc, view.staged);
+      if (view.staged) await dropStaged(loc, view.staged.ref);
       await recordCachedUpdate(loc.sysroot, null);
       return { kind: 'no-changes', text: `No changes in: ${name}\n` };
     }
@@ -362,11 +362,6 @@ async function refuseUnsignedSuccessor(
 /** Booted, rollback and staged: what GC keeps. */
 export function liveDeployments(view: DeploymentsView): DeploymentRef[] {
   return [view.booted, view.rollback, view.staged].filter((d): d is DeploymentInfo => d !== null).map((d) => d.ref);
-}
-
-async function dropStaged(loc: SysrootLocations, staged: DeploymentInfo): Promise<void> {
-  await rm(sysrootPaths(loc.sysroot).staged, { force: true });
-  await removeDeployment(loc, staged.ref);
 }
 
 async function setDownloadOnly(loc: SysrootLocations, view: DeploymentsView, downloadOnly: boolean): Promise<void> {

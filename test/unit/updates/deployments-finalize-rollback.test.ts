@@ -8,6 +8,9 @@ import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
 import { loadDeployments, renderStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { finalizeStaged } from '../../../src/updates/finalize.js';
 import { rollback } from '../../../src/updates/rollback.js';
+import { pruneDeployments } from '../../../src/updates/cleanup.js';
+import { setPinned } from '../../../src/updates/pin.js';
+import { hostStatus, renderHumanReadable } from '../../../src/updates/status.js';
 
 let dir = '';
 let loc: SysrootLocations;
@@ -175,5 +178,67 @@ describe('rollback', () => {
     await rm(join(loc.boot, 'loader/entries/bootc-default-a.0.conf'));
     await expect(rollback({ locations: loc })).rejects.toThrow(/No rollback deployment/);
     expect(await versionOf('bootc-default-b.0.conf')).toBe('2');
+  });
+});
+
+describe('pinned deployments', () => {
+  beforeEach(async () => {
+    for (const [id, version] of [['a.0', '1'], ['b.0', '2']] as const) {
+      await deployment(id, {}, {});
+      await writeEntry(`bootc-default-${id}.conf`, id, version);
+      await mkdir(join(loc.boot, 'bootc', id), { recursive: true });
+      await writeFile(join(loc.boot, 'bootc', id, 'vmlinuz'), 'k');
+    }
+    await bootTo('b.0');
+  });
+
+  it('survive the collection after finalisation, stay bootable and are listed as other deployments', async () => {
+    expect(await setPinned('rollback', true, { locations: loc })).toBe('Deployment default/a.0 is now pinned: updates keep it\n');
+    expect(await setPinned('default/a.0', true, { locations: loc })).toBe('Deployment default/a.0 is already pinned\n');
+    await deployment('c.0', {}, {});
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({ stateroot: 'default', id: 'c.0', entryFileName: 'bootc-default-c.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/bootc/c.0/vmlinuz', initrd: '/bootc/c.0/initrd.img', options: 'bootc.deploy=default/c.0' } }),
+    );
+    await mkdir(join(dir, 'live-etc'));
+    expect((await finalizeStaged({ locations: loc, liveEtc: join(dir, 'live-etc') })).kind).toBe('finalized');
+    // Booted b.0 and the new default c.0 are kept by the collection; a.0 only by its pin.
+    expect((await readdir(join(loc.boot, 'loader/entries'))).sort()).toEqual(['bootc-default-a.0.conf', 'bootc-default-b.0.conf', 'bootc-default-c.0+3.conf']);
+    expect(await readdir(join(loc.boot, 'bootc/a.0'))).toEqual(['vmlinuz']);
+    const view = await loadDeployments(loc);
+    expect(view.others.map((d) => d.ref.id)).toEqual(['a.0']);
+    const host = hostStatus(view);
+    expect(host.status.otherDeployments?.map((e) => [e.deployment.id, e.pinned])).toEqual([['a.0', true]]);
+    expect(renderHumanReadable(host)).toMatch(/ {2}Other image: localhost:5000\/os:latest\n(.*\n)*? +Pinned: yes\n/);
+
+    // The leftover sweep under the update lock keeps it too.
+    await pruneDeployments(loc, { keep: [view.booted!.ref, { stateroot: 'default', id: 'c.0' }], leftovers: true });
+    expect(await readdir(join(loc.sysroot, 'bootc/deploy/default'))).toEqual(expect.arrayContaining(['a.0', 'a.0.origin']));
+    expect(await readdir(join(loc.boot, 'bootc'))).toContain('a.0');
+
+    expect(await setPinned('default/a.0', false, { locations: loc })).toBe('Deployment default/a.0 is now unpinned: the next update may remove it\n');
+    const pruned = await pruneDeployments(loc, { keep: [view.booted!.ref, { stateroot: 'default', id: 'c.0' }], leftovers: true });
+    expect(pruned.removed).toEqual(['default/a.0']);
+    expect(await readdir(join(loc.boot, 'loader/entries'))).not.toContain('bootc-default-a.0.conf');
+    expect(hostStatus(await loadDeployments(loc)).status).not.toHaveProperty('otherDeployments');
+  });
+
+  it('are refused for a staged deployment or one that does not exist, naming those that do', async () => {
+    await deployment('c.0', {}, {});
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({ stateroot: 'default', id: 'c.0', entryFileName: 'bootc-default-c.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'o' } }),
+    );
+    await expect(setPinned('staged', true, { locations: loc })).rejects.toThrow(/a staged deployment cannot be pinned/);
+    await expect(setPinned('default/c.0', true, { locations: loc })).rejects.toThrow(/a staged deployment cannot be pinned/);
+    const unknown = await setPinned('default/zz.0', true, { locations: loc }).catch((e: unknown) => e as Error & { hint?: string });
+    expect((unknown as Error).message).toBe('no deployment default/zz.0');
+    expect((unknown as { hint?: string }).hint).toContain('booted, rollback, default/b.0, default/a.0');
+    expect(await readFile(join(loc.sysroot, 'bootc/deploy/default/a.0.origin'), 'utf8')).toContain('"pinned": false');
+  });
+
+  it('need a system booted from a deployment', async () => {
+    await writeFile(loc.cmdlinePath, 'root=UUID=x\n');
+    await expect(setPinned('booted', true, { locations: loc })).rejects.toThrow(/not deployed via bootc/);
   });
 });
