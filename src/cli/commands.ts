@@ -275,6 +275,7 @@ export const commands: LazyCommand[] = [
         .positional('target', { type: 'string', demandOption: true, describe: 'The image to follow, e.g. quay.io/example/os:latest' })
         .option('transport', { type: 'string', default: 'registry', describe: 'Transport of TARGET: registry, oci, oci-archive, docker-archive, containers-storage' })
         .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the new image once it is staged' })
+        .option('retain', { type: 'boolean', default: false, describe: 'Keep the booted image in the store after its deployment is gone (switching back fetches nothing)' })
         .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
         .option('store', { type: 'string', hidden: true, describe: 'Blob store for pulled images (default /var/cache/bootc/store)' })
         .option('progress-fd', { type: 'number', hidden: true, describe: 'Write progress as JSON lines to this file descriptor' }),

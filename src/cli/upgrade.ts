@@ -30,6 +30,7 @@ export interface SwitchArgs {
   target: string;
   transport: string;
   apply: boolean;
+  retain?: boolean;
   quiet: boolean;
   progressFd?: number;
   store?: string;
@@ -69,6 +70,7 @@ export async function runSwitch(args: SwitchArgs, out: NodeJS.WritableStream = p
   const reference = parseReference(args.target, transport as Transport);
   await stageAndReport(args, out, {
     switchTo: { image: formatImageName(reference), transport: reference.transport },
+    retain: args.retain ?? false,
     command: ['bootc', 'switch', ...process.argv.slice(3)].join(' '),
   });
 }

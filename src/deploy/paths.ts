@@ -21,6 +21,8 @@ export interface SysrootPaths {
   staged: string;
   /** What `bootc upgrade --check` found last (status `cachedUpdate`). */
   cachedUpdate: string;
+  /** Images `bootc switch --retain` keeps in the store without a deployment. */
+  retainedImages: string;
   /** The /etc merge conflicts recorded when a deployment was finalised. */
   etcConflicts(stateroot: string, id: string): string;
 }
@@ -36,6 +38,7 @@ export function sysrootPaths(root: string): SysrootPaths {
     stateVar: (s) => join(bootcDir, 'state', s, 'var'),
     staged: join(bootcDir, 'staged'),
     cachedUpdate: join(bootcDir, 'cached-update.json'),
+    retainedImages: join(bootcDir, 'retained-images.json'),
     etcConflicts: (s, id) => join(bootcDir, 'deploy', s, `${id}.etc-conflicts`),
   };
 }

@@ -14,7 +14,8 @@
  * A UKI deployment's entry is its UKI in EFI/Linux/ (step 1 and 2 at once). Under the update
  * lock also: `.staged` UKIs and sealed-UKI selector records of deployments that are gone.
  *
- * Then the store drops the images no remaining deployment uses, their layers and objects.
+ * Then the store drops the images no remaining deployment uses and `bootc switch --retain`
+ * did not retain, their layers and objects.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ import type { Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { gcStore, formatGcSummary } from '../store/gc.js';
 import { fsyncDir } from '../store/layout.js';
+import { readRetainedImages } from './update-records.js';
 import { loadSysrootState, type DeploymentRef, type EntryOnEsp, type SysrootLocations } from './deployments.js';
 
 export interface PruneOptions {
@@ -140,8 +142,9 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
  */
 export async function collectGarbage(loc: SysrootLocations, options: PruneOptions): Promise<PruneResult> {
   const pruned = await pruneDeployments(loc, options);
+  const retained = (await readRetainedImages(loc.sysroot)).map((r) => r.imageDigest);
   try {
-    const gc = await gcStore(loc.sysroot, pruned.remaining.map((o) => o.manifestDigest));
+    const gc = await gcStore(loc.sysroot, [...new Set([...pruned.remaining.map((o) => o.manifestDigest), ...retained])]);
     debug(`store: ${formatGcSummary(gc)}`);
   } catch (err) {
     warn(`the store was not collected this time: ${(err as Error).message}`);

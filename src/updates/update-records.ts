@@ -5,8 +5,12 @@
  *                           removed once that image, or a newer one, is staged or booted
  *   <id>.etc-conflicts      one line per /etc merge conflict, written when the deployment
  *                           was finalised
+ *   retained-images.json    images `bootc switch --retain` keeps in the store after the
+ *                           deployments using them are gone (switching back then fetches
+ *                           nothing); an image leaves the list when a switch deploys it again
  *
- * Both are advisory: a missing or damaged record reads as "nothing recorded".
+ * All are advisory: a missing or damaged record reads as "nothing recorded" (a retained
+ * image is then collected, and fetched again if it is ever wanted).
  */
 import { readFile, rm } from 'node:fs/promises';
 import { sysrootPaths } from '../deploy/paths.js';
@@ -54,4 +58,37 @@ export async function readEtcConflicts(sysroot: string, stateroot: string, id: s
   } catch {
     return [];
   }
+}
+
+export interface RetainedImage {
+  image: { image: string; transport: string };
+  imageDigest: string;
+}
+
+export async function readRetainedImages(sysroot: string): Promise<RetainedImage[]> {
+  try {
+    const doc = JSON.parse(await readFile(sysrootPaths(sysroot).retainedImages, 'utf8')) as unknown;
+    if (!Array.isArray(doc)) return [];
+    return doc.flatMap((d: Partial<RetainedImage>) =>
+      typeof d?.imageDigest === 'string' && typeof d.image?.image === 'string' && typeof d.image.transport === 'string'
+        ? [{ image: { image: d.image.image, transport: d.image.transport }, imageDigest: d.imageDigest }]
+        : [],
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * After a switch staged `deployedDigest`: that image no longer needs retaining (a deployment
+ * uses it); with --retain, `retain` (the image switched away from) joins the list.
+ */
+export async function updateRetainedImages(sysroot: string, deployedDigest: string, retain: RetainedImage | null): Promise<void> {
+  const before = await readRetainedImages(sysroot);
+  const after = before.filter((r) => r.imageDigest !== deployedDigest && r.imageDigest !== retain?.imageDigest);
+  if (retain && retain.imageDigest !== deployedDigest) after.push(retain);
+  if (after.length === before.length && after.every((r, i) => r.imageDigest === before[i]!.imageDigest)) return;
+  const path = sysrootPaths(sysroot).retainedImages;
+  if (after.length === 0) await rm(path, { force: true });
+  else await writeFileAtomic(path, JSON.stringify(after, null, 2) + '\n', 0o644);
 }

@@ -50,7 +50,7 @@ import {
 } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
 import { dropStaged, pruneDeployments, removeDeployment } from './cleanup.js';
-import { recordCachedUpdate } from './update-records.js';
+import { recordCachedUpdate, updateRetainedImages } from './update-records.js';
 
 export const REBOOT_REQUIRED = '/run/reboot-required';
 
@@ -180,6 +180,8 @@ export interface UpgradeOptions {
   fromDownloaded?: boolean;
   /** `bootc switch`: follow this image from now on. */
   switchTo?: Origin['image'];
+  /** `bootc switch --retain`: keep the booted image in the store once its deployment is gone. */
+  retain?: boolean;
   /** Blob cache for pulled images. */
   storeDir: string;
   progress?: Progress;
@@ -326,6 +328,10 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     // The new record already points elsewhere, so the old staged deployment is garbage now.
     if (view.staged) await removeDeployment(loc, view.staged.ref);
     await recordCachedUpdate(loc.sysroot, null);
+    if (options.switchTo) {
+      const retain = options.retain ? { image: booted.origin.image, imageDigest: booted.origin.manifestDigest } : null;
+      await updateRetainedImages(loc.sysroot, pulled.manifestDigest, retain);
+    }
     if (!options.downloadOnly) await writeFile(options.rebootRequiredPath ?? REBOOT_REQUIRED, '').catch(() => undefined);
 
     const layers = layersOf(pulled.layers);

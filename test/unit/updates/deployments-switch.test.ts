@@ -14,7 +14,7 @@ import { parseReference } from '../../../src/oci/reference.js';
 import { imageDir, storeLayout } from '../../../src/store/layout.js';
 import { loadDeployments, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { finalizeStaged } from '../../../src/updates/finalize.js';
-import { readCachedUpdate } from '../../../src/updates/update-records.js';
+import { readCachedUpdate, readRetainedImages } from '../../../src/updates/update-records.js';
 import { upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
@@ -105,5 +105,30 @@ describe.skipIf(skip)('switch, download-only and GC on a directory sysroot', () 
     expect(await pathExists(join(loc.boot, 'bootc', v1.id))).toBe(false);
     expect(await pathExists(imageDir(storeLayout(loc.sysroot), v1.origin.manifestDigest))).toBe(false);
     expect(await pathExists(imageDir(storeLayout(loc.sysroot), after.booted!.origin.manifestDigest))).toBe(true);
+  }, 600_000);
+
+  it('switch --retain keeps the image switched away from in the store; switching back to it fetches no layer', async () => {
+    const etcOf = (id: string) => join(loc.sysroot, 'bootc/deploy/default', id, 'etc');
+    const v3 = (await loadDeployments(loc)).order[0]!.name.deploymentId;
+    await boot(v3);
+    const v3Digest = (await loadDeployments(loc)).booted!.origin.manifestDigest;
+    expect((await upgrade({ storeDir: store, locations: loc, switchTo: image('v1'), retain: true, rebootRequiredPath: rebootRequired() })).kind).toBe('staged');
+    expect(await readRetainedImages(loc.sysroot)).toEqual([{ image: image('v3'), imageDigest: v3Digest }]);
+    expect((await finalizeStaged({ locations: loc, liveEtc: etcOf(v3) })).kind).toBe('finalized');
+
+    // Booted v1, a switch to v2 (no --retain): at its finalisation v3's deployment goes, its image stays.
+    await boot((await loadDeployments(loc)).order[0]!.name.deploymentId);
+    expect((await upgrade({ storeDir: store, locations: loc, switchTo: image('v2'), rebootRequiredPath: rebootRequired() })).kind).toBe('staged');
+    const booted = (await loadDeployments(loc)).booted!.ref.id;
+    expect((await finalizeStaged({ locations: loc, liveEtc: etcOf(booted) })).kind).toBe('finalized');
+    expect(await pathExists(join(loc.sysroot, 'bootc/deploy/default', v3))).toBe(false);
+    expect(await pathExists(imageDir(storeLayout(loc.sysroot), v3Digest))).toBe(true);
+
+    // Back to v3 with an empty download cache: only the manifest and config are fetched.
+    await boot((await loadDeployments(loc)).order[0]!.name.deploymentId);
+    const freshCache = join(dir, 'fresh-cache');
+    expect((await upgrade({ storeDir: freshCache, locations: loc, switchTo: image('v3'), rebootRequiredPath: rebootRequired() })).kind).toBe('staged');
+    expect(await readdir(join(freshCache, 'blobs/sha256'))).toHaveLength(2);
+    expect(await readRetainedImages(loc.sysroot)).toEqual([]);
   }, 600_000);
 });
