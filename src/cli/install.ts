@@ -7,6 +7,7 @@ import { cancellation } from '../core/cancel.js';
 import { UserError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import type { InstallFsType } from '../install/config.js';
+import type { InstallRequest } from '../install/install.js';
 import { installToDisk, parseRootSize } from '../install/to-disk.js';
 import { installToFilesystem, type ReplaceMode } from '../install/to-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
@@ -55,30 +56,34 @@ export interface SigningFlags {
   signCert?: string;
 }
 
-export interface ToDiskArgs extends SigningFlags {
-  /** Absent: the disk the --config answers file selects. */
-  device?: string;
-  config?: string;
+/** The flags both install commands take (commands.ts `withSharedInstallOptions`). */
+export interface SharedInstallArgs extends SigningFlags {
   sourceImgref?: string;
   targetImgref?: string;
   targetTransport?: string;
-  wipe: boolean;
-  filesystem?: InstallFsType;
-  rootSize?: string;
   karg: string[];
   kargDelete: string[];
   rootSshAuthorizedKeys?: string;
   stateroot?: string;
-  viaLoopback: boolean;
-  genericImage: boolean;
   store: string;
   platform?: string;
   quiet: boolean;
   progressFd?: number;
 }
 
+export interface ToDiskArgs extends SharedInstallArgs {
+  /** Absent: the disk the --config answers file selects. */
+  device?: string;
+  config?: string;
+  wipe: boolean;
+  filesystem?: InstallFsType;
+  rootSize?: string;
+  viaLoopback: boolean;
+  genericImage: boolean;
+}
+
 /** `--target-imgref` with `--target-transport` (default registry), as upstream. */
-export function targetImageOf(args: Pick<ToDiskArgs, 'targetImgref' | 'targetTransport'>, source: ImageReference): { image: string; transport: string } {
+export function targetImageOf(args: Pick<SharedInstallArgs, 'targetImgref' | 'targetTransport'>, source: ImageReference): { image: string; transport: string } {
   if (args.targetImgref === undefined) return { image: formatImageName(source), transport: source.transport };
   const transport = args.targetTransport ?? 'registry';
   const ref = parseReference(transport === 'registry' ? args.targetImgref : `${transport}:${args.targetImgref}`);
@@ -95,34 +100,43 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
   return parseReference(args.sourceImgref);
 }
 
+/** The request both installs make of the shared flags; checked before anything is touched. */
+function installRequestOf(args: SharedInstallArgs): InstallRequest {
+  const image = sourceImageOf(args);
+  const signing = signingKeyFromFlags(args);
+  return {
+    image,
+    targetImage: targetImageOf(args, image),
+    kargs: args.karg,
+    kargDeletes: args.kargDelete,
+    uki: args.uki,
+    ...(signing ? { signing } : {}),
+    ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
+    ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
+    storeDir: resolve(args.store),
+    ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
+    installerVersion: toolVersion(),
+  };
+}
+
 export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
   const args: ToDiskArgs & { answerUser?: AnswerUser } = given.config !== undefined ? await withAnswersFile(given, given.config) : given;
   if (args.device === undefined) {
     throw new UserError('no disk to install to', { hint: 'name it, e.g. `bootc install to-disk /dev/vdb`, or give an answers file with --config' });
   }
   const device = args.device;
-  const image = sourceImageOf(args);
-  const signing = signingKeyFromFlags(args);
+  const request = installRequestOf(args);
+  const rootSize = args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {};
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToDisk({
+      ...request,
       device: resolve(device),
-      image,
-      targetImage: targetImageOf(args, image),
       viaLoopback: args.viaLoopback,
       wipe: args.wipe,
       ...(args.filesystem !== undefined ? { filesystem: args.filesystem } : {}),
-      ...(args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {}),
-      kargs: args.karg,
-      kargDeletes: args.kargDelete,
-      uki: args.uki,
-      ...(signing ? { signing } : {}),
-      ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
-      ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
+      ...rootSize,
       genericImage: args.genericImage || args.viaLoopback,
-      storeDir: resolve(args.store),
-      ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
-      installerVersion: toolVersion(),
       progress,
     });
     if (args.answerUser !== undefined) {
@@ -143,49 +157,27 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
   }
 }
 
-export interface ToFilesystemArgs extends SigningFlags {
+export interface ToFilesystemArgs extends SharedInstallArgs {
   rootPath: string;
-  sourceImgref?: string;
-  targetImgref?: string;
-  targetTransport?: string;
   rootMountSpec?: string;
   bootMountSpec?: string;
   replace?: ReplaceMode;
   esp?: string;
-  karg: string[];
-  kargDelete: string[];
-  rootSshAuthorizedKeys?: string;
-  stateroot?: string;
   skipFinalize: boolean;
-  store: string;
-  platform?: string;
-  quiet: boolean;
-  progressFd?: number;
 }
 
 export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
-  const image = sourceImageOf(args);
-  const signing = signingKeyFromFlags(args);
+  const request = installRequestOf(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await installToFilesystem({
+      ...request,
       rootPath: resolve(args.rootPath),
-      image,
-      targetImage: targetImageOf(args, image),
       ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
       ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),
       ...(args.replace !== undefined ? { replace: args.replace } : {}),
       ...(args.esp !== undefined ? { esp: args.esp } : {}),
-      kargs: args.karg,
-      kargDeletes: args.kargDelete,
-      uki: args.uki,
-      ...(signing ? { signing } : {}),
-      ...(args.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: args.rootSshAuthorizedKeys } : {}),
-      ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
       skipFinalize: args.skipFinalize,
-      storeDir: resolve(args.store),
-      ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
-      installerVersion: toolVersion(),
       progress,
     });
     await progress.close();

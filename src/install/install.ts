@@ -26,7 +26,7 @@ import { createDeployment, importImage, type Deployment } from '../deploy/deploy
 import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
-import type { ImageReference } from '../oci/types.js';
+import type { ImageReference, Platform } from '../oci/types.js';
 import type { InstallConfig } from './config.js';
 import { writeFileAtomic } from '../store/layout.js';
 import { ALEPH_FILE, ROOT_SSH_TMPFILES, renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome, type FstabMount } from './os-config.js';
@@ -60,11 +60,27 @@ export interface InstallOnRootRequest {
 /** What an install command's flags and the install config say about image and kernel arguments. */
 export interface InstallSourceRequest {
   image: ImageReference;
+  /** Default: the source image reference. */
   targetImage?: { image: string; transport: string };
   kargs: readonly string[];
   kargDeletes: readonly string[];
+  /** Boot a UKI (also automatic when the image ships a sealed one). */
   uki?: boolean;
+  /** Secure Boot: sign the UKI and systemd-boot. */
   signing?: SigningKey;
+}
+
+/** What both install commands are asked besides where to install. */
+export interface InstallRequest extends InstallSourceRequest {
+  rootSshAuthorizedKeysFile?: string;
+  stateroot?: string;
+  /** Blob cache for pulled images. */
+  storeDir: string;
+  platform?: Platform;
+  installerVersion: string;
+  progress?: Progress;
+  /** For tests: where the host's /usr/local/lib, /etc and /run install configs are read. */
+  hostRoot?: string;
 }
 
 /**

@@ -36,14 +36,12 @@ import { writePartitionTable } from '../disk/partition-table.js';
 import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
 import { pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
-import type { ImageReference, Platform } from '../oci/types.js';
 import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
 import { chooseRootFsType, type InstallConfig, type InstallFsType } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { imageFactsScanner, readImageFacts } from './image-facts.js';
-import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
-import type { SigningKey } from '../uki/uki.js';
+import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
 import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 
 /** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
@@ -54,30 +52,13 @@ export const INSTALL_MOUNTS_DIR = '/run/bootc/mounts';
  */
 export const MIN_ROOT_BYTES = 2 * GiB;
 
-export interface ToDiskRequest {
+export interface ToDiskRequest extends InstallRequest {
   device: string;
-  image: ImageReference;
-  /** Default: the source image reference. */
-  targetImage?: { image: string; transport: string };
   viaLoopback: boolean;
   wipe: boolean;
   filesystem?: InstallFsType;
   rootSizeBytes?: number;
-  kargs: readonly string[];
-  kargDeletes: readonly string[];
-  /** Boot a UKI (also automatic when the image ships a sealed one). */
-  uki?: boolean;
-  /** Secure Boot: sign the UKI and systemd-boot. */
-  signing?: SigningKey;
-  rootSshAuthorizedKeysFile?: string;
-  stateroot?: string;
   genericImage: boolean;
-  storeDir: string;
-  platform?: Platform;
-  installerVersion: string;
-  progress?: Progress;
-  /** For tests: where the host's /usr/local/lib, /etc and /run install configs are read. */
-  hostRoot?: string;
 }
 
 export interface ToDiskResult extends InstalledSystem {

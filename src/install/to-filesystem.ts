@@ -26,22 +26,18 @@ import { ESP_TYPE_GUID } from '../disk/gpt.js';
 import { parseSfdiskJson } from '../disk/partition-table.js';
 import { pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
-import type { ImageReference, Platform } from '../oci/types.js';
 import { checkStateroot } from '../deploy/paths.js';
 import type { InstallConfig } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
-import { imageAndKargs, installOnRoot, type InstalledSystem } from './install.js';
-import type { SigningKey } from '../uki/uki.js';
+import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
 import { deviceSizeBytes } from './loop-device.js';
 import { filesystemUuid, finaliseRoot } from './to-disk.js';
 
 export type ReplaceMode = 'wipe' | 'alongside';
 
-export interface ToFilesystemRequest {
+export interface ToFilesystemRequest extends InstallRequest {
   rootPath: string;
-  image: ImageReference;
-  targetImage?: { image: string; transport: string };
   /** `root=` for the kernel and fstab; "" leaves root= out (discoverable partitions). */
   rootMountSpec?: string;
   /** fstab spec of /boot (the ESP); "" writes no /boot line. */
@@ -49,20 +45,7 @@ export interface ToFilesystemRequest {
   replace?: ReplaceMode;
   /** The ESP's device node; default: found on the disk holding the root. */
   esp?: string;
-  kargs: readonly string[];
-  kargDeletes: readonly string[];
-  /** Boot a UKI (also automatic when the image ships a sealed one). */
-  uki?: boolean;
-  /** Secure Boot: sign the UKI and systemd-boot. */
-  signing?: SigningKey;
-  rootSshAuthorizedKeysFile?: string;
-  stateroot?: string;
   skipFinalize: boolean;
-  storeDir: string;
-  platform?: Platform;
-  installerVersion: string;
-  progress?: Progress;
-  hostRoot?: string;
 }
 
 export interface ToFilesystemResult extends InstalledSystem {
