@@ -15,12 +15,12 @@
  * Each side prints step markers; the step times show what dominates.
  * Targets (issue 4): median ratio ours/shell <= 1.5; peak RSS <= 300 MB.
  */
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../src/core/exec.js';
 import { ociArchivePath, ociArchiveRef, type FixtureTag } from '../fixtures/paths.js';
 
-import { REPO, median, medianSteps, round, settle, timeSteps, type Timed } from './support.js';
+import { REPO, alternate, median, medianSteps, round, timeSteps, type Timed } from './support.js';
 
 /**
  * The shell side. Sizes as ours: a 1 GiB ESP; the root filesystem gets the tree's size plus
@@ -118,22 +118,7 @@ async function main(): Promise<void> {
   const tag = opt('--tag', 'v2') as FixtureTag;
   if (!args.includes('--no-build')) await run({ description: 'Building the CLI (npm run build)', argv: ['npm', 'run', 'build'], cwd: REPO });
 
-  const work = await mkdtemp('/var/tmp/bench-build-disk-');
-  const ours: Awaited<ReturnType<typeof runOurs>>[] = [];
-  const shell: Awaited<ReturnType<typeof runShell>>[] = [];
-  try {
-    for (let i = 0; i < runs; i++) {
-      for (const which of i % 2 === 0 ? ['ours', 'shell'] : ['shell', 'ours']) {
-        const dir = await mkdtemp(join(work, `${which}-${i}-`));
-        await settle();
-        if (which === 'ours') ours.push(await runOurs(tag, dir));
-        else shell.push(await runShell(tag, dir));
-        await rm(dir, { recursive: true, force: true });
-      }
-    }
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const { ours, peer: shell } = await alternate('build-disk', runs, (dir) => runOurs(tag, dir), (dir) => runShell(tag, dir));
   const oursMedian = median(ours.map((r) => r.seconds));
   const shellMedian = median(shell.map((r) => r.seconds));
   const report = {

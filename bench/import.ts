@@ -10,7 +10,6 @@
  * Target (issue 4): median ratio ours/umoci <= 1.0.
  */
 import { createReadStream, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { run } from '../src/core/exec.js';
 import { importLayer } from '../src/store/layer-import.js';
 import { ociLayoutDir, type FixtureTag } from '../fixtures/paths.js';
-import { median, round, settle } from './support.js';
+import { alternate, median, round } from './support.js';
 
 interface ChildResult {
   seconds: number;
@@ -81,35 +80,22 @@ async function main(): Promise<void> {
 
   const runs = Number(opt('--runs', '5'));
   const self = fileURLToPath(import.meta.url);
-  const work = await mkdtemp('/var/tmp/bench-import-');
-  const ours: ChildResult[] = [];
-  const umoci: number[] = [];
-  try {
-    for (let i = 0; i < runs; i++) {
-      const order = i % 2 === 0 ? ['ours', 'umoci'] : ['umoci', 'ours'];
-      for (const which of order) {
-        const dir = join(work, `${which}-${i}`);
-        await settle();
-        if (which === 'ours') {
-          const r = await run({
-            description: 'Importing the image into an empty store',
-            argv: [process.execPath, '--import', 'tsx', self, '--child', dir, '--tag', tag],
-          });
-          ours.push(JSON.parse(r.stdout.trim().split('\n').pop() as string) as ChildResult);
-        } else {
-          const t = performance.now();
-          await run({
-            description: 'Unpacking the image with umoci',
-            argv: ['umoci', 'unpack', '--image', `${ociLayoutDir}:${tag}`, dir],
-          });
-          umoci.push((performance.now() - t) / 1000);
-        }
-        await rm(dir, { recursive: true, force: true });
-      }
-    }
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const { ours, peer: umoci } = await alternate(
+    'import',
+    runs,
+    async (dir): Promise<ChildResult> => {
+      const r = await run({
+        description: 'Importing the image into an empty store',
+        argv: [process.execPath, '--import', 'tsx', self, '--child', dir, '--tag', tag],
+      });
+      return JSON.parse(r.stdout.trim().split('\n').pop() as string) as ChildResult;
+    },
+    async (dir): Promise<number> => {
+      const t = performance.now();
+      await run({ description: 'Unpacking the image with umoci', argv: ['umoci', 'unpack', '--image', `${ociLayoutDir}:${tag}`, join(dir, 'bundle')] });
+      return (performance.now() - t) / 1000;
+    },
+  );
   const oursMedian = median(ours.map((r) => r.seconds));
   const umociMedian = median(umoci);
   const report = {

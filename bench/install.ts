@@ -14,12 +14,12 @@
  * loop devices over their byte ranges on both sides (the build VM's kernel exposes none).
  * Target (issue 5): median ratio ours/shell <= 1.5.
  */
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../src/core/exec.js';
 import { ociArchivePath, ociArchiveRef, type FixtureTag } from '../fixtures/paths.js';
 
-import { REPO, median, medianSteps, round, timeSteps, type Timed } from './support.js';
+import { REPO, alternate, median, medianSteps, round, timeSteps, type Timed } from './support.js';
 const DISK_BYTES = 4 * 1024 ** 3;
 
 const SHELL_PIPELINE = String.raw`
@@ -117,23 +117,7 @@ async function main(): Promise<void> {
   const runs = Number(opt('--runs', '3'));
   const tag = opt('--tag', 'v2') as FixtureTag;
   if (!args.includes('--no-build')) await run({ description: 'Building the CLI (npm run build)', argv: ['npm', 'run', 'build'], cwd: REPO });
-  const work = await mkdtemp('/var/tmp/bench-install-');
-  const ours: Timed[] = [];
-  const shell: Timed[] = [];
-  try {
-    for (let i = 0; i < runs; i++) {
-      for (const which of i % 2 === 0 ? ['ours', 'shell'] : ['shell', 'ours']) {
-        const dir = await mkdtemp(join(work, `${which}-${i}-`));
-        // Flush what the previous run left dirty so it does not slow this one down.
-        await run({ description: 'Flushing page cache writes', argv: ['sync'] });
-        if (which === 'ours') ours.push(await runOurs(tag, dir));
-        else shell.push(await runShell(tag, dir));
-        await rm(dir, { recursive: true, force: true });
-      }
-    }
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const { ours, peer: shell } = await alternate('install', runs, (dir) => runOurs(tag, dir), (dir) => runShell(tag, dir));
   const oursMedian = median(ours.map((r) => r.seconds));
   const shellMedian = median(shell.map((r) => r.seconds));
   const report = {

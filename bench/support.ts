@@ -1,4 +1,6 @@
 /** What the benchmark scripts share: medians, rounding, step timing of a child's output. */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { run, spawnStreaming } from '../src/core/exec.js';
@@ -64,4 +66,34 @@ export async function timeSteps(
     steps[name] = round(((marks[i + 1]?.[1] ?? end) - at) / 1000 + (steps[name] ?? 0));
   });
   return { seconds: (end - start) / 1000, steps, lines };
+}
+
+/**
+ * `runs` rounds of ours and the peer tool, alternating which goes first so both see the same
+ * machine load; each run gets a fresh empty directory, removed after it, under a work
+ * directory removed at the end.
+ */
+export async function alternate<A, B>(
+  name: string,
+  runs: number,
+  ours: (dir: string) => Promise<A>,
+  peer: (dir: string) => Promise<B>,
+): Promise<{ ours: A[]; peer: B[] }> {
+  const work = await mkdtemp(`/var/tmp/bench-${name}-`);
+  const results: { ours: A[]; peer: B[] } = { ours: [], peer: [] };
+  try {
+    for (let i = 0; i < runs; i++) {
+      for (const which of i % 2 === 0 ? (['ours', 'peer'] as const) : (['peer', 'ours'] as const)) {
+        const dir = join(work, `${which}-${i}`);
+        await mkdir(dir);
+        await settle();
+        if (which === 'ours') results.ours.push(await ours(dir));
+        else results.peer.push(await peer(dir));
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return results;
 }
