@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { run } from '../core/exec.js';
+import { parseMountinfo } from '../core/mountinfo.js';
 import { UserError, withContext } from '../core/errors.js';
 
 const maybe = z.string().nullable().optional();
@@ -80,11 +81,7 @@ export function parseBlkidExport(text: string): Record<string, string> {
 
 /** The device numbers (`maj:min`) of the filesystem mounted at `/`, from /proc/self/mountinfo. */
 export function rootDeviceNumbers(mountinfo: string): string | null {
-  for (const line of mountinfo.split('\n')) {
-    const fields = line.split(' ');
-    if (fields[4] === '/') return fields[2] ?? null;
-  }
-  return null;
+  return parseMountinfo(mountinfo).find((m) => m.mountPoint === '/')?.devices ?? null;
 }
 
 export function* walkDevices(device: LsblkDevice): Generator<LsblkDevice> {

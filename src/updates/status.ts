@@ -4,7 +4,8 @@
  *
  *   1. load      `loadHostStatus` reads the deployments and their boot entries
  *                (deployments.ts), the cached update and each deployment's /etc conflicts
- *                (update-records.ts)
+ *                (update-records.ts), and from the mount table whether /usr has an
+ *                overlay and the physical root is read-only
  *   2. describe  `hostStatus` turns those facts into the document (pure)
  *   3. render    `renderStatus`: JSON, YAML (the yaml package is loaded only for it) or text
  *
@@ -19,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import { canonicalJson } from '../core/canonical-json.js';
 import { withContext } from '../core/errors.js';
+import { mountAt, mountHolding, readMountinfo, type Mount } from '../core/mountinfo.js';
 import { DEPLOY_KARG } from '../boot/prepare-root.js';
 import { parseEntryFileName, type BootCounter } from '../boot/bls.js';
 import { parseUkiFileName } from '../boot/uki-entry.js';
@@ -83,6 +85,9 @@ export interface BootcHost {
     otherDeployments?: BootEntry[];
     rollbackQueued: boolean;
     type: 'bootcHost' | null;
+    /** Both absent on a system not deployed by bootc, as upstream. */
+    usrOverlay?: UsrOverlay | null;
+    readOnly?: boolean;
   };
 }
 
@@ -123,6 +128,15 @@ export interface StatusRecords {
   cachedUpdate: CachedUpdate | null;
   /** Keyed by `<stateroot>/<id>`. */
   etcConflicts: Readonly<Record<string, readonly string[]>>;
+  /** What is mounted on /usr over the deployment's read-only tree, if anything. */
+  usrOverlay?: UsrOverlay | null;
+  /** The physical root is mounted read-only (a live medium): no update can be staged. */
+  readOnly?: boolean;
+}
+
+export interface UsrOverlay {
+  accessMode: 'readOnly' | 'readWrite';
+  persistence: 'transient' | 'persistent';
 }
 
 const refKey = (info: DeploymentInfo): string => `${info.ref.stateroot}/${info.ref.id}`;
@@ -172,6 +186,24 @@ function bootEntryOf(info: DeploymentInfo, records: StatusRecords, extra: { stag
   };
 }
 
+/**
+ * An overlay mounted on /usr (upstream `bootc usr-overlay`, or one made by hand): writable
+ * unless mounted ro; transient when its upper directory lives on a tmpfs.
+ */
+export function usrOverlayOf(mounts: readonly Mount[]): UsrOverlay | null {
+  const usr = mountAt(mounts, '/usr');
+  if (!usr || usr.fsType !== 'overlay') return null;
+  const upper = usr.superOptions.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
+  const holder = upper ? mountHolding(mounts, upper) : null;
+  return {
+    accessMode: usr.options[0] === 'ro' || !upper ? 'readOnly' : 'readWrite',
+    persistence: holder && holder.fsType !== 'tmpfs' ? 'persistent' : 'transient',
+  };
+}
+
+/** The physical root (at `sysroot`) is mounted read-only. */
+export const sysrootReadOnly = (mounts: readonly Mount[], sysroot: string): boolean => mountAt(mounts, sysroot)?.options[0] === 'ro';
+
 export const NO_RECORDS: StatusRecords = { cachedUpdate: null, etcConflicts: {} };
 
 export function hostStatus(view: DeploymentsView | null, records: StatusRecords = NO_RECORDS): BootcHost {
@@ -210,6 +242,8 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
       ...(view.others.length > 0 ? { otherDeployments: view.others.map((d) => bootEntryOf(d, records)) } : {}),
       rollbackQueued: view.rollbackQueued,
       type: 'bootcHost',
+      usrOverlay: records.usrOverlay ? { ...records.usrOverlay } : null,
+      readOnly: records.readOnly ?? false,
     },
   };
 }
@@ -268,6 +302,10 @@ function humanEntry(slot: Slot, entry: BootEntry, host: BootcHost, verbose: bool
     else row('Update', 'Available');
     row('UpdateDigest', update.imageDigest);
   }
+  const overlay = host.status.usrOverlay;
+  if (slot === 'booted' && overlay) {
+    row('/usr overlay', `${overlay.persistence}, ${overlay.accessMode === 'readWrite' ? 'read/write' : 'read-only'}`);
+  }
   if (slot === 'rollback' && host.status.rollbackQueued) row('Next boot', 'yes, rollback queued (`bootc rollback` again undoes it)');
   const state = entry.deployment;
   const bootLine = slot === 'staged' ? null : boots(state);
@@ -318,6 +356,12 @@ export async function loadHostStatus(locations: Partial<SysrootLocations> = {}):
     for (const info of [view.staged, view.booted, view.rollback, ...view.others]) {
       if (info) etcConflicts[refKey(info)] = await readEtcConflicts(loc.sysroot, info.ref.stateroot, info.ref.id);
     }
-    return hostStatus(view, { cachedUpdate: await readCachedUpdate(loc.sysroot), etcConflicts });
+    const mounts = await readMountinfo().catch(() => []);
+    return hostStatus(view, {
+      cachedUpdate: await readCachedUpdate(loc.sysroot),
+      etcConflicts,
+      usrOverlay: usrOverlayOf(mounts),
+      readOnly: sysrootReadOnly(mounts, loc.sysroot),
+    });
   });
 }

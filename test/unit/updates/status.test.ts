@@ -3,7 +3,8 @@ import { parseEntryFileName } from '../../../src/boot/bls.js';
 import type { Origin } from '../../../src/deploy/origin.js';
 import { describeDeployments, type EntryOnEsp, type StagedRecord } from '../../../src/updates/deployments.js';
 import type { CachedUpdate } from '../../../src/updates/update-records.js';
-import { bootedDeployment, bootStateOf, hostStatus, onlyBooted, renderStatus, type StatusRecords } from '../../../src/updates/status.js';
+import { bootedDeployment, bootStateOf, hostStatus, onlyBooted, renderStatus, sysrootReadOnly, usrOverlayOf, type StatusRecords } from '../../../src/updates/status.js';
+import { parseMountinfo } from '../../../src/core/mountinfo.js';
 
 const digest = (c: string): string => `sha256:${c.repeat(64)}`;
 const IMAGE = 'quay.io/example/os:latest';
@@ -130,10 +131,12 @@ describe('status: booted only', () => {
             softRebootCapable: false,
             store: null,
           },
+          readOnly: false,
           rollback: null,
           rollbackQueued: false,
           staged: null,
           type: 'bootcHost',
+          usrOverlay: null,
         },
       }) + '\n',
     );
@@ -180,6 +183,8 @@ describe('status: booted only', () => {
         '  rollback: null',
         '  rollbackQueued: false',
         '  type: bootcHost',
+        '  usrOverlay: null',
+        '  readOnly: false',
         '',
       ].join('\n'),
     );
@@ -612,8 +617,46 @@ describe('status: everything at once', () => {
         ]),
         '  rollbackQueued: false',
         '  type: bootcHost',
+        '  usrOverlay: null',
+        '  readOnly: false',
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('status: /usr overlay and a read-only physical root, from the mount table', () => {
+  // A booted deployment as prepare-root leaves it, then what `mount -t overlay` on /usr adds.
+  const base = [
+    '24 1 254:3 /bootc/deploy/default/bbbbbbbbbbbb.0 / rw,relatime shared:1 - ext4 /dev/vda3 rw',
+    '25 24 254:3 /bootc/deploy/default/bbbbbbbbbbbb.0/usr /usr ro,relatime shared:2 - ext4 /dev/vda3 rw',
+    '26 24 254:3 / /sysroot rw,relatime shared:3 - ext4 /dev/vda3 rw',
+    '27 24 0:25 / /run rw,nosuid,nodev shared:4 - tmpfs tmpfs rw,mode=755',
+  ];
+  const overlay = (upper: string, flags = 'rw,relatime') =>
+    `40 25 0:40 / /usr ${flags} shared:20 - overlay overlay rw,lowerdir=/usr,upperdir=${upper},workdir=${upper.replace(/upper$/, 'work')}`;
+
+  it('none on a plain deployment; the sysroot as mounted', () => {
+    const mounts = parseMountinfo(base.join('\n'));
+    expect(usrOverlayOf(mounts)).toBeNull();
+    expect(sysrootReadOnly(mounts, '/sysroot')).toBe(false);
+    expect(sysrootReadOnly(parseMountinfo(base.join('\n').replace('/ /sysroot rw,', '/ /sysroot ro,')), '/sysroot')).toBe(true);
+    expect(sysrootReadOnly(mounts, '/elsewhere')).toBe(false);
+  });
+
+  it('an overlay whose upper directory is on a tmpfs is transient; on the disk, persistent; mounted ro, read-only', () => {
+    expect(usrOverlayOf(parseMountinfo([...base, overlay('/run/usr-overlay/upper')].join('\n')))).toEqual({ accessMode: 'readWrite', persistence: 'transient' });
+    expect(usrOverlayOf(parseMountinfo([...base, overlay('/sysroot/usr-overlay/upper')].join('\n')))).toEqual({ accessMode: 'readWrite', persistence: 'persistent' });
+    expect(usrOverlayOf(parseMountinfo([...base, overlay('/run/usr-overlay/upper', 'ro,relatime')].join('\n')))).toEqual({ accessMode: 'readOnly', persistence: 'transient' });
+  });
+
+  it('the document and the booted entry say so', async () => {
+    const host = hostStatus(
+      describeDeployments({ origins: [v2], entries: [entry(`bootc-default-${v2.id}.conf`, '1')], booted: ref(v2), staged: null }),
+      { ...records(), usrOverlay: { accessMode: 'readWrite', persistence: 'transient' }, readOnly: true },
+    );
+    expect(host.status.usrOverlay).toEqual({ accessMode: 'readWrite', persistence: 'transient' });
+    expect(host.status.readOnly).toBe(true);
+    expect(await renderStatus(host, 'humanreadable')).toContain('  /usr overlay: transient, read/write\n');
   });
 });
