@@ -130,7 +130,7 @@ export interface StatusRecords {
   etcConflicts: Readonly<Record<string, readonly string[]>>;
   /** What is mounted on /usr over the deployment's read-only tree, if anything. */
   usrOverlay?: UsrOverlay | null;
-  /** The physical root is mounted read-only (a live medium): no update can be staged. */
+  /** The physical root is mounted read-only (e.g. a live medium). */
   readOnly?: boolean;
 }
 
