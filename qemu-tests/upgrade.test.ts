@@ -4,9 +4,10 @@
  * only through the restricted guestfwd. In the guest: `bootc upgrade` stages v2; at reboot
  * the finalize unit merges /etc and makes v2 the default, so release is 2, a user's /etc
  * change and a /var file survive and the image's changed /etc default arrives; then
- * `bootc rollback` and a reboot bring release 1 back, and a second rollback v2. Last,
+ * `bootc rollback` and a reboot bring release 1 back, and a second rollback v2. Then
  * `bootc switch` to fixture:v3, which never reaches boot-complete.target: systemd-boot
- * tries it three times, then boots v2 again by itself, and `bootc status` says so.
+ * tries it three times, then boots v2 again by itself, and `bootc status` says so. Last,
+ * `bootc usr-overlay` makes /usr writable until the next boot.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,4 +96,17 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
     expect(status.status.rollback.deployment.bootState).toBe('bad');
     expect(await g.runOk('bootc status')).toMatch(/Rollback image: .*fixture:v3[\s\S]*failed/);
   }, 1_800_000);
+
+  it('usr-overlay: /usr writable until the next boot, and status says so', async () => {
+    const g = guest();
+    expect(await g.runOk('bootc usr-overlay')).toContain('A writable overlay is mounted on /usr');
+    await g.runOk('echo patched > /usr/lib/fixture-patched');
+    const overlay = async () => (JSON.parse(await g.runOk('bootc status --format json')) as { status: { usrOverlay: unknown } }).status.usrOverlay;
+    expect(await overlay()).toEqual({ accessMode: 'readWrite', persistence: 'transient' });
+    expect(await g.runOk('bootc status')).toContain('/usr overlay: transient, read/write');
+    await g.reboot(600_000);
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('2');
+    expect(await g.runOk('test -e /usr/lib/fixture-patched && echo kept || echo gone')).toBe('gone');
+    expect(await overlay()).toBeNull();
+  }, 900_000);
 });

@@ -306,6 +306,16 @@ export const commands: LazyCommand[] = [
     },
   },
   {
+    command: 'usr-overlay',
+    aliases: ['usroverlay'],
+    describe: 'Mount a writable overlay on /usr whose changes are discarded at the next boot',
+    builder: (y) => y.option('read-only', { type: 'boolean', default: false, describe: 'Mount the overlay read-only (remount it read/write when needed)' }),
+    handler: async (argv) => {
+      const { mountUsrOverlay } = await import('../updates/usr-overlay.js');
+      process.stdout.write(await mountUsrOverlay({ readOnly: argv['readOnly'] === true }));
+    },
+  },
+  {
     command: 'install',
     describe: 'Install a bootable container image onto a disk or a prepared filesystem; with no subcommand on a terminal, the interactive installer',
     builder: (y) => {

@@ -190,8 +190,8 @@ function bootEntryOf(info: DeploymentInfo, records: StatusRecords, extra: { stag
  * An overlay mounted on /usr (upstream `bootc usr-overlay`, or one made by hand): writable
  * unless mounted ro; transient when its upper directory lives on a tmpfs.
  */
-export function usrOverlayOf(mounts: readonly Mount[]): UsrOverlay | null {
-  const usr = mountAt(mounts, '/usr');
+export function usrOverlayOf(mounts: readonly Mount[], usrPath = '/usr'): UsrOverlay | null {
+  const usr = mountAt(mounts, usrPath);
   if (!usr || usr.fsType !== 'overlay') return null;
   const upper = usr.superOptions.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
   const holder = upper ? mountHolding(mounts, upper) : null;
