@@ -171,7 +171,6 @@ export async function writeEntryToBoot(boot: string, fileName: string, entry: Bl
   await writeFileAtomic(join(dir, fileName), renderBlsEntry(entry), 0o644);
 }
 
-
 export interface UpgradeOptions {
   check?: boolean;
   /** Stage, but leave it out of finalisation until `fromDownloaded`. */
