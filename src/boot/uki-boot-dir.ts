@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
-import { fsyncDir, fsyncPath } from '../store/layout.js';
+import { fsyncPath, fsyncRenamed } from '../store/layout.js';
 import { parsePe, sectionData } from '../uki/pe.js';
 import { bootOrderOfOsrel, withBootOrder } from '../uki/boot-order.js';
 import type { SigningKey } from '../uki/uki.js';
@@ -35,7 +35,7 @@ async function replaceAtomically(dest: string, write: (tmp: string) => Promise<v
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(join(dest, '..'));
+  await fsyncRenamed(dest);
 }
 
 /** Copies a prepared UKI (UkiBoot.files[0].hostPath) to EFI/Linux/<ukiFileName>.staged. */
@@ -54,7 +54,7 @@ export async function finalizeStagedUki(bootDir: string, ukiFileName: string): P
   const dir = join(bootDir, UKI_DIR);
   await withContext(`Finalising the UKI ${ukiFileName}`, async () => {
     await rename(join(dir, `${ukiFileName}${STAGED_UKI_SUFFIX}`), join(dir, ukiFileName));
-    await fsyncDir(dir);
+    await fsyncRenamed(join(dir, ukiFileName));
   });
 }
 

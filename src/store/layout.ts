@@ -112,6 +112,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rm(tmp, { force: true });
     throw err;
   }
+  await fsyncRenamed(path);
+}
+
+/**
+ * After `rename(…, path)`: the file at its new name, then its directory. FAT (the ESP) keeps
+ * a file's size and first cluster in its directory entry, and vfat fills the new entry in
+ * when the file's inode is written back, not at the rename: with only the directory synced,
+ * a power cut can leave the new name on an empty file (seen in the power-cut soak).
+ */
+export async function fsyncRenamed(path: string): Promise<void> {
+  await fsyncPath(path);
   await fsyncDir(join(path, '..'));
 }
 

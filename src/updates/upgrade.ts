@@ -35,7 +35,7 @@ import { imageVersion } from '../oci/manifest.js';
 import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
-import { imageDir, layerIndexPath, storeLayout, tempNameFor, writeFileAtomic, fsyncDir } from '../store/layout.js';
+import { imageDir, layerIndexPath, storeLayout, tempNameFor, writeFileAtomic, fsyncRenamed } from '../store/layout.js';
 import { ENTRIES_DIR } from '../boot/bls.js';
 import {
   HOST_LOCATIONS,
@@ -161,7 +161,7 @@ export async function copyToBoot(hostPath: string, boot: string, pathOnEsp: stri
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(join(dest, '..'));
+  await fsyncRenamed(dest);
 }
 
 /** Writes (or rewrites) a BLS entry on the mounted ESP atomically. */
