@@ -8,10 +8,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readMountinfo } from '../../../src/core/mountinfo.js';
-import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
+import { renderOrigin } from '../../../src/deploy/origin.js';
 import type { SysrootLocations } from '../../../src/updates/deployments.js';
 import { usrOverlayOf } from '../../../src/updates/status.js';
 import { mountUsrOverlay } from '../../../src/updates/usr-overlay.js';
+import { testOrigin } from '../../support/origin.js';
 import { explainSkip, needsRoot } from '../../support/tier.js';
 
 const skip = explainSkip('privileged', needsRoot());
@@ -36,23 +37,7 @@ describe.skipIf(skip)('bootc usr-overlay', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', run]);
     loc = { sysroot: join(tmp, 'sysroot'), boot: join(tmp, 'boot'), cmdlinePath: join(tmp, 'cmdline') };
     mkdirSync(join(loc.sysroot, 'bootc/deploy/default'), { recursive: true });
-    const origin: Origin = {
-      version: 1,
-      stateroot: 'default',
-      id: 'aaaaaaaaaaaa.0',
-      image: { image: 'localhost:5000/os:latest', transport: 'registry' },
-      manifestDigest: `sha256:${'a'.repeat(64)}`,
-      configDigest: `sha256:${'c'.repeat(64)}`,
-      architecture: 'amd64',
-      imageVersion: null,
-      imageCreated: null,
-      kernelVersion: '6.1.0',
-      kargs: [],
-      kargsFromImage: [],
-      createdAt: '2026-01-01T00:00:00.000Z',
-      pinned: false,
-    };
-    writeFileSync(join(loc.sysroot, 'bootc/deploy/default/aaaaaaaaaaaa.0.origin'), renderOrigin(origin));
+    writeFileSync(join(loc.sysroot, 'bootc/deploy/default/aaaaaaaaaaaa.0.origin'), renderOrigin(testOrigin('aaaaaaaaaaaa.0')));
     writeFileSync(loc.cmdlinePath, 'root=UUID=x rw bootc.deploy=default/aaaaaaaaaaaa.0\n');
   });
   afterEach(async () => {

@@ -11,28 +11,12 @@ import { rollback } from '../../../src/updates/rollback.js';
 import { pruneDeployments } from '../../../src/updates/cleanup.js';
 import { setPinned } from '../../../src/updates/pin.js';
 import { hostStatus, renderHumanReadable } from '../../../src/updates/status.js';
+import { testOrigin } from '../../support/origin.js';
 
 let dir = '';
 let loc: SysrootLocations;
 
-function origin(id: string): Origin {
-  return {
-    version: 1,
-    stateroot: 'default',
-    id,
-    image: { image: 'localhost:5000/os:latest', transport: 'registry' },
-    manifestDigest: `sha256:${id[0]!.repeat(64)}`,
-    configDigest: `sha256:${'c'.repeat(64)}`,
-    architecture: 'amd64',
-    imageVersion: null,
-    imageCreated: null,
-    kernelVersion: '6.1.0',
-    kargs: [],
-    kargsFromImage: [],
-    createdAt: '2026-01-01T00:00:00.000Z',
-    pinned: false,
-  };
-}
+const origin = (id: string): Origin => testOrigin(id, { manifestDigest: `sha256:${id[0]!.repeat(64)}` });
 
 async function deployment(id: string, etc: Record<string, string>, usrEtc: Record<string, string>): Promise<void> {
   const d = join(loc.sysroot, 'bootc/deploy/default', id);

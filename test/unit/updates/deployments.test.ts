@@ -14,27 +14,11 @@ import {
   type StagedRecord,
   type StagedType1Record,
 } from '../../../src/updates/deployments.js';
+import { testOrigin } from '../../support/origin.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
-function origin(id: string, d = 'a'): Origin {
-  return {
-    version: 1,
-    stateroot: 'default',
-    id,
-    image: { image: 'localhost:5000/os:latest', transport: 'registry' },
-    manifestDigest: digest(d),
-    configDigest: digest('c'),
-    architecture: 'amd64',
-    imageVersion: null,
-    imageCreated: null,
-    kernelVersion: '6.1.0',
-    kargs: [],
-    kargsFromImage: [],
-    createdAt: '2026-01-01T00:00:00.000Z',
-    pinned: false,
-  };
-}
+const origin = (id: string, d = 'a'): Origin => testOrigin(id, { manifestDigest: digest(d) });
 
 function entry(fileName: string, version: string): EntryOnEsp {
   return { fileName, name: parseEntryFileName(fileName)!, version };

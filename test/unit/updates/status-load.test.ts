@@ -13,27 +13,11 @@ import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
 import { renderStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { loadHostStatus } from '../../../src/updates/status.js';
 import { recordCachedUpdate, recordEtcConflicts } from '../../../src/updates/update-records.js';
+import { testOrigin } from '../../support/origin.js';
 
 const digest = (c: string): string => `sha256:${c.repeat(64)}`;
 
-function origin(id: string, d: string, version: string): Origin {
-  return {
-    version: 1,
-    stateroot: 'default',
-    id,
-    image: { image: 'localhost:5000/os:latest', transport: 'registry' },
-    manifestDigest: digest(d),
-    configDigest: digest('f'),
-    architecture: 'amd64',
-    imageVersion: version,
-    imageCreated: null,
-    kernelVersion: '6.1.0',
-    kargs: [],
-    kargsFromImage: [],
-    createdAt: '2026-01-01T00:00:00.000Z',
-    pinned: false,
-  };
-}
+const origin = (id: string, d: string, version: string): Origin => testOrigin(id, { manifestDigest: digest(d), configDigest: digest('f'), imageVersion: version });
 
 /** Collects what the command writes, and claims to be a terminal or not. */
 class Capture extends Writable {
