@@ -201,6 +201,9 @@ export function usrOverlayOf(mounts: readonly Mount[], usrPath = '/usr'): UsrOve
   };
 }
 
+/** As the human-readable status says it: `transient, read/write`. */
+export const describeUsrOverlay = (o: UsrOverlay): string => `${o.persistence}, ${o.accessMode === 'readWrite' ? 'read/write' : 'read-only'}`;
+
 /** The physical root (at `sysroot`) is mounted read-only. */
 export const sysrootReadOnly = (mounts: readonly Mount[], sysroot: string): boolean => mountAt(mounts, sysroot)?.options[0] === 'ro';
 
@@ -304,7 +307,7 @@ function humanEntry(slot: Slot, entry: BootEntry, host: BootcHost, verbose: bool
   }
   const overlay = host.status.usrOverlay;
   if (slot === 'booted' && overlay) {
-    row('/usr overlay', `${overlay.persistence}, ${overlay.accessMode === 'readWrite' ? 'read/write' : 'read-only'}`);
+    row('/usr overlay', describeUsrOverlay(overlay));
   }
   if (slot === 'rollback' && host.status.rollbackQueued) row('Next boot', 'yes, rollback queued (`bootc rollback` again undoes it)');
   const state = entry.deployment;

@@ -10,7 +10,7 @@ import { UserError } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { readMountinfo } from '../core/mountinfo.js';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type SysrootLocations } from './deployments.js';
-import { usrOverlayOf } from './status.js';
+import { describeUsrOverlay, usrOverlayOf } from './status.js';
 
 export interface UsrOverlayOptions {
   readOnly?: boolean;
@@ -26,7 +26,7 @@ export async function mountUsrOverlay(options: UsrOverlayOptions = {}): Promise<
   requireBooted(await loadDeployments(options.locations ?? HOST_LOCATIONS));
   const existing = usrOverlayOf(await readMountinfo(), usr);
   if (existing) {
-    throw new UserError(`${usr} already has an overlay (${existing.persistence}, ${existing.accessMode === 'readWrite' ? 'read/write' : 'read-only'})`, {
+    throw new UserError(`${usr} already has an overlay (${describeUsrOverlay(existing)})`, {
       hint: 'it stays until the next boot; reboot to drop it and its changes',
     });
   }
