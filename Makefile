@@ -9,7 +9,7 @@ APT_PACKAGES := podman mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo docker-
 	apache2-utils openssl time jq socat
 DEPS_STAMP := node_modules/.deps-stamp
 
-.PHONY: deps build check test test-unit fixtures demo soak clean
+.PHONY: deps build dist tool-image base-image check test test-unit fixtures demo soak clean
 
 deps: $(DEPS_STAMP)
 
@@ -28,8 +28,24 @@ build: deps
 check: deps
 	npm run --silent check
 
-fixtures: build
-	bash fixtures/build.sh
+# One executable, dist/bootc: runs where no Node.js is installed (scripts/build-dist.mjs).
+SEA_INPUTS := $(shell find src -name '*.ts') scripts/build-dist.mjs scripts/sea-main.cjs package.json
+dist: dist/bootc
+dist/bootc: $(DEPS_STAMP) $(SEA_INPUTS)
+	node scripts/build-dist.mjs
+
+# The tool layer as an image: localhost/bootc-ts:<version> and :latest (containers-storage),
+# dist/bootc-ts-<version>.ociarchive. Add it to an image: COPY --from=localhost/bootc-ts:latest / /
+tool-image: dist/bootc
+	bash images/bootc-ts/build.sh
+
+# The reference base image localhost/debian-bootc:12 (images/debian-bootc/Containerfile),
+# built offline from a local mmdebstrap Debian; BASE=<image> builds it on another base.
+base-image: tool-image
+	bash images/debian-bootc/build.sh $(BASE)
+
+fixtures: build dist/bootc
+	bash fixtures/build.sh --no-cli-build
 
 # All tiers: unit, privileged (root + loop devices), qemu. A tier that cannot run prints why
 # and its tests count as skipped. The last line is "N passed, N failed, N skipped".

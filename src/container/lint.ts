@@ -17,6 +17,7 @@ import { stringify as toYaml } from 'yaml';
 import { UserError } from '../core/errors.js';
 import { KARGS_D_DIR, parseKargsD } from '../boot/kargs.js';
 import { MODULES_DIR } from '../boot/deployment-boot.js';
+import { CpioFormatError, inspectInitramfs } from '../boot/initramfs.js';
 import { RootfsView } from './rootfs-view.js';
 
 export type LintType = 'fatal' | 'warning';
@@ -99,6 +100,46 @@ async function checkKernel(root: RootfsView): Promise<LintOutcome> {
     return fail(`No initramfs: /${MODULES_DIR}/${kver}/initramfs.img is missing`);
   }
   return ok;
+}
+
+/** What an installed system runs to update itself (the tool layer puts it there). */
+export const BOOTC_IN_IMAGE = 'usr/bin/bootc';
+
+async function checkBootcTool(root: RootfsView): Promise<LintOutcome> {
+  const st = await root.lstat(BOOTC_IN_IMAGE);
+  if (st?.isFile() || st?.isSymbolicLink()) return ok;
+  return fail(
+    `No /${BOOTC_IN_IMAGE}: a system installed from this image boots, but can never update itself ` +
+      '(add the tool layer: COPY --from=localhost/bootc-ts:latest / /, built by `make tool-image`)',
+  );
+}
+
+/** The one kernel's initramfs, when there is exactly one and no shipped UKI (the kernel lint covers the rest). */
+async function soleInitramfs(root: RootfsView): Promise<string | null> {
+  if ((await shippedUkis(root)).length > 0) return null;
+  const kernels = ((await root.readdir(MODULES_DIR)) ?? []).filter((d) => d.isDirectory());
+  const withInitramfs: string[] = [];
+  for (const k of kernels) {
+    const rel = `${MODULES_DIR}/${k.name}/initramfs.img`;
+    if ((await root.lstat(rel))?.isFile()) withInitramfs.push(rel);
+  }
+  return withInitramfs.length === 1 ? withInitramfs[0]! : null;
+}
+
+async function checkInitramfsSystemd(root: RootfsView): Promise<LintOutcome> {
+  const rel = await soleInitramfs(root);
+  if (rel === null) return ok;
+  const fix = 'build it with dracut and its systemd module: dracut --force --kver <kver> /usr/lib/modules/<kver>/initramfs.img';
+  let verdict;
+  try {
+    verdict = (await inspectInitramfs(root.path(rel))).verdict;
+  } catch (err) {
+    if (err instanceof CpioFormatError) return fail(`/${rel} cannot be unpacked (${err.message}): the system would not boot; ${fix}`);
+    if (err instanceof UserError) return fail(`/${rel} could not be read here: ${err.message}${err.hint ? ` (${err.hint})` : ''}`);
+    throw err;
+  }
+  if (verdict.systemdBased) return ok;
+  return fail(`/${rel} is not systemd-based (${verdict.reason}): bootc's initrd step would never run and the system would not boot its deployment; ${fix}`);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -310,6 +351,18 @@ export const LINTS: readonly Lint[] = [
     type: 'fatal',
     description: 'Check for exactly one kernel (/usr/lib/modules/<kver>/vmlinuz with initramfs.img) or a shipped UKI.',
     check: checkKernel,
+  },
+  {
+    name: 'initramfs-systemd',
+    type: 'warning',
+    description: "Check that the kernel's initramfs is systemd-based (bootc's initrd step is a systemd unit).",
+    check: checkInitramfsSystemd,
+  },
+  {
+    name: 'bootc-tool',
+    type: 'warning',
+    description: 'Check for /usr/bin/bootc, without which an installed system never updates.',
+    check: checkBootcTool,
   },
   { name: 'utf8', type: 'fatal', description: 'Check that all filenames and symlink targets are UTF-8.', check: checkUtf8 },
   {

@@ -4,6 +4,7 @@
  * shell, the exit code and the tail of stderr. A program that is not installed ends in a
  * UserError naming the Debian package to install.
  */
+import { existsSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { ExternalCommandError, UserError } from './errors.js';
 import { commandLine } from './shell-quote.js';
@@ -38,6 +39,22 @@ export function tail(text: string, lines: number = STDERR_TAIL_LINES): string {
   return all.length <= lines ? all.join('\n') : ['…', ...all.slice(-lines)].join('\n');
 }
 
+/**
+ * Programs the tool layer brings along (images/bootc-ts/stage.sh), so an image needs no
+ * package of theirs: used when the system has none of its own on PATH.
+ */
+export const TOOL_HELPERS_DIR = '/usr/lib/bootc/bin';
+const TOOL_HELPERS: ReadonlySet<string> = new Set(['getfattr', 'setfattr']);
+
+/** Where `program` is run from: PATH, or for a helper the system lacks, the tool layer's copy. */
+export function resolveProgram(program: string, helpersDir: string = TOOL_HELPERS_DIR, path: string = process.env.PATH ?? ''): string {
+  if (!TOOL_HELPERS.has(program)) return program;
+  const onPath = path.split(':').some((dir) => dir !== '' && existsSync(`${dir}/${program}`));
+  if (onPath) return program;
+  const bundled = `${helpersDir}/${program}`;
+  return existsSync(bundled) ? bundled : program;
+}
+
 function missingProgram(spec: CommandSpec): UserError {
   const program = spec.argv[0];
   const pkg = debianPackageFor(program);
@@ -52,7 +69,8 @@ function isEnoent(err: unknown): boolean {
 
 /** Run a program to completion and return its output as text. */
 export async function run(spec: CommandSpec): Promise<CommandResult> {
-  const [program, ...args] = spec.argv;
+  const [name, ...args] = spec.argv;
+  const program = resolveProgram(name);
   debug(`exec: ${commandLine(spec.argv, spec.env)}`);
   let result;
   try {
@@ -92,7 +110,8 @@ export async function run(spec: CommandSpec): Promise<CommandResult> {
 export function spawnStreaming(
   spec: CommandSpec & { stdio?: { stdin?: 'pipe' | 'ignore' | 'inherit'; stdout?: 'pipe' | 'ignore' | 'inherit' } },
 ): { child: ResultPromise; done: Promise<void> } {
-  const [program, ...args] = spec.argv;
+  const [name, ...args] = spec.argv;
+  const program = resolveProgram(name);
   debug(`exec (streaming): ${commandLine(spec.argv, spec.env)}`);
   const child = execa(program, args, {
     cwd: spec.cwd,

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { run, tail } from '../../../src/core/exec.js';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveProgram, run, tail } from '../../../src/core/exec.js';
 import { ExternalCommandError, UserError } from '../../../src/core/errors.js';
 import { commandLine, quoteArg } from '../../../src/core/shell-quote.js';
 
@@ -69,5 +72,34 @@ describe('exec wrapper', () => {
     expect(quoteArg('/dev/vda')).toBe('/dev/vda');
     expect(quoteArg('')).toBe("''");
     expect(quoteArg('a;b')).toBe("'a;b'");
+  });
+});
+
+describe('resolveProgram: helpers the tool layer brings', () => {
+  const withHelpers = (): { helpers: string; emptyPath: string; pathWithOwn: string } => {
+    const root = mkdtempSync(join(tmpdir(), 'resolve-program-'));
+    const helpers = join(root, 'helpers');
+    const own = join(root, 'bin');
+    mkdirSync(helpers);
+    mkdirSync(own);
+    writeFileSync(join(helpers, 'setfattr'), '');
+    writeFileSync(join(own, 'setfattr'), '');
+    return { helpers, emptyPath: join(root, 'nothing'), pathWithOwn: `${join(root, 'nothing')}:${own}` };
+  };
+
+  it('takes the bundled copy when PATH has none', () => {
+    const { helpers, emptyPath } = withHelpers();
+    expect(resolveProgram('setfattr', helpers, emptyPath)).toBe(join(helpers, 'setfattr'));
+  });
+
+  it("prefers the system's own program", () => {
+    const { helpers, pathWithOwn } = withHelpers();
+    expect(resolveProgram('setfattr', helpers, pathWithOwn)).toBe('setfattr');
+  });
+
+  it('leaves other programs and missing helpers to PATH (and so to the "not installed" hint)', () => {
+    const { helpers, emptyPath } = withHelpers();
+    expect(resolveProgram('sfdisk', helpers, emptyPath)).toBe('sfdisk');
+    expect(resolveProgram('getfattr', helpers, emptyPath)).toBe('getfattr');
   });
 });

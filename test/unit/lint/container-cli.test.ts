@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { writeNewcCpio } from '../../../src/boot/cpio.js';
 
 const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, env: { NO_COLOR: '1' } });
 
@@ -14,7 +15,16 @@ for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'var/log', 'boot', 'etc']) 
 symlinkSync('../run', join(root, 'var/run'));
 for (const [rel, content] of Object.entries({
   'usr/lib/modules/6.1.0-1-amd64/vmlinuz': 'k',
-  'usr/lib/modules/6.1.0-1-amd64/initramfs.img': 'i',
+  'usr/lib/modules/6.1.0-1-amd64/initramfs.img': Buffer.from(
+    writeNewcCpio([
+      { kind: 'directory', path: 'usr' },
+      { kind: 'directory', path: 'usr/lib' },
+      { kind: 'directory', path: 'usr/lib/systemd' },
+      { kind: 'file', path: 'usr/lib/systemd/systemd', content: '\x7fELF', mode: 0o755 },
+      { kind: 'symlink', path: 'init', target: 'usr/lib/systemd/systemd' },
+    ]),
+  ),
+  'usr/bin/bootc': '#!/bin/sh\n',
   'usr/lib/bootc/kargs.d/10-console.toml': 'kargs = ["console=ttyS0"]\n',
 })) {
   mkdirSync(dirname(join(root, rel)), { recursive: true });
@@ -25,7 +35,7 @@ describe('bootc container (CLI)', () => {
   it('lint exits 0 on a good tree and 1 with "Checks failed" on a broken one', async () => {
     const good = await cli('container', 'lint', '--rootfs', root);
     expect(good.exitCode, good.stdout + good.stderr).toBe(0);
-    expect(good.stdout).toMatch(/^Checks passed: 12\nChecks skipped: 1\n?$/);
+    expect(good.stdout).toMatch(/^Checks passed: 14\nChecks skipped: 1\n?$/);
     mkdirSync(join(root, 'usr/etc'));
     try {
       const bad = await cli('container', 'lint', '--rootfs', root);

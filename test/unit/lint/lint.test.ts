@@ -6,6 +6,17 @@ import { parse as parseYaml } from 'yaml';
 import { UserError } from '../../../src/core/errors.js';
 import { childPathBytes, LINTS, lintRootfs, renderLintList, renderOutcome, runLints, sysusersDeclared, tmpfilesPaths } from '../../../src/container/lint.js';
 import { RootfsView } from '../../../src/container/rootfs-view.js';
+import { writeNewcCpio, type CpioEntry } from '../../../src/boot/cpio.js';
+
+/** dracut's layout in short: /init is a link to systemd. */
+const systemdInitrd: CpioEntry[] = [
+  { kind: 'directory', path: 'usr' },
+  { kind: 'directory', path: 'usr/lib' },
+  { kind: 'directory', path: 'usr/lib/systemd' },
+  { kind: 'file', path: 'usr/lib/systemd/systemd', content: '\x7fELF systemd', mode: 0o755 },
+  { kind: 'symlink', path: 'init', target: 'usr/lib/systemd/systemd' },
+];
+const scriptInitrd: CpioEntry[] = [{ kind: 'file', path: 'init', content: '#!/bin/sh\nexec run-init /root /sbin/init\n', mode: 0o755 }];
 
 const trees: string[] = [];
 afterEach(() => {
@@ -28,7 +39,8 @@ function goodTree(): string {
   for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'var/log', 'boot', 'etc']) dir(root, d);
   symlinkSync('../run', join(root, 'var/run'));
   file(root, 'usr/lib/modules/6.1.0-1-amd64/vmlinuz', 'kernel');
-  file(root, 'usr/lib/modules/6.1.0-1-amd64/initramfs.img', 'initrd');
+  file(root, 'usr/lib/modules/6.1.0-1-amd64/initramfs.img', Buffer.from(writeNewcCpio(systemdInitrd)));
+  file(root, 'usr/bin/bootc', '#!/bin/sh\n');
   file(root, 'usr/lib/os-release', 'ID=debian\n');
   file(root, 'usr/lib/bootc/kargs.d/10-console.toml', 'kargs = ["console=ttyS0"]\n');
   file(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
@@ -73,6 +85,13 @@ describe('each lint is tripped by a tree built for it', () => {
     ['kernel', (root) => file(root, 'usr/lib/modules/6.2.0-1-amd64/vmlinuz', 'k2'), /^Multiple kernels found\n\/usr\/lib\/modules\/6\.1\.0-1-amd64\n\/usr\/lib\/modules\/6\.2\.0-1-amd64$/],
     ['kernel', (root) => rmSync(join(root, 'usr/lib/modules'), { recursive: true }), /^No kernel found/],
     ['kernel', (root) => rmSync(join(root, 'usr/lib/modules/6.1.0-1-amd64/initramfs.img')), /No initramfs/],
+    [
+      'initramfs-systemd',
+      (root) => file(root, 'usr/lib/modules/6.1.0-1-amd64/initramfs.img', Buffer.from(writeNewcCpio(scriptInitrd))),
+      /initramfs\.img is not systemd-based \(its \/init is a shell script\).*dracut --force/,
+    ],
+    ['initramfs-systemd', (root) => file(root, 'usr/lib/modules/6.1.0-1-amd64/initramfs.img', 'not an initramfs'), /initramfs\.img cannot be unpacked/],
+    ['bootc-tool', (root) => rmSync(join(root, 'usr/bin/bootc')), /No \/usr\/bin\/bootc: .*never update itself .*COPY --from=localhost\/bootc-ts:latest \/ \//],
     ['utf8', (root) => writeFileSync(Buffer.concat([Buffer.from(join(root, 'etc') + '/bad-'), Buffer.from([0xff, 0xfe])]), 'x'), /non-UTF-8/],
     ['utf8', (root) => symlinkSync(Buffer.from([0x2f, 0xc3, 0x28]), join(root, 'etc/badlink')), /non-UTF-8/],
     ['api-base-directories', (root) => rmSync(join(root, 'proc'), { recursive: true }), /Missing API filesystem base directory: \/proc/],
