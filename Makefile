@@ -49,7 +49,7 @@ fixtures: build dist/bootc
 
 # All tiers: unit, privileged (root + loop devices), qemu. A tier that cannot run prints why
 # and its tests count as skipped. The last line is "N passed, N failed, N skipped".
-test: check fixtures
+test: check fixtures base-image
 	@mkdir -p test-results
 	-npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
 	@node scripts/test-summary.mjs test-results/vitest.json

@@ -19,6 +19,8 @@ describe.skipIf(explainSkip('privileged', needsRoot() ?? needsFile(v1RootfsDir, 
     expect(r.stdout).toMatch(/^Checks passed: \d+$/m);
     expect(r.stdout).toMatch(/^Checks skipped: 1$/m);
     expect(r.stdout).not.toMatch(/Failed lint/);
+    // Its initramfs (dracut's, compressed) is read for real, and the tool layer is there.
+    expect(r.stdout).not.toMatch(/initramfs-systemd|bootc-tool/);
   });
 
   it('container inspect shows its kernel and kargs.d', async () => {

@@ -41,8 +41,8 @@ link_into_var /mnt mnt var/mnt
 link_into_var /usr/local usrlocal ../var/usrlocal
 chmod 0700 /var/roothome
 
+# /etc/resolv.conf becomes resolved's stub at boot (tmpfiles.d/debian-bootc.conf): the
+# build mounts its own over it, so it cannot be replaced here.
 systemctl enable systemd-networkd.service systemd-resolved.service
-# systemd-resolved's stub resolver; the build's own resolv.conf must not stay in the image.
-ln -sfn ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 
 rm -rf /var/cache/* /var/log/* /var/lib/apt/lists/* /var/lib/dpkg/*-old /tmp/* /var/tmp/*
