@@ -18,7 +18,9 @@ for f in config System.map; do
 done
 rm -rf /boot/* /vmlinuz* /initrd.img*
 # A host-only or script-based initramfs would only show up as a hang at boot: refuse it here.
-if ! lsinitrd "$moddir/initramfs.img" | grep -qE 'usr/lib/systemd/systemd$'; then
+# (The listing is taken whole first: grep -q stopping early would fail the pipe.)
+listing=$(lsinitrd "$moddir/initramfs.img")
+if ! grep -qE 'usr/lib/systemd/systemd$' <<<"$listing"; then
   echo "debian-bootc: the initramfs is not systemd-based (is dracut's systemd module installed?)" >&2
   exit 1
 fi
