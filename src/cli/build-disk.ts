@@ -1,6 +1,7 @@
 /**
  * `bootc image build-disk IMAGE`: flags as bootc-image-builder's (`--type`, `--rootfs`,
- * `--output`, `--config`), plus `--size`, `--karg` and `--force`.
+ * `--output`, `--config` (`-`: JSON on stdin), `--no-default-kernel-args`), plus `--size`,
+ * `--karg` and `--force`.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -22,7 +23,9 @@ export interface BuildDiskArgs {
   config?: string;
   output: string;
   karg: string[];
-  stateroot: string;
+  /** false with --no-default-kernel-args. */
+  defaultKernelArgs: boolean;
+  stateroot?: string;
   targetImgref?: string;
   store: string;
   workDir: string;
@@ -35,8 +38,19 @@ export interface BuildDiskArgs {
   signCert?: string;
 }
 
-async function loadConfig(path: string | undefined): Promise<BuildConfig> {
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `--config -` reads the configuration from stdin as JSON, as bib does. */
+export async function loadConfig(path: string | undefined, stdin: NodeJS.ReadableStream = process.stdin): Promise<BuildConfig> {
   if (path === undefined) return buildConfigFromDocument({}, 'defaults');
+  if (path === '-') {
+    const text = await withContext('Reading the build configuration from stdin', () => readStdin(stdin));
+    return parseBuildConfig(text, 'stdin', 'json');
+  }
   const text = await withContext(`Reading the build configuration ${path}`, () =>
     readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new UserError(`cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, {
@@ -66,7 +80,8 @@ export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
       sizeBytes,
       config,
       kargs: args.karg,
-      stateroot: args.stateroot,
+      defaultKernelArgs: args.defaultKernelArgs,
+      ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
       storeDir: resolve(args.store),
       workDir: resolve(args.workDir),
       platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
@@ -78,6 +93,7 @@ export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
       `Built from ${args.image}`,
       `  Digest: ${result.manifestDigest}`,
       `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
+      `  Root filesystem: ${result.rootFsType} UUID=${result.rootFsUuid}`,
       `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
       ...Object.values(result.outputs).map((p) => `  Output: ${p}`),
     ];

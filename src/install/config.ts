@@ -190,6 +190,77 @@ export function chooseRootFsType(flag: InstallFsType | undefined, config: Instal
 }
 
 
+/** The three commands that read an install config; each applies or refuses every key. */
+export type InstallCommand = 'to-disk' | 'to-filesystem' | 'build-disk';
+
+/**
+ * What each command does with each key, for the refusals below, the docs and the table test.
+ * `applied`: the key changes the result; `refused`: a value other than the default ends the
+ * install before anything is written; `not-applicable`: the key concerns a step the command
+ * leaves to the user (as upstream: block setup of a filesystem the user prepared).
+ */
+export const INSTALL_CONFIG_KEYS: Readonly<Record<string, Readonly<Record<InstallCommand, 'applied' | 'refused' | 'not-applicable'>>>> = {
+  'root-fs-type': { 'to-disk': 'applied', 'to-filesystem': 'not-applicable', 'build-disk': 'applied' },
+  'filesystem.root.type': { 'to-disk': 'applied', 'to-filesystem': 'not-applicable', 'build-disk': 'applied' },
+  block: { 'to-disk': 'refused', 'to-filesystem': 'not-applicable', 'build-disk': 'refused' },
+  kargs: { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'karg-deletes': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'match-architectures': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'ostree.bls-append-except-default': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  stateroot: { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'root-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'boot-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'bootupd.skip-boot-uuid': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  bootloader: { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  'discoverable-partitions': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'enforce-container-sigpolicy': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+};
+
+function refuse(key: string, value: unknown, why: string, hint: string): never {
+  throw new UserError(`the install configuration sets \`${key} = ${JSON.stringify(value)}\`: ${why}`, { hint });
+}
+
+/**
+ * Refuses, by key, every setting this command cannot honour; values that mean what we do
+ * anyway (bootloader "systemd", block ["direct", …], false flags) pass. Called right after
+ * the configuration is loaded, before the disk or the filesystem is written.
+ */
+export function checkInstallConfig(config: InstallConfig | null, command: InstallCommand): void {
+  if (config === null) return;
+  const block = config.block;
+  if (block !== undefined && command !== 'to-filesystem' && block[0] !== 'direct') {
+    refuse('block', block, block.length === 0 ? 'no block setup is enabled' : `the default block setup would be ${block[0]}, and disk encryption is not implemented yet`, 'put "direct" first (block = ["direct"]), or set up LUKS yourself and install with `bootc install to-filesystem`');
+  }
+  if (config.bootloader !== undefined && config.bootloader !== 'systemd') {
+    refuse('bootloader', config.bootloader, 'this bootc installs systemd-boot only (no GRUB, no bootupd)', 'set bootloader = "systemd" or leave the key out');
+  }
+  if (config.bootupd?.['skip-boot-uuid'] === true) {
+    refuse('[install.bootupd] skip-boot-uuid', true, 'it configures bootupd\'s GRUB, and this bootc installs systemd-boot, whose entries find the root by root= and bootc.deploy=', 'leave [install.bootupd] out (or set skip-boot-uuid = false)');
+  }
+  const blsAppend = config.ostree?.['bls-append-except-default'];
+  if (blsAppend !== undefined) {
+    refuse('[install.ostree] bls-append-except-default', blsAppend, 'extra arguments on the non-default boot entries are not implemented', 'leave it out; per-deployment kernel arguments come from kargs, kargs.d and --karg');
+  }
+  if (config['enforce-container-sigpolicy'] === true) {
+    refuse('enforce-container-sigpolicy', true, 'container signature verification (containers-policy.json) is not implemented yet, so the policy could not be enforced', 'set enforce-container-sigpolicy = false or leave it out until signature verification lands');
+  }
+}
+
+/** `discoverable-partitions = true`: no root= on the command line; systemd-gpt-auto-generator finds the root by its GPT type. */
+export function usesDiscoverablePartitions(config: InstallConfig | null): boolean {
+  return config?.['discoverable-partitions'] === true;
+}
+
+/**
+ * `root=` as the configuration asks: "" (leave it out) with discoverable partitions,
+ * else the flag, else `root-mount-spec`; undefined keeps `root=UUID=<root fs>`.
+ */
+export function rootMountSpecOf(flag: string | undefined, config: InstallConfig | null): string | undefined {
+  if (flag !== undefined) return flag;
+  if (usesDiscoverablePartitions(config)) return '';
+  return config?.['root-mount-spec'];
+}
+
 /**
  * `bootc install print-configuration`: canonical JSON (sorted keys, compact) of the merged
  * configuration; kernel arguments are left out unless `all`, as upstream does.
