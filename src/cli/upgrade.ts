@@ -1,6 +1,6 @@
 /**
- * `bootc upgrade [--check] [--apply] [--download-only] [--from-downloaded] [--quiet]
- * [--progress-fd N]`, `bootc switch [--transport T] [--apply] IMAGE` and the hidden
+ * `bootc upgrade` (alias `update`) `[--tag TAG] [--check] [--apply] [--download-only]
+ * [--from-downloaded] [--quiet] [--progress-fd N]`, `bootc switch [--transport T] [--apply] IMAGE` and the hidden
  * `bootc internals finalize-staged` the shutdown unit runs. Thin: flags in, text out.
  */
 import { resolve } from 'node:path';
@@ -22,6 +22,7 @@ export interface UpgradeArgs {
   quiet: boolean;
   downloadOnly?: boolean;
   fromDownloaded?: boolean;
+  tag?: string;
   progressFd?: number;
   store?: string;
 }
@@ -53,7 +54,13 @@ export async function runUpgrade(args: UpgradeArgs, out: NodeJS.WritableStream =
       hint: args.check ? 'check first with --check, then run `bootc upgrade --apply`' : 'apply a download with `bootc upgrade --from-downloaded --apply`',
     });
   }
+  if (args.tag !== undefined && args.fromDownloaded) {
+    throw new UserError('--tag and --from-downloaded cannot be used together', {
+      hint: '--from-downloaded applies what is staged already; to follow another tag run `bootc upgrade --tag TAG`',
+    });
+  }
   await stageAndReport(args, out, {
+    ...(args.tag !== undefined ? { tag: args.tag } : {}),
     check: args.check,
     downloadOnly: args.downloadOnly ?? false,
     fromDownloaded: args.fromDownloaded ?? false,
