@@ -17,6 +17,7 @@ import { signingKeyFromFlags } from '../uki/uki.js';
 
 export interface BuildDiskArgs {
   image: string;
+  /** Empty: qcow2, bib's default. */
   type: DiskImageType[];
   rootfs?: RootFsType;
   size?: string;
@@ -74,7 +75,7 @@ export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
       ...(signing ? { signing } : {}),
       image,
       targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
-      types: args.type,
+      types: args.type.length > 0 ? args.type : ['qcow2'],
       outputDir: resolve(args.output),
       rootfs: args.rootfs,
       sizeBytes,

@@ -36,7 +36,8 @@ export const imageCommands: LazyCommand[] = [
     builder: (y) =>
       y
         .positional('image', { type: 'string', describe: 'Image reference, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
-        .option('type', { ...repeatable('Disk image type; repeat for several', ['qcow2', 'raw', 'vmdk', 'vhd']), default: ['qcow2'] })
+        // No yargs default: with one, a bare trailing `--type` would silently mean qcow2.
+        .option('type', repeatable('Disk image type (default qcow2); repeat for several', ['qcow2', 'raw', 'vmdk', 'vhd']))
         .option('rootfs', { choices: ['ext4', 'btrfs', 'xfs'], describe: 'Root filesystem type (default: the image\'s install config [install.filesystem.root] type, else ext4); xfs is refused here: it needs a loop device' })
         .option('size', { type: 'string', describe: 'Disk size, e.g. 10G or "20 GiB" (default: what the image needs plus room to grow)' })
         .option('config', { type: 'string', describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize); - reads JSON from stdin' })
