@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import { buildConfigFromDocument, parseBuildConfig, parseSize, type BuildConfig } from '../disk/build-config.js';
-import { buildDisk } from '../disk/build-disk.js';
+import { buildDisk, type BuildDiskRequest } from '../disk/build-disk.js';
 import type { DiskImageType } from '../disk/disk-image.js';
 import type { RootFsType } from '../disk/root-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
@@ -62,33 +62,37 @@ export async function loadConfig(path: string | undefined, stdin: NodeJS.Readabl
   return parseBuildConfig(text, path);
 }
 
-export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
-  const image = parseReference(args.image);
-  const config = await loadConfig(args.config);
-  const sizeBytes = args.size === undefined ? undefined : parseSize(args.size, '--size');
+/** Every flag into the library's request (the table test checks none is dropped). */
+export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig): BuildDiskRequest {
   const target = args.targetImgref === undefined ? undefined : parseReference(args.targetImgref);
   const signing = signingKeyFromFlags(args);
+  return {
+    uki: args.uki,
+    ...(signing ? { signing } : {}),
+    image: parseReference(args.image),
+    targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
+    types: args.type.length > 0 ? args.type : ['qcow2'],
+    outputDir: resolve(args.output),
+    rootfs: args.rootfs,
+    sizeBytes: args.size === undefined ? undefined : parseSize(args.size, '--size'),
+    config,
+    kargs: args.karg,
+    defaultKernelArgs: args.defaultKernelArgs,
+    ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
+    storeDir: resolve(args.store),
+    workDir: resolve(args.workDir),
+    platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
+    force: args.force,
+  };
+}
+
+export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
+  parseReference(args.image);
+  const config = await loadConfig(args.config);
+  const request = buildDiskRequestOf(args, config);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await buildDisk({
-      uki: args.uki,
-      ...(signing ? { signing } : {}),
-      image,
-      targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
-      types: args.type.length > 0 ? args.type : ['qcow2'],
-      outputDir: resolve(args.output),
-      rootfs: args.rootfs,
-      sizeBytes,
-      config,
-      kargs: args.karg,
-      defaultKernelArgs: args.defaultKernelArgs,
-      ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
-      storeDir: resolve(args.store),
-      workDir: resolve(args.workDir),
-      platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
-      force: args.force,
-      progress,
-    });
+    const result = await buildDisk({ ...request, progress });
     await progress.close();
     const lines = [
       `Built from ${args.image}`,

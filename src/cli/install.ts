@@ -8,8 +8,8 @@ import { UserError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import type { InstallFsType } from '../install/config.js';
 import type { InstallRequest } from '../install/install.js';
-import { installToDisk, parseRootSize } from '../install/to-disk.js';
-import { installToFilesystem, type ReplaceMode } from '../install/to-filesystem.js';
+import { installToDisk, parseRootSize, type ToDiskRequest } from '../install/to-disk.js';
+import { installToFilesystem, type ReplaceMode, type ToFilesystemRequest } from '../install/to-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/types.js';
 import { toolVersion } from './version.js';
@@ -101,7 +101,7 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
 }
 
 /** The request both installs make of the shared flags; checked before anything is touched. */
-function installRequestOf(args: SharedInstallArgs): InstallRequest {
+export function installRequestOf(args: SharedInstallArgs): InstallRequest {
   const image = sourceImageOf(args);
   const signing = signingKeyFromFlags(args);
   return {
@@ -125,20 +125,10 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
     throw new UserError('no disk to install to', { hint: 'name it, e.g. `bootc install to-disk /dev/vdb`, or give an answers file with --config' });
   }
   const device = args.device;
-  const request = installRequestOf(args);
-  const rootSize = args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {};
+  const request = toDiskRequestOf({ ...args, device });
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await installToDisk({
-      ...request,
-      device: resolve(device),
-      viaLoopback: args.viaLoopback,
-      wipe: args.wipe,
-      ...(args.filesystem !== undefined ? { filesystem: args.filesystem } : {}),
-      ...rootSize,
-      genericImage: args.genericImage || args.viaLoopback,
-      progress,
-    });
+    const result = await installToDisk({ ...request, progress });
     if (args.answerUser !== undefined) {
       await addUserToInstalledDisk(resolve(device), args.viaLoopback, result.layout.root, result.deployment, args.answerUser);
     }
@@ -157,6 +147,20 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
   }
 }
 
+/** Every to-disk flag into the library's request (the table test checks none is dropped). */
+export function toDiskRequestOf(args: ToDiskArgs & { device: string }): ToDiskRequest {
+  return {
+    ...installRequestOf(args),
+    device: resolve(args.device),
+    viaLoopback: args.viaLoopback,
+    wipe: args.wipe,
+    ...(args.filesystem !== undefined ? { filesystem: args.filesystem } : {}),
+    ...(args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {}),
+    // Always a generic image in effect: no firmware variables are ever written (see --help).
+    genericImage: args.genericImage || args.viaLoopback,
+  };
+}
+
 export interface ToFilesystemArgs extends SharedInstallArgs {
   rootPath: string;
   rootMountSpec?: string;
@@ -167,19 +171,10 @@ export interface ToFilesystemArgs extends SharedInstallArgs {
 }
 
 export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
-  const request = installRequestOf(args);
+  const request = toFilesystemRequestOf(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await installToFilesystem({
-      ...request,
-      rootPath: resolve(args.rootPath),
-      ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
-      ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),
-      ...(args.replace !== undefined ? { replace: args.replace } : {}),
-      ...(args.esp !== undefined ? { esp: args.esp } : {}),
-      skipFinalize: args.skipFinalize,
-      progress,
-    });
+    const result = await installToFilesystem({ ...request, progress });
     await progress.close();
     process.stdout.write(
       [
@@ -193,4 +188,17 @@ export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<vo
   } finally {
     await progress.close();
   }
+}
+
+/** Every to-filesystem flag into the library's request. */
+export function toFilesystemRequestOf(args: ToFilesystemArgs): ToFilesystemRequest {
+  return {
+    ...installRequestOf(args),
+    rootPath: resolve(args.rootPath),
+    ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
+    ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),
+    ...(args.replace !== undefined ? { replace: args.replace } : {}),
+    ...(args.esp !== undefined ? { esp: args.esp } : {}),
+    skipFinalize: args.skipFinalize,
+  };
 }

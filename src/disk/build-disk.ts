@@ -23,7 +23,7 @@ import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
 import { pullImage } from '../oci/pull.js';
-import { checkInstallConfig, chooseRootFsType, resolveInstallConfig, rootMountSpecOf, type InstallConfig } from '../install/config.js';
+import { resolveInstallConfig, resolveInstallSettings, type InstallConfig } from '../install/config.js';
 import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
 import { renderFstab } from '../install/os-config.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
@@ -209,13 +209,15 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
     const arch = diskArchOf(pulled.config.architecture);
     const facts = await readImageFacts(pulled, factsScanner);
     const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
-    checkInstallConfig(installConfig, 'build-disk');
-    const fsType = chooseRootFsType(req.rootfs, installConfig);
+    const settings = resolveInstallSettings(
+      installConfig,
+      { ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}) },
+      'build-disk',
+    );
+    const fsType = settings.rootFsType;
     checkRootFs(fsType, req.rootfs === undefined);
-    const stateroot = req.stateroot ?? installConfig?.stateroot ?? 'default';
-    const installConfigKargs = installConfig?.kargs ?? [];
+    const { stateroot, installConfigKargs, rootMountSpec } = settings;
     const cliKargs = buildDiskKargs(req);
-    const rootMountSpec = rootMountSpecOf(undefined, installConfig);
     cancellation.check();
 
     await mkdir(req.workDir, { recursive: true });
@@ -236,7 +238,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       });
       const stateVar = sysrootPaths(staging).stateVar(stateroot);
       for (const user of req.config.users) await applyUser(deployment, stateVar, user);
-      await writeBootMount(deployment, installConfig?.['boot-mount-spec']);
+      await writeBootMount(deployment, settings.bootMountSpec);
       cancellation.check();
 
       stepEvent(progress, 3);
@@ -248,7 +250,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
           deploymentDir: deployment.dir,
           imageVersion: imageVersion(pulled.config) ?? undefined,
           installConfigKargs,
-          kargDeletes: installConfig?.['karg-deletes'] ?? [],
+          kargDeletes: settings.kargDeletes,
           cliKargs,
           ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
           ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),

@@ -261,6 +261,50 @@ export function rootMountSpecOf(flag: string | undefined, config: InstallConfig 
   return config?.['root-mount-spec'];
 }
 
+/** The flags that override install-config keys (absent: the key, else the default). */
+export interface InstallSettingFlags {
+  filesystem?: InstallFsType;
+  stateroot?: string;
+  rootMountSpec?: string;
+  bootMountSpec?: string;
+  kargDeletes?: readonly string[];
+}
+
+/** What the install config and the flags decide together, for one command. */
+export interface InstallSettings {
+  /** to-disk and build-disk create it; to-filesystem reports what it asked for. */
+  rootFsType: InstallFsType;
+  /** True when neither flag nor config named a type (ext4 is then our choice). */
+  rootFsTypeDefaulted: boolean;
+  stateroot: string;
+  /** undefined: `root=UUID=<root fs>`; "": no root= (discoverable partitions). */
+  rootMountSpec?: string;
+  /** undefined: the ESP by UUID; "": no /boot line in fstab. */
+  bootMountSpec?: string;
+  installConfigKargs: string[];
+  /** The config's karg-deletes, then --karg-delete. */
+  kargDeletes: string[];
+  /** The root partition must carry the DPS root type of the architecture. */
+  discoverablePartitions: boolean;
+}
+
+/** Refuses what `command` cannot honour (checkInstallConfig), then resolves the rest. */
+export function resolveInstallSettings(config: InstallConfig | null, flags: InstallSettingFlags, command: InstallCommand): InstallSettings {
+  checkInstallConfig(config, command);
+  const rootMountSpec = rootMountSpecOf(flags.rootMountSpec, config);
+  const bootMountSpec = flags.bootMountSpec ?? config?.['boot-mount-spec'];
+  return {
+    rootFsType: chooseRootFsType(flags.filesystem, config),
+    rootFsTypeDefaulted: flags.filesystem === undefined && config?.filesystem?.root?.type === undefined && config?.['root-fs-type'] === undefined,
+    stateroot: flags.stateroot ?? config?.stateroot ?? 'default',
+    ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
+    ...(bootMountSpec !== undefined ? { bootMountSpec } : {}),
+    installConfigKargs: [...(config?.kargs ?? [])],
+    kargDeletes: [...(config?.['karg-deletes'] ?? []), ...(flags.kargDeletes ?? [])],
+    discoverablePartitions: usesDiscoverablePartitions(config),
+  };
+}
+
 /**
  * `bootc install print-configuration`: canonical JSON (sorted keys, compact) of the merged
  * configuration; kernel arguments are left out unless `all`, as upstream does.

@@ -40,7 +40,7 @@ import { hostPlatform, pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
-import { checkInstallConfig, chooseRootFsType, rootMountSpecOf, type InstallConfig, type InstallFsType } from './config.js';
+import { resolveInstallSettings, type InstallConfig, type InstallFsType } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { imageFactsScanner, readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
@@ -263,9 +263,13 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
         arch: hostRustArch(),
       });
-      checkInstallConfig(config, 'to-disk');
-      const fsType = chooseRootFsType(req.filesystem, config);
-      const stateroot = checkStateroot(req.stateroot ?? config?.stateroot ?? 'default');
+      const settings = resolveInstallSettings(
+        config,
+        { ...(req.filesystem !== undefined ? { filesystem: req.filesystem } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}), kargDeletes: req.kargDeletes },
+        'to-disk',
+      );
+      const fsType = settings.rootFsType;
+      const stateroot = checkStateroot(settings.stateroot);
       info(`Installing image: ${name}`);
       info(`Digest: ${pulled.manifestDigest}`);
       cancellation.check();
@@ -301,17 +305,16 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       // 9
       stepEvent(progress, 3);
       state = 'written';
-      const rootMountSpec = rootMountSpecOf(undefined, config);
       const installed = await installOnRoot({
         rootDir: mountDir,
         rootFsUuid,
-        ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
+        ...(settings.rootMountSpec !== undefined ? { rootMountSpec: settings.rootMountSpec } : {}),
         rootFsType: fsType,
         esp,
         espBytes: layout.esp.sizeBytes,
-        espMountSpec: config?.['boot-mount-spec'] ?? `UUID=${espUuid}`,
+        espMountSpec: settings.bootMountSpec ?? `UUID=${espUuid}`,
         pulled,
-        ...imageAndKargs(req, config),
+        ...imageAndKargs(req, settings),
         stateroot,
         ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
         installerVersion: req.installerVersion,

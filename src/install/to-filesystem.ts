@@ -28,7 +28,7 @@ import { parseSfdiskJson } from '../disk/partition-table.js';
 import { pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
-import { checkInstallConfig, chooseRootFsType, rootMountSpecOf, usesDiscoverablePartitions, type InstallConfig } from './config.js';
+import { resolveInstallSettings, type InstallConfig } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
@@ -184,14 +184,23 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
       arch: hostRustArch(),
     });
-    checkInstallConfig(config, 'to-filesystem');
-    const rootMountSpec = rootMountSpecOf(req.rootMountSpec, config);
-    if (rootMountSpec === '' && usesDiscoverablePartitions(config)) await checkDiscoverableRoot(root.source, pulled.config.architecture);
-    const configFsType = config?.filesystem?.root?.type ?? config?.['root-fs-type'];
-    if (configFsType !== undefined && configFsType !== root.fsType) {
-      warn(`the install configuration asks for a ${chooseRootFsType(undefined, config)} root ([install.filesystem.root] type); ${req.rootPath} is ${root.fsType} and is used as it is`);
+    const settings = resolveInstallSettings(
+      config,
+      {
+        ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
+        ...(req.rootMountSpec !== undefined ? { rootMountSpec: req.rootMountSpec } : {}),
+        ...(req.bootMountSpec !== undefined ? { bootMountSpec: req.bootMountSpec } : {}),
+        kargDeletes: req.kargDeletes,
+      },
+      'to-filesystem',
+    );
+    const rootMountSpec = settings.rootMountSpec;
+    if (rootMountSpec === '' && settings.discoverablePartitions) await checkDiscoverableRoot(root.source, pulled.config.architecture);
+    if (!settings.rootFsTypeDefaulted && settings.rootFsType !== root.fsType) {
+      // The filesystem is the user's; the key is for the installs that create one.
+      warn(`the install configuration asks for a ${settings.rootFsType} root ([install.filesystem.root] type); ${req.rootPath} is ${root.fsType} and is used as it is`);
     }
-    const stateroot = checkStateroot(req.stateroot ?? config?.stateroot ?? 'default');
+    const stateroot = checkStateroot(settings.stateroot);
     info(`Installing image: ${name}`);
     info(`Digest: ${pulled.manifestDigest}`);
     cancellation.check();
@@ -205,7 +214,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     }
 
     // 6
-    const bootMountSpec = req.bootMountSpec ?? config?.['boot-mount-spec'] ?? (espUuid ? `UUID=${espUuid}` : '');
+    const bootMountSpec = settings.bootMountSpec ?? (espUuid ? `UUID=${espUuid}` : '');
     const installed = await installOnRoot({
       rootDir: req.rootPath,
       rootFsUuid: root.uuid,
@@ -215,7 +224,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       espBytes,
       espMountSpec: bootMountSpec,
       pulled,
-      ...imageAndKargs(req, config),
+      ...imageAndKargs(req, settings),
       stateroot,
       ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
       installerVersion: req.installerVersion,
