@@ -81,6 +81,11 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
     .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
     .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
+    .option('generic-image', {
+      type: 'boolean',
+      default: false,
+      describe: 'A disk for any machine. Always in effect here: bootc never writes firmware boot variables, so every disk boots through the removable-media path (EFI/BOOT/BOOTX64.EFI)',
+    })
     .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
     .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' });
 }
@@ -97,12 +102,7 @@ export const installCommands: LazyCommand[] = [
         .option('wipe', { type: 'boolean', default: false, describe: 'Erase existing partitions and signatures on the disk' })
         .option('filesystem', { choices: ['xfs', 'ext4', 'btrfs'], describe: 'Root filesystem (default: the image\'s install config, else ext4)' })
         .option('root-size', { type: 'string', describe: 'Root partition size, e.g. 20G (bare number: MiB; default: the rest of the disk)' })
-        .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' })
-        .option('generic-image', {
-          type: 'boolean',
-          default: false,
-          describe: 'A disk for any machine. Always true here: bootc never writes firmware boot variables, so every disk boots through the removable-media path (EFI/BOOT/BOOTX64.EFI)',
-        }),
+        .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' }),
     handler: async (argv) => {
       const { runInstallToDisk } = await import('./install.js');
       await runInstallToDisk(argv as unknown as import('./install.js').ToDiskArgs);

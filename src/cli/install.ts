@@ -67,6 +67,8 @@ export interface SharedInstallArgs extends SigningFlags {
   stateroot?: string;
   store: string;
   platform?: string;
+  /** Always in effect (no firmware variables are ever written); accepted as upstream's. */
+  genericImage: boolean;
   quiet: boolean;
   progressFd?: number;
 }
@@ -79,7 +81,6 @@ export interface ToDiskArgs extends SharedInstallArgs {
   filesystem?: InstallFsType;
   rootSize?: string;
   viaLoopback: boolean;
-  genericImage: boolean;
 }
 
 /** `--target-imgref` with `--target-transport` (default registry), as upstream. */

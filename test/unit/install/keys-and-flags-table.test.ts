@@ -238,6 +238,8 @@ const SHARED_INSTALL: Record<string, FlagCase> = {
   // Progress flags are read by createProgress, which every command shares.
   quiet: { argv: ['--quiet'], check: ({ args }) => expect(args['quiet']).toBe(true) },
   'progress-fd': { argv: ['--progress-fd', '3'], check: ({ args }) => expect(args['progressFd']).toBe(3) },
+  // Always in effect: the ESP writers never touch firmware variables (there is no code that could).
+  'generic-image': { argv: ['--generic-image'], check: ({ args }) => expect(args['genericImage']).toBe(true) },
 };
 
 const TO_DISK: Record<string, FlagCase> = {
