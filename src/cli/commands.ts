@@ -40,7 +40,8 @@ export const imageCommands: LazyCommand[] = [
         .option('type', repeatable('Disk image type (default qcow2); repeat for several', ['qcow2', 'raw', 'vmdk', 'vhd']))
         .option('rootfs', { choices: ['ext4', 'btrfs', 'xfs'], describe: 'Root filesystem type (default: the image\'s install config [install.filesystem.root] type, else ext4); xfs is refused here: it needs a loop device' })
         .option('size', { type: 'string', describe: 'Disk size, e.g. 10G or "20 GiB" (default: what the image needs plus room to grow)' })
-        .option('config', { type: 'string', describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize); - reads JSON from stdin' })
+        // requiresArg: without it yargs takes a lone `-` for a positional (stdin) and leaves --config empty.
+        .option('config', { type: 'string', requiresArg: true, describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize); - reads JSON from stdin' })
         .option('output', { type: 'string', default: '.', describe: 'Output directory (qcow2/disk.qcow2, image/disk.raw, vmdk/disk.vmdk, vpc/disk.vhd)' })
         .option('karg', repeatable('Kernel argument to add (after the image\'s kargs.d and bib\'s defaults); repeat for several'))
         .option('default-kernel-args', {

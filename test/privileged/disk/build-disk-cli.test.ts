@@ -179,6 +179,20 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     expect(filesUnder(store)).toEqual(storeBefore);
   }, 60_000);
 
+  it('reads --config - from stdin as JSON, as bib does, and refuses a bad one before pulling', async () => {
+    const output = newOutput();
+    const freshStore = join(tmp, 'store-never-used-by-stdin');
+    const r = await execa(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', '--config', '-', ociLayoutRef('v1'), '--output', output, '--store', freshStore, '--work-dir', work, '--quiet'],
+      { reject: false, env: { NO_COLOR: '1' }, input: '{"customizations": {"kernel": {"append": "quiet"}, "bogus": {}}}' },
+    );
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error: stdin: unsupported key "customizations\.bogus"/);
+    expect(existsSync(freshStore)).toBe(false);
+    expect(filesUnder(output)).toEqual([]);
+  }, 60_000);
+
   it('refuses a disk size too small, saying how much is needed', async () => {
     const stderr = await expectRefused(
       ociLayoutRef('v1'),

@@ -104,10 +104,13 @@ describe('bootc update and upgrade --tag', () => {
   });
 });
 
-describe('build-disk --no-default-kernel-args', () => {
+describe('build-disk --no-default-kernel-args and --config -', () => {
   const buildDisk = find(imageCommands, 'build-disk');
   it('defaults to bib\'s kernel arguments and leaves them out when asked', async () => {
     expect(await parse(buildDisk, ['build-disk', 'img'])).toMatchObject({ defaultKernelArgs: true });
     expect(await parse(buildDisk, ['build-disk', '--no-default-kernel-args', 'img'])).toMatchObject({ defaultKernelArgs: false, image: 'img' });
+  });
+  it('--config - is stdin, not a positional', async () => {
+    expect(await parse(buildDisk, ['build-disk', '--config', '-', 'img'])).toMatchObject({ config: '-', image: 'img' });
   });
 });
