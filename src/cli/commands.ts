@@ -82,6 +82,9 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
     .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
     .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
+    .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none'], describe: 'Bootloader to install: systemd-boot is the only one here; others are refused' })
+    .option('bootupd-skip-boot-uuid', { type: 'boolean', describe: 'bootupd/GRUB static configs: refused (no bootupd here)' })
+    .option('enforce-container-sigpolicy', { type: 'boolean', describe: 'Require a signature policy: refused until container signature verification lands' })
     .option('generic-image', {
       type: 'boolean',
       default: false,
@@ -102,6 +105,7 @@ export const installCommands: LazyCommand[] = [
         .option('config', { type: 'string', describe: 'Answers file saved by the interactive installer (TOML); flags given as well win' })
         .option('wipe', { type: 'boolean', default: false, describe: 'Erase existing partitions and signatures on the disk' })
         .option('filesystem', { choices: ['xfs', 'ext4', 'btrfs'], describe: 'Root filesystem (default: the image\'s install config, else ext4)' })
+        .option('block-setup', { choices: ['direct', 'tpm2-luks'], describe: 'Block setup of the root: direct (the default); tpm2-luks is refused until encryption lands' })
         .option('root-size', { type: 'string', describe: 'Root partition size, e.g. 20G (bare number: MiB; default: the rest of the disk)' })
         .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' }),
     handler: async (argv) => {

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { UserError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
-import type { InstallFsType } from '../install/config.js';
+import { checkInstallConfig, type BlockSetup, type Bootloader, type InstallCommand, type InstallFsType, type InstallPolicyFlags } from '../install/config.js';
 import type { InstallRequest } from '../install/install.js';
 import { installToDisk, parseRootSize, type ToDiskRequest } from '../install/to-disk.js';
 import { installToFilesystem, type ReplaceMode, type ToFilesystemRequest } from '../install/to-filesystem.js';
@@ -69,6 +69,9 @@ export interface SharedInstallArgs extends SigningFlags {
   platform?: string;
   /** Always in effect (no firmware variables are ever written); accepted as upstream's. */
   genericImage: boolean;
+  bootloader?: Bootloader;
+  bootupdSkipBootUuid?: boolean;
+  enforceContainerSigpolicy?: boolean;
   quiet: boolean;
   progressFd?: number;
 }
@@ -79,6 +82,7 @@ export interface ToDiskArgs extends SharedInstallArgs {
   config?: string;
   wipe: boolean;
   filesystem?: InstallFsType;
+  blockSetup?: BlockSetup;
   rootSize?: string;
   viaLoopback: boolean;
 }
@@ -101,11 +105,25 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
   return parseReference(args.sourceImgref);
 }
 
+/** Upstream's flags that stand for install-config keys; refused here already when we cannot honour them. */
+function policyOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command: InstallCommand): InstallPolicyFlags {
+  const policy: InstallPolicyFlags = {
+    ...(args.blockSetup !== undefined ? { blockSetup: args.blockSetup } : {}),
+    ...(args.bootloader !== undefined ? { bootloader: args.bootloader } : {}),
+    ...(args.bootupdSkipBootUuid !== undefined ? { bootupdSkipBootUuid: args.bootupdSkipBootUuid } : {}),
+    ...(args.enforceContainerSigpolicy !== undefined ? { enforceContainerSigpolicy: args.enforceContainerSigpolicy } : {}),
+  };
+  checkInstallConfig(null, command, policy);
+  return policy;
+}
+
 /** The request both installs make of the shared flags; checked before anything is touched. */
-export function installRequestOf(args: SharedInstallArgs): InstallRequest {
+export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command: InstallCommand): InstallRequest {
   const image = sourceImageOf(args);
   const signing = signingKeyFromFlags(args);
+  const policy = policyOf(args, command);
   return {
+    ...(Object.keys(policy).length > 0 ? { policy } : {}),
     image,
     targetImage: targetImageOf(args, image),
     kargs: args.karg,
@@ -151,7 +169,7 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
 /** Every to-disk flag into the library's request (the table test checks none is dropped). */
 export function toDiskRequestOf(args: ToDiskArgs & { device: string }): ToDiskRequest {
   return {
-    ...installRequestOf(args),
+    ...installRequestOf(args, 'to-disk'),
     device: resolve(args.device),
     viaLoopback: args.viaLoopback,
     wipe: args.wipe,
@@ -194,7 +212,7 @@ export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<vo
 /** Every to-filesystem flag into the library's request. */
 export function toFilesystemRequestOf(args: ToFilesystemArgs): ToFilesystemRequest {
   return {
-    ...installRequestOf(args),
+    ...installRequestOf(args, 'to-filesystem'),
     rootPath: resolve(args.rootPath),
     ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
     ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),

@@ -220,29 +220,57 @@ function refuse(key: string, value: unknown, why: string, hint: string): never {
   throw new UserError(`the install configuration sets \`${key} = ${JSON.stringify(value)}\`: ${why}`, { hint });
 }
 
+function refuseFlag(flag: string, why: string, hint: string): never {
+  throw new UserError(`${flag}: ${why}`, { hint });
+}
+
+/** Upstream's flags that stand for an install-config key; each wins over its key. */
+export interface InstallPolicyFlags {
+  /** --block-setup (to-disk). */
+  blockSetup?: BlockSetup;
+  /** --bootloader. */
+  bootloader?: Bootloader;
+  /** --bootupd-skip-boot-uuid. */
+  bootupdSkipBootUuid?: boolean;
+  /** --enforce-container-sigpolicy. */
+  enforceContainerSigpolicy?: boolean;
+}
+
 /**
- * Refuses, by key, every setting this command cannot honour; values that mean what we do
- * anyway (bootloader "systemd", block ["direct", …], false flags) pass. Called right after
- * the configuration is loaded, before the disk or the filesystem is written.
+ * Refuses, by key or flag, every setting this command cannot honour; values that mean what
+ * we do anyway (bootloader "systemd", block ["direct", …], false flags) pass. Called right
+ * after the configuration is loaded, before the disk or the filesystem is written.
  */
-export function checkInstallConfig(config: InstallConfig | null, command: InstallCommand): void {
-  if (config === null) return;
-  const block = config.block;
-  if (block !== undefined && command !== 'to-filesystem' && block[0] !== 'direct') {
+export function checkInstallConfig(config: InstallConfig | null, command: InstallCommand, flags: InstallPolicyFlags = {}): void {
+  if (flags.blockSetup !== undefined && flags.blockSetup !== 'direct') {
+    refuseFlag(`--block-setup ${flags.blockSetup}`, 'disk encryption is not implemented yet', 'leave --block-setup out (or pass direct), or set up LUKS yourself and install with `bootc install to-filesystem`');
+  }
+  const block = config?.block;
+  if (flags.blockSetup === undefined && block !== undefined && command !== 'to-filesystem' && block[0] !== 'direct') {
     refuse('block', block, block.length === 0 ? 'no block setup is enabled' : `the default block setup would be ${block[0]}, and disk encryption is not implemented yet`, 'put "direct" first (block = ["direct"]), or set up LUKS yourself and install with `bootc install to-filesystem`');
   }
-  if (config.bootloader !== undefined && config.bootloader !== 'systemd') {
-    refuse('bootloader', config.bootloader, 'this bootc installs systemd-boot only (no GRUB, no bootupd)', 'set bootloader = "systemd" or leave the key out');
+  const systemdBoot = 'this bootc installs systemd-boot only (no GRUB, no bootupd)';
+  if (flags.bootloader !== undefined && flags.bootloader !== 'systemd') {
+    refuseFlag(`--bootloader ${flags.bootloader}`, systemdBoot, 'pass --bootloader systemd or leave it out');
   }
-  if (config.bootupd?.['skip-boot-uuid'] === true) {
-    refuse('[install.bootupd] skip-boot-uuid', true, 'it configures bootupd\'s GRUB, and this bootc installs systemd-boot, whose entries find the root by root= and bootc.deploy=', 'leave [install.bootupd] out (or set skip-boot-uuid = false)');
+  if (flags.bootloader === undefined && config?.bootloader !== undefined && config.bootloader !== 'systemd') {
+    refuse('bootloader', config.bootloader, systemdBoot, 'set bootloader = "systemd" or leave the key out');
   }
-  const blsAppend = config.ostree?.['bls-append-except-default'];
+  const noBootupd = "it configures bootupd's GRUB, and this bootc installs systemd-boot, whose entries find the root by root= and bootc.deploy=";
+  if (flags.bootupdSkipBootUuid === true) refuseFlag('--bootupd-skip-boot-uuid', noBootupd, 'leave --bootupd-skip-boot-uuid out');
+  if (config?.bootupd?.['skip-boot-uuid'] === true) {
+    refuse('[install.bootupd] skip-boot-uuid', true, noBootupd, 'leave [install.bootupd] out (or set skip-boot-uuid = false)');
+  }
+  const blsAppend = config?.ostree?.['bls-append-except-default'];
   if (blsAppend !== undefined) {
     refuse('[install.ostree] bls-append-except-default', blsAppend, 'extra arguments on the non-default boot entries are not implemented', 'leave it out; per-deployment kernel arguments come from kargs, kargs.d and --karg');
   }
-  if (config['enforce-container-sigpolicy'] === true) {
-    refuse('enforce-container-sigpolicy', true, 'container signature verification (containers-policy.json) is not implemented yet, so the policy could not be enforced', 'set enforce-container-sigpolicy = false or leave it out until signature verification lands');
+  const noSigpolicy = 'container signature verification (containers-policy.json) is not implemented yet, so the policy could not be enforced';
+  if (flags.enforceContainerSigpolicy === true) {
+    refuseFlag('--enforce-container-sigpolicy', noSigpolicy, 'leave --enforce-container-sigpolicy out until signature verification lands');
+  }
+  if (config?.['enforce-container-sigpolicy'] === true) {
+    refuse('enforce-container-sigpolicy', true, noSigpolicy, 'set enforce-container-sigpolicy = false or leave it out until signature verification lands');
   }
 }
 
@@ -262,7 +290,7 @@ export function rootMountSpecOf(flag: string | undefined, config: InstallConfig 
 }
 
 /** The flags that override install-config keys (absent: the key, else the default). */
-export interface InstallSettingFlags {
+export interface InstallSettingFlags extends InstallPolicyFlags {
   filesystem?: InstallFsType;
   stateroot?: string;
   rootMountSpec?: string;
@@ -290,7 +318,7 @@ export interface InstallSettings {
 
 /** Refuses what `command` cannot honour (checkInstallConfig), then resolves the rest. */
 export function resolveInstallSettings(config: InstallConfig | null, flags: InstallSettingFlags, command: InstallCommand): InstallSettings {
-  checkInstallConfig(config, command);
+  checkInstallConfig(config, command, flags);
   const rootMountSpec = rootMountSpecOf(flags.rootMountSpec, config);
   const bootMountSpec = flags.bootMountSpec ?? config?.['boot-mount-spec'];
   return {

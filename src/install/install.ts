@@ -27,7 +27,7 @@ import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
-import type { InstallSettings } from './config.js';
+import type { InstallPolicyFlags, InstallSettings } from './config.js';
 import { writeFileAtomic } from '../store/layout.js';
 import { ALEPH_FILE, ROOT_SSH_TMPFILES, renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome, type FstabMount } from './os-config.js';
 
@@ -72,6 +72,8 @@ export interface InstallSourceRequest {
 
 /** What both install commands are asked besides where to install. */
 export interface InstallRequest extends InstallSourceRequest {
+  /** Upstream's flags for install-config keys (--bootloader, --block-setup, …); they win over the keys. */
+  policy?: InstallPolicyFlags;
   rootSshAuthorizedKeysFile?: string;
   stateroot?: string;
   /** Blob cache for pulled images. */

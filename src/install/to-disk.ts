@@ -265,7 +265,12 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       });
       const settings = resolveInstallSettings(
         config,
-        { ...(req.filesystem !== undefined ? { filesystem: req.filesystem } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}), kargDeletes: req.kargDeletes },
+        {
+          ...req.policy,
+          ...(req.filesystem !== undefined ? { filesystem: req.filesystem } : {}),
+          ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
+          kargDeletes: req.kargDeletes,
+        },
         'to-disk',
       );
       const fsType = settings.rootFsType;

@@ -187,6 +187,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     const settings = resolveInstallSettings(
       config,
       {
+        ...req.policy,
         ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
         ...(req.rootMountSpec !== undefined ? { rootMountSpec: req.rootMountSpec } : {}),
         ...(req.bootMountSpec !== undefined ? { bootMountSpec: req.bootMountSpec } : {}),

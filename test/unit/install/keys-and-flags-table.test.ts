@@ -240,6 +240,14 @@ const SHARED_INSTALL: Record<string, FlagCase> = {
   'progress-fd': { argv: ['--progress-fd', '3'], check: ({ args }) => expect(args['progressFd']).toBe(3) },
   // Always in effect: the ESP writers never touch firmware variables (there is no code that could).
   'generic-image': { argv: ['--generic-image'], check: ({ args }) => expect(args['genericImage']).toBe(true) },
+  // Upstream's flags for install-config keys: what we cannot do is refused before anything is read.
+  bootloader: { argv: ['--bootloader', 'grub'], check: () => undefined, refusedAs: /^--bootloader grub: this bootc installs systemd-boot only/ },
+  'bootupd-skip-boot-uuid': { argv: ['--bootupd-skip-boot-uuid'], check: () => undefined, refusedAs: /^--bootupd-skip-boot-uuid: it configures bootupd's GRUB/ },
+  'enforce-container-sigpolicy': {
+    argv: ['--enforce-container-sigpolicy'],
+    check: () => undefined,
+    refusedAs: /^--enforce-container-sigpolicy: container signature verification .* is not implemented yet/,
+  },
 };
 
 const TO_DISK: Record<string, FlagCase> = {
@@ -255,6 +263,7 @@ const TO_DISK: Record<string, FlagCase> = {
   },
   wipe: { argv: ['--wipe'], check: ({ request }) => expect(request['wipe']).toBe(true) },
   filesystem: { argv: ['--filesystem', 'xfs'], check: ({ request }) => expect(request['filesystem']).toBe('xfs') },
+  'block-setup': { argv: ['--block-setup', 'tpm2-luks'], check: () => undefined, refusedAs: /^--block-setup tpm2-luks: disk encryption is not implemented yet/ },
   'root-size': { argv: ['--root-size', '20G'], check: ({ request }) => expect(request['rootSizeBytes']).toBe(20 * 2 ** 30) },
   'via-loopback': { argv: ['--via-loopback'], check: ({ request }) => expect([request['viaLoopback'], request['genericImage']]).toEqual([true, true]) },
   'generic-image': { argv: ['--generic-image'], check: ({ request }) => expect(request['genericImage']).toBe(true) },
@@ -348,6 +357,18 @@ describe('every flag of install and build-disk: applied', () => {
       });
     }
   }
+
+  it('the values of those flags that mean what we do pass, and win over the keys', async () => {
+    for (const name of ['install to-disk', 'install to-filesystem']) {
+      const words = ['--source-imgref', 'oci:/srv/os:v1', '--bootloader', 'systemd', '--no-bootupd-skip-boot-uuid', '--no-enforce-container-sigpolicy'];
+      if (name === 'install to-disk') words.push('--block-setup', 'direct');
+      const request = await request0(name, [...words, name === 'install to-disk' ? '/dev/vdb' : '/run/target']);
+      const policy = request['policy'] as Record<string, unknown>;
+      expect(policy).toMatchObject({ bootloader: 'systemd', bootupdSkipBootUuid: false, enforceContainerSigpolicy: false });
+      const command = name === 'install to-disk' ? 'to-disk' : 'to-filesystem';
+      expect(() => resolveInstallSettings({ bootloader: 'grub', block: ['tpm2-luks', 'direct'] }, policy, command)).not.toThrow();
+    }
+  });
 
   it('the positionals reach the request', async () => {
     expect((await request0('install to-disk', ['--source-imgref', 'oci:/srv/os:v1', '/dev/vdb']))['device']).toBe('/dev/vdb');
