@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError } from '../core/errors.js';
 import { info, warn } from '../core/log.js';
+import { pathExists } from '../core/fs-probe.js';
 import { createProgress } from '../core/progress.js';
 import { finalizeStaged } from '../updates/finalize.js';
 import { upgrade, type UpgradeOptions } from '../updates/upgrade.js';
@@ -35,6 +36,21 @@ export interface SwitchArgs {
   quiet: boolean;
   progressFd?: number;
   store?: string;
+}
+
+/** Finalises the staged deployment at shutdown (systemd/bootc-finalize-staged.service). */
+export const FINALIZE_SERVICE = 'bootc-finalize-staged.service';
+
+/**
+ * Its path unit starts the service once the staged record appears; starting it here as well
+ * (as ostree does after staging) means a reboot right after, as with --apply, cannot
+ * overtake that start and skip the finalisation. Not under systemd (a container): nothing.
+ */
+async function startFinalizeService(): Promise<void> {
+  if (!(await pathExists('/run/systemd/system'))) return;
+  await run({ description: `Starting ${FINALIZE_SERVICE}`, argv: ['systemctl', 'start', FINALIZE_SERVICE] }).catch((err: unknown) =>
+    warn(`${FINALIZE_SERVICE} was not started now (its path unit starts it): ${err instanceof Error ? err.message : String(err)}`),
+  );
 }
 
 export async function reboot(): Promise<void> {
@@ -98,6 +114,7 @@ async function stageAndReport(
     await progress.close();
   }
   out.write(outcome.text);
+  if (outcome.kind === 'staged' || outcome.kind === 'already-staged') await startFinalizeService();
   if (args.apply && (outcome.kind === 'staged' || outcome.kind === 'already-staged')) await reboot();
 }
 
