@@ -22,8 +22,9 @@ import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
-import { pullImage } from '../oci/pull.js';
-import { resolveInstallConfig, resolveInstallSettings, type InstallConfig } from '../install/config.js';
+import { pullImage, type PulledImage } from '../oci/pull.js';
+import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
+import type { LayerScanner } from '../install/image-files.js';
 import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
 import { renderFstab } from '../install/os-config.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
@@ -35,7 +36,7 @@ import { sysrootPaths } from '../deploy/paths.js';
 import type { BuildConfig, BuildUser } from './build-config.js';
 import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
 import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
-import { diskArchOf } from './gpt.js';
+import { diskArchOf, type DiskArch } from './gpt.js';
 import { bootsUki } from '../uki/sealed.js';
 import type { SigningKey } from '../uki/uki.js';
 
@@ -185,6 +186,28 @@ async function applyUser(deployment: Deployment, stateVar: string, user: BuildUs
   });
 }
 
+/**
+ * Step 2, after the pull: the image's install configuration (only the image's: bib runs
+ * bootc inside the image) and what it decides with the flags. Keys that cannot be honoured,
+ * and an xfs root it asks for, are refused here, before anything is staged.
+ */
+async function imageSettings(
+  req: BuildDiskRequest,
+  pulled: PulledImage,
+  scanner: LayerScanner,
+  arch: DiskArch,
+): Promise<{ installConfig: InstallConfig | null; settings: InstallSettings }> {
+  const facts = await readImageFacts(pulled, scanner);
+  const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
+  const settings = resolveInstallSettings(
+    installConfig,
+    { ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}) },
+    'build-disk',
+  );
+  checkRootFs(settings.rootFsType, req.rootfs === undefined);
+  return { installConfig, settings };
+}
+
 export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult> {
   const progress = req.progress ?? Progress.silent();
   const name = formatReference(req.image);
@@ -207,16 +230,8 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       layerTap: factsScanner.tap,
     });
     const arch = diskArchOf(pulled.config.architecture);
-    const facts = await readImageFacts(pulled, factsScanner);
-    const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
-    const settings = resolveInstallSettings(
-      installConfig,
-      { ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}) },
-      'build-disk',
-    );
-    const fsType = settings.rootFsType;
-    checkRootFs(fsType, req.rootfs === undefined);
-    const { stateroot, installConfigKargs, rootMountSpec } = settings;
+    const { installConfig, settings } = await imageSettings(req, pulled, factsScanner, arch);
+    const { stateroot, installConfigKargs, rootMountSpec, rootFsType: fsType } = settings;
     const cliKargs = buildDiskKargs(req);
     cancellation.check();
 
