@@ -62,7 +62,7 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF', () => {
       { reject: false, all: true },
     );
     if (r.exitCode !== 0) throw new Error(`bootc image build-disk failed:\n${r.all}`);
-    DEPLOYMENT_ID = deploymentId(/Digest: (sha256:[0-9a-f]{64})/.exec(r.all ?? '')![1]!, 0);
+    DEPLOYMENT_ID = deploymentId(/^  Digest: (sha256:[0-9a-f]{64})$/m.exec(r.stdout)![1]!, 0);
     vm = await startVm({
       name: 'boot-disk',
       boot: { kind: 'uefi' },
