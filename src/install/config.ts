@@ -8,6 +8,10 @@
  *   merge        scalars overwrite, `kargs` and `karg-deletes` append
  *   skip         a fragment whose `match-architectures` lacks this machine's architecture
  *   strict       unknown keys are refused with the file and key named
+ *   honoured     every key is applied or refused by name for each command that reads it
+ *                (INSTALL_CONFIG_KEYS, checkInstallConfig); resolveInstallSettings is what
+ *                the keys and the flags decide together (fs type, stateroot, root= and
+ *                /boot specs, kargs)
  *
  * Parsers take strings (this file); loaders read files (install-config-files.ts).
  */
