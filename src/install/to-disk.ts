@@ -32,7 +32,6 @@ import { cancellation } from '../core/cancel.js';
 import { debug, info, warn } from '../core/log.js';
 import { Progress } from '../core/progress.js';
 import { formatEsp } from '../boot/esp.js';
-import { hostRustArch } from '../boot/kargs.js';
 import { DEFAULT_ESP_BYTES, GiB, MiB, diskArchOf, formatSize, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
 import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
@@ -261,7 +260,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       const imageFacts = await readImageFacts(pulled, factsScanner);
       const config = await loadInstallConfig(imageFacts.installConfigFiles, {
         ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
-        arch: hostRustArch(),
+        // match-architectures: the image's architecture (the same as this machine's unless --platform).
+        arch,
       });
       const settings = resolveInstallSettings(
         config,

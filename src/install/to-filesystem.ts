@@ -22,7 +22,6 @@ import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { info, warn } from '../core/log.js';
 import { Progress } from '../core/progress.js';
-import { hostRustArch } from '../boot/kargs.js';
 import { ESP_TYPE_GUID, ROOT_TYPE_GUIDS, diskArchOf } from '../disk/gpt.js';
 import { parseSfdiskJson } from '../disk/partition-table.js';
 import { pullImage } from '../oci/pull.js';
@@ -182,7 +181,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     const imageFacts = await readImageFacts(pulled);
     const config = await loadInstallConfig(imageFacts.installConfigFiles, {
       ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
-      arch: hostRustArch(),
+      arch: diskArchOf(pulled.config.architecture),
     });
     const settings = resolveInstallSettings(
       config,
