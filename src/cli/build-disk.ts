@@ -87,7 +87,7 @@ export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig): Bu
 }
 
 export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
-  parseReference(args.image);
+  parseReference(args.image); // a malformed reference is refused before the config is read
   const config = await loadConfig(args.config);
   const request = buildDiskRequestOf(args, config);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
