@@ -1,7 +1,8 @@
 /**
  * qemu tier: `bootc install to-filesystem` (the real CLI) onto a root prepared by hand
  * (ext4, then xfs, each with a FAT ESP on the same disk) boots under OVMF to the autologin
- * shell, root= naming the prepared filesystem. One boot per disk.
+ * shell, root= naming the prepared filesystem, and powers off promptly without running
+ * bootc (nothing is staged: the finalize service never started). One boot per disk.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from
 import { deploymentId } from '../src/deploy/paths.js';
 import { prepareDisk } from '../test/privileged/install/prepared-disk.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm } from './harness.js';
+import { FINALIZE_UNIT_DESCRIPTION } from './shutdown.js';
 import { join } from 'node:path';
 
 const skip = explainSkip(
@@ -57,6 +59,14 @@ describe.skipIf(skip)('bootc install to-filesystem: the prepared disk boots unde
         expect(cmdline).toEqual(expect.arrayContaining([`root=UUID=${uuid}`, 'console=ttyS0,115200', `bootc.deploy=default/${id}`]));
         expect(await vm.runOk('findmnt -n -o FSROOT,FSTYPE /')).toMatch(new RegExp(`^/bootc/deploy/default/${id.replace('.', '\\.')}\\s+${fsType}$`));
         expect(await vm.runOk('findmnt -n -o FSTYPE /boot')).toBe('vfat');
+        // A shutdown with nothing staged: bootc does not run, nothing waits on a stop timeout.
+        expect(await vm.runOk('systemctl is-active bootc-finalize-staged.path')).toBe('active');
+        expect((await vm.run('systemctl is-active bootc-finalize-staged.service')).stdout.trim()).toBe('inactive');
+        const from = vm.console.mark();
+        const started = Date.now();
+        await vm.poweroff(60_000);
+        console.log(`${fsType}: poweroff with nothing staged took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        expect(vm.console.text.slice(from)).not.toContain(FINALIZE_UNIT_DESCRIPTION);
       } finally {
         await vm.dispose();
       }

@@ -1,10 +1,13 @@
 /**
  * qemu tier: a disk installed with fixture:v1 (following 10.0.2.100:5000/fixture:latest)
- * boots; fixture:v2 is pushed as :latest to a registry on the host, reached by the guest
- * only through the restricted guestfwd. In the guest: `bootc upgrade` stages v2; at reboot
- * the finalize unit merges /etc and makes v2 the default, so release is 2, a user's /etc
+ * boots; fixture:v2 is pushed as :latest and :v2 to a registry on the host, reached by the
+ * guest only through the restricted guestfwd. In the guest: `bootc update --check` sees v2
+ * at :latest, `bootc upgrade --tag v2` stages it and follows :v2 from then on; the shutdown
+ * finalises it (the finalize unit runs only because something is staged, and the shutdown
+ * is timed); at reboot the /etc merge made v2 the default, so release is 2, a user's /etc
  * change and a /var file survive and the image's changed /etc default arrives; then
- * `bootc rollback` and a reboot bring release 1 back, and a second rollback v2. Then
+ * `bootc rollback` and a reboot (nothing staged: bootc does not run at shutdown, timed) bring
+ * release 1 back, and a second rollback v2. Then
  * `bootc switch` to fixture:v3, which never reaches boot-complete.target: systemd-boot
  * tries it three times, then boots v2 again by itself, and `bootc status` says so. Last,
  * `bootc usr-overlay` makes /usr writable until the next boot.
@@ -14,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsFile } from '../test/support/tier.js';
 import { v1RootfsDir } from '../fixtures/paths.js';
 import type { Vm } from './harness.js';
+import { FINALIZE_UNIT_DESCRIPTION, timedReboot } from './shutdown.js';
 import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, updateScenarioSkipReason, type UpdateScenario } from './update-scenario.js';
 
 const skip = explainSkip(
@@ -35,7 +39,7 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
   };
 
   beforeAll(async () => {
-    scenario = await prepareUpdateScenario({ name: 'upgrade-qemu', push: { 'fixture:latest': 'v2', 'fixture:v3': 'v3' }, follows: 'fixture:latest' });
+    scenario = await prepareUpdateScenario({ name: 'upgrade-qemu', push: { 'fixture:latest': 'v2', 'fixture:v2': 'v2', 'fixture:v3': 'v3' }, follows: 'fixture:latest' });
     vm = await bootScenario(scenario, 'upgrade');
   }, 900_000);
   afterAll(async () => {
@@ -43,27 +47,46 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
     await scenario?.dispose();
   });
 
-  it('upgrade v1 → v2, reboot: v2 with the local /etc change and /var kept', async () => {
+  it('update --check, upgrade --tag v2, a timed finalising shutdown: v2 with the local /etc change and /var kept', async () => {
     const g = guest();
+    const tagged = `${GUEST_REGISTRY}/fixture:v2`;
     expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
+    // Nothing staged: the path unit waits, the finalize service is not running.
+    expect(await g.runOk('systemctl is-active bootc-finalize-staged.path')).toBe('active');
+    expect((await g.run('systemctl is-active bootc-finalize-staged.service')).stdout.trim()).toBe('inactive');
     await g.runOk('echo user=mine > /etc/fixture/user.conf && echo kept > /var/kept-file');
-    const check = await g.runOk('bootc upgrade --check', 300_000);
+    const check = await g.runOk('bootc update --check', 300_000);
     expect(check).toContain(`Update available for: ${GUEST_IMAGE}`);
-    const out = await g.runOk('bootc upgrade --quiet', 900_000);
-    expect(out).toContain(`Queued for next boot: ${GUEST_IMAGE}`);
+    const out = await g.runOk('bootc upgrade --tag v2 --quiet', 900_000);
+    expect(out).toContain(`Queued for next boot: ${tagged}`);
     expect(await g.runOk('test -e /run/reboot-required && echo yes')).toBe('yes');
-    await g.reboot(600_000);
+    // The staged record started the service through the path unit; its ExecStop finalises.
+    expect(await g.runOk('systemctl is-active bootc-finalize-staged.service')).toBe('active');
+    const shutdown = await timedReboot(g, 600_000);
+    console.log(`finalising shutdown: ${(shutdown.ms / 1000).toFixed(1)} s`);
+    expect(shutdown.text).toContain(FINALIZE_UNIT_DESCRIPTION);
+    // Below the unit's TimeoutStopSec (5 min): the finalisation ended by itself.
+    expect(shutdown.ms).toBeLessThan(240_000);
     expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('2');
     expect(await g.runOk('cat /etc/fixture/user.conf')).toBe('user=mine');
     expect(await g.runOk('cat /etc/fixture/image.conf')).toBe('image=2');
     expect(await g.runOk('cat /var/kept-file')).toBe('kept');
-    expect(await g.runOk('bootc upgrade --quiet', 300_000)).toContain(`No changes in: ${GUEST_IMAGE}`);
+    const spec = JSON.parse(await g.runOk('bootc status --format json')) as { spec: { image: { image: string } } };
+    expect(spec.spec.image.image).toBe(tagged);
+    expect(await g.runOk('bootc upgrade --quiet', 300_000)).toContain(`No changes in: ${tagged}`);
+    // Finalised and nothing new staged: the next shutdown has nothing to run.
+    expect((await g.run('systemctl is-active bootc-finalize-staged.service')).stdout.trim()).toBe('inactive');
   }, 1_800_000);
 
-  it('rollback, reboot: v1 again', async () => {
+  it('rollback, a timed shutdown that does not run bootc: v1 again', async () => {
     const g = guest();
     expect(await g.runOk('bootc rollback')).toBe('Next boot: rollback deployment');
-    await g.reboot(600_000);
+    expect((await g.run('systemctl is-active bootc-finalize-staged.service')).stdout.trim()).toBe('inactive');
+    const shutdown = await timedReboot(g, 600_000);
+    console.log(`shutdown with nothing staged: ${(shutdown.ms / 1000).toFixed(1)} s`);
+    expect(shutdown.text).not.toContain(FINALIZE_UNIT_DESCRIPTION);
+    // Below systemd's default 90 s stop timeout: nothing waited on a job.
+    expect(shutdown.ms).toBeLessThan(60_000);
     expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
   }, 900_000);
 

@@ -1,13 +1,14 @@
 /**
  * `bootc image build-disk IMAGE`: flags as bootc-image-builder's (`--type`, `--rootfs`,
- * `--output`, `--config`), plus `--size`, `--karg` and `--force`.
+ * `--output`, `--config` (`-`: JSON on stdin), `--no-default-kernel-args`), plus `--size`,
+ * `--karg` and `--force`.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import { buildConfigFromDocument, parseBuildConfig, parseSize, type BuildConfig } from '../disk/build-config.js';
-import { buildDisk } from '../disk/build-disk.js';
+import { buildDisk, type BuildDiskRequest } from '../disk/build-disk.js';
 import type { DiskImageType } from '../disk/disk-image.js';
 import type { RootFsType } from '../disk/root-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
@@ -16,13 +17,16 @@ import { signingKeyFromFlags } from '../uki/uki.js';
 
 export interface BuildDiskArgs {
   image: string;
+  /** Empty: qcow2, bib's default. */
   type: DiskImageType[];
   rootfs?: RootFsType;
   size?: string;
   config?: string;
   output: string;
   karg: string[];
-  stateroot: string;
+  /** false with --no-default-kernel-args. */
+  defaultKernelArgs: boolean;
+  stateroot?: string;
   targetImgref?: string;
   store: string;
   workDir: string;
@@ -35,8 +39,19 @@ export interface BuildDiskArgs {
   signCert?: string;
 }
 
-async function loadConfig(path: string | undefined): Promise<BuildConfig> {
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `--config -` reads the configuration from stdin as JSON, as bib does. */
+export async function loadConfig(path: string | undefined, stdin: NodeJS.ReadableStream = process.stdin): Promise<BuildConfig> {
   if (path === undefined) return buildConfigFromDocument({}, 'defaults');
+  if (path === '-') {
+    const text = await withContext('Reading the build configuration from stdin', () => readStdin(stdin));
+    return parseBuildConfig(text, 'stdin', 'json');
+  }
   const text = await withContext(`Reading the build configuration ${path}`, () =>
     readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new UserError(`cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, {
@@ -47,37 +62,43 @@ async function loadConfig(path: string | undefined): Promise<BuildConfig> {
   return parseBuildConfig(text, path);
 }
 
-export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
-  const image = parseReference(args.image);
-  const config = await loadConfig(args.config);
-  const sizeBytes = args.size === undefined ? undefined : parseSize(args.size, '--size');
+/** Every flag into the library's request (the table test checks none is dropped). */
+export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig): BuildDiskRequest {
   const target = args.targetImgref === undefined ? undefined : parseReference(args.targetImgref);
   const signing = signingKeyFromFlags(args);
+  return {
+    uki: args.uki,
+    ...(signing ? { signing } : {}),
+    image: parseReference(args.image),
+    targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
+    types: args.type.length > 0 ? args.type : ['qcow2'],
+    outputDir: resolve(args.output),
+    rootfs: args.rootfs,
+    sizeBytes: args.size === undefined ? undefined : parseSize(args.size, '--size'),
+    config,
+    kargs: args.karg,
+    defaultKernelArgs: args.defaultKernelArgs,
+    ...(args.stateroot !== undefined ? { stateroot: args.stateroot } : {}),
+    storeDir: resolve(args.store),
+    workDir: resolve(args.workDir),
+    platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
+    force: args.force,
+  };
+}
+
+export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
+  parseReference(args.image); // a malformed reference is refused before the config is read
+  const config = await loadConfig(args.config);
+  const request = buildDiskRequestOf(args, config);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await buildDisk({
-      uki: args.uki,
-      ...(signing ? { signing } : {}),
-      image,
-      targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,
-      types: args.type,
-      outputDir: resolve(args.output),
-      rootfs: args.rootfs,
-      sizeBytes,
-      config,
-      kargs: args.karg,
-      stateroot: args.stateroot,
-      storeDir: resolve(args.store),
-      workDir: resolve(args.workDir),
-      platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
-      force: args.force,
-      progress,
-    });
+    const result = await buildDisk({ ...request, progress });
     await progress.close();
     const lines = [
       `Built from ${args.image}`,
       `  Digest: ${result.manifestDigest}`,
       `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
+      `  Root filesystem: ${result.rootFsType} UUID=${result.rootFsUuid}`,
       `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
       ...Object.values(result.outputs).map((p) => `  Output: ${p}`),
     ];

@@ -7,6 +7,14 @@ import type { Argv, CommandModule } from 'yargs';
 
 export type LazyCommand = CommandModule<object, Record<string, unknown>>;
 
+/**
+ * A flag given once per value, as upstream's clap flags are: `--karg a --karg b`. Exactly
+ * one value each (nargs 1), so `--karg quiet /mnt/target` leaves the positional alone.
+ */
+export function repeatable(describe: string, choices?: readonly string[]) {
+  return { type: 'string', array: true, nargs: 1, requiresArg: true, default: [], describe, ...(choices ? { choices } : {}) } as const;
+}
+
 /** `bootc image …` subcommands; other image verbs (e.g. build-disk) join this list. */
 export const imageCommands: LazyCommand[] = [
   {
@@ -28,16 +36,23 @@ export const imageCommands: LazyCommand[] = [
     builder: (y) =>
       y
         .positional('image', { type: 'string', describe: 'Image reference, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
-        .option('type', { type: 'string', array: true, choices: ['qcow2', 'raw', 'vmdk', 'vhd'], default: ['qcow2'], describe: 'Disk image type; repeat for several' })
-        .option('rootfs', { choices: ['ext4', 'btrfs', 'xfs'], describe: 'Root filesystem type (default ext4)' })
+        // No yargs default: with one, a bare trailing `--type` would silently mean qcow2.
+        .option('type', repeatable('Disk image type (default qcow2); repeat for several', ['qcow2', 'raw', 'vmdk', 'vhd']))
+        .option('rootfs', { choices: ['ext4', 'btrfs', 'xfs'], describe: 'Root filesystem type (default: the image\'s install config [install.filesystem.root] type, else ext4); xfs is refused here: it needs a loop device' })
         .option('size', { type: 'string', describe: 'Disk size, e.g. 10G or "20 GiB" (default: what the image needs plus room to grow)' })
-        .option('config', { type: 'string', describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize)' })
+        // requiresArg: without it yargs takes a lone `-` for a positional (stdin) and leaves --config empty.
+        .option('config', { type: 'string', requiresArg: true, describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize); - reads JSON from stdin' })
         .option('output', { type: 'string', default: '.', describe: 'Output directory (qcow2/disk.qcow2, image/disk.raw, vmdk/disk.vmdk, vpc/disk.vhd)' })
-        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
+        .option('karg', repeatable('Kernel argument to add (after the image\'s kargs.d and bib\'s defaults); repeat for several'))
+        .option('default-kernel-args', {
+          type: 'boolean',
+          default: true,
+          describe: 'Add bootc-image-builder\'s console=tty0 console=ttyS0 (a serial console); --no-default-kernel-args leaves them out',
+        })
         .option('uki', { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' })
         .option('sign-key', { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' })
         .option('sign-cert', { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' })
-        .option('stateroot', { type: 'string', default: 'default', describe: 'Stateroot name of the deployment' })
+        .option('stateroot', { type: 'string', describe: 'Stateroot name of the deployment (default: the image\'s install config, else "default")' })
         .option('target-imgref', { type: 'string', describe: 'Image the installed system follows for updates (default: IMAGE)' })
         .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between builds' })
         .option('work-dir', { type: 'string', default: '/var/tmp', describe: 'Where the root filesystem is staged (needs room for the image)' })
@@ -58,8 +73,8 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('source-imgref', { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
     .option('target-imgref', { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' })
     .option('target-transport', { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' })
-    .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add; repeat for several' })
-    .option('karg-delete', { type: 'string', array: true, default: [], describe: 'Kernel argument to remove (key or key=value); repeat for several' })
+    .option('karg', repeatable('Kernel argument to add (install adds no console arguments of its own); repeat for several'))
+    .option('karg-delete', repeatable('Kernel argument to remove (key or key=value); repeat for several'))
     .option('uki', { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' })
     .option('sign-key', { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' })
     .option('sign-cert', { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' })
@@ -67,6 +82,14 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
     .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
     .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
+    .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none'], describe: 'Bootloader to install: systemd-boot is the only one here; others are refused' })
+    .option('bootupd-skip-boot-uuid', { type: 'boolean', describe: 'bootupd/GRUB static configs: refused (no bootupd here)' })
+    .option('enforce-container-sigpolicy', { type: 'boolean', describe: 'Require a signature policy: refused until container signature verification lands' })
+    .option('generic-image', {
+      type: 'boolean',
+      default: false,
+      describe: 'A disk for any machine. Always in effect here: bootc never writes firmware boot variables, so every disk boots through the removable-media path (EFI/BOOT/BOOTX64.EFI)',
+    })
     .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
     .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' });
 }
@@ -82,9 +105,9 @@ export const installCommands: LazyCommand[] = [
         .option('config', { type: 'string', describe: 'Answers file saved by the interactive installer (TOML); flags given as well win' })
         .option('wipe', { type: 'boolean', default: false, describe: 'Erase existing partitions and signatures on the disk' })
         .option('filesystem', { choices: ['xfs', 'ext4', 'btrfs'], describe: 'Root filesystem (default: the image\'s install config, else ext4)' })
+        .option('block-setup', { choices: ['direct', 'tpm2-luks'], describe: 'Block setup of the root: direct (the default); tpm2-luks is refused until encryption lands' })
         .option('root-size', { type: 'string', describe: 'Root partition size, e.g. 20G (bare number: MiB; default: the rest of the disk)' })
-        .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' })
-        .option('generic-image', { type: 'boolean', default: false, describe: 'Install all bootloaders and leave firmware settings alone' }),
+        .option('via-loopback', { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' }),
     handler: async (argv) => {
       const { runInstallToDisk } = await import('./install.js');
       await runInstallToDisk(argv as unknown as import('./install.js').ToDiskArgs);
@@ -130,7 +153,7 @@ export const containerCommands: LazyCommand[] = [
       y
         .option('rootfs', { type: 'string', default: '/', describe: 'Root of the image to check' })
         .option('fatal-warnings', { type: 'boolean', default: false, describe: 'Fail on warnings too' })
-        .option('skip', { type: 'string', array: true, default: [], describe: 'Skip the lint NAME; repeat for several' })
+        .option('skip', repeatable('Skip the lint NAME; repeat for several'))
         .option('list', { type: 'boolean', default: false, describe: 'List the lints (YAML) and exit' })
         .option('no-truncate', { type: 'boolean', default: false, describe: 'Show every offending path, not the first 5' }),
     handler: async (argv) => {
@@ -157,7 +180,7 @@ export const containerCommands: LazyCommand[] = [
     builder: (y) =>
       y
         .option('rootfs', { type: 'string', default: '/', describe: 'Root of the image' })
-        .option('karg', { type: 'string', array: true, default: [], describe: 'Kernel argument to add after kargs.d; repeat for several' })
+        .option('karg', repeatable('Kernel argument to add after kargs.d; repeat for several'))
         .option('output', { type: 'string', demandOption: true, describe: 'The UKI file to write' })
         .option('sign-key', { type: 'string', describe: 'PEM private key to sign the UKI with (sbsign)' })
         .option('sign-cert', { type: 'string', describe: 'PEM certificate matching --sign-key' })
@@ -252,9 +275,11 @@ export const commands: LazyCommand[] = [
   },
   {
     command: 'upgrade',
+    aliases: ['update'],
     describe: 'Download and stage an update of the booted image; it is applied at the next reboot',
     builder: (y) =>
       y
+        .option('tag', { type: 'string', requiresArg: true, describe: 'Follow another tag of the same image from now on (e.g. --tag v2), as `bootc switch` with the tag replaced' })
         .option('check', { type: 'boolean', default: false, describe: 'Only fetch the manifest and config and say whether an update is available' })
         .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the update once it is staged' })
         .option('download-only', { type: 'boolean', default: false, describe: 'Download and stage the update, but do not apply it at the next shutdown' })

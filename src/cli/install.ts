@@ -6,10 +6,10 @@ import { resolve } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { UserError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
-import type { InstallFsType } from '../install/config.js';
+import { checkInstallConfig, type BlockSetup, type Bootloader, type InstallCommand, type InstallFsType, type InstallPolicyFlags } from '../install/config.js';
 import type { InstallRequest } from '../install/install.js';
-import { installToDisk, parseRootSize } from '../install/to-disk.js';
-import { installToFilesystem, type ReplaceMode } from '../install/to-filesystem.js';
+import { installToDisk, parseRootSize, type ToDiskRequest } from '../install/to-disk.js';
+import { installToFilesystem, type ReplaceMode, type ToFilesystemRequest } from '../install/to-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/types.js';
 import { toolVersion } from './version.js';
@@ -67,6 +67,11 @@ export interface SharedInstallArgs extends SigningFlags {
   stateroot?: string;
   store: string;
   platform?: string;
+  /** Always in effect (no firmware variables are ever written); accepted as upstream's. */
+  genericImage: boolean;
+  bootloader?: Bootloader;
+  bootupdSkipBootUuid?: boolean;
+  enforceContainerSigpolicy?: boolean;
   quiet: boolean;
   progressFd?: number;
 }
@@ -77,9 +82,9 @@ export interface ToDiskArgs extends SharedInstallArgs {
   config?: string;
   wipe: boolean;
   filesystem?: InstallFsType;
+  blockSetup?: BlockSetup;
   rootSize?: string;
   viaLoopback: boolean;
-  genericImage: boolean;
 }
 
 /** `--target-imgref` with `--target-transport` (default registry), as upstream. */
@@ -100,11 +105,25 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
   return parseReference(args.sourceImgref);
 }
 
+/** Upstream's flags that stand for install-config keys; refused here already when we cannot honour them. */
+function policyOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command: InstallCommand): InstallPolicyFlags {
+  const policy: InstallPolicyFlags = {
+    ...(args.blockSetup !== undefined ? { blockSetup: args.blockSetup } : {}),
+    ...(args.bootloader !== undefined ? { bootloader: args.bootloader } : {}),
+    ...(args.bootupdSkipBootUuid !== undefined ? { bootupdSkipBootUuid: args.bootupdSkipBootUuid } : {}),
+    ...(args.enforceContainerSigpolicy !== undefined ? { enforceContainerSigpolicy: args.enforceContainerSigpolicy } : {}),
+  };
+  checkInstallConfig(null, command, policy);
+  return policy;
+}
+
 /** The request both installs make of the shared flags; checked before anything is touched. */
-function installRequestOf(args: SharedInstallArgs): InstallRequest {
+export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command: InstallCommand): InstallRequest {
   const image = sourceImageOf(args);
   const signing = signingKeyFromFlags(args);
+  const policy = policyOf(args, command);
   return {
+    ...(Object.keys(policy).length > 0 ? { policy } : {}),
     image,
     targetImage: targetImageOf(args, image),
     kargs: args.karg,
@@ -125,20 +144,10 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
     throw new UserError('no disk to install to', { hint: 'name it, e.g. `bootc install to-disk /dev/vdb`, or give an answers file with --config' });
   }
   const device = args.device;
-  const request = installRequestOf(args);
-  const rootSize = args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {};
+  const request = toDiskRequestOf({ ...args, device });
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await installToDisk({
-      ...request,
-      device: resolve(device),
-      viaLoopback: args.viaLoopback,
-      wipe: args.wipe,
-      ...(args.filesystem !== undefined ? { filesystem: args.filesystem } : {}),
-      ...rootSize,
-      genericImage: args.genericImage || args.viaLoopback,
-      progress,
-    });
+    const result = await installToDisk({ ...request, progress });
     if (args.answerUser !== undefined) {
       await addUserToInstalledDisk(resolve(device), args.viaLoopback, result.layout.root, result.deployment, args.answerUser);
     }
@@ -157,6 +166,20 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
   }
 }
 
+/** Every to-disk flag into the library's request (the table test checks none is dropped). */
+export function toDiskRequestOf(args: ToDiskArgs & { device: string }): ToDiskRequest {
+  return {
+    ...installRequestOf(args, 'to-disk'),
+    device: resolve(args.device),
+    viaLoopback: args.viaLoopback,
+    wipe: args.wipe,
+    ...(args.filesystem !== undefined ? { filesystem: args.filesystem } : {}),
+    ...(args.rootSize !== undefined ? { rootSizeBytes: parseRootSize(args.rootSize) } : {}),
+    // Always a generic image in effect: no firmware variables are ever written (see --help).
+    genericImage: args.genericImage || args.viaLoopback,
+  };
+}
+
 export interface ToFilesystemArgs extends SharedInstallArgs {
   rootPath: string;
   rootMountSpec?: string;
@@ -167,19 +190,10 @@ export interface ToFilesystemArgs extends SharedInstallArgs {
 }
 
 export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
-  const request = installRequestOf(args);
+  const request = toFilesystemRequestOf(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await installToFilesystem({
-      ...request,
-      rootPath: resolve(args.rootPath),
-      ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
-      ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),
-      ...(args.replace !== undefined ? { replace: args.replace } : {}),
-      ...(args.esp !== undefined ? { esp: args.esp } : {}),
-      skipFinalize: args.skipFinalize,
-      progress,
-    });
+    const result = await installToFilesystem({ ...request, progress });
     await progress.close();
     process.stdout.write(
       [
@@ -193,4 +207,17 @@ export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<vo
   } finally {
     await progress.close();
   }
+}
+
+/** Every to-filesystem flag into the library's request. */
+export function toFilesystemRequestOf(args: ToFilesystemArgs): ToFilesystemRequest {
+  return {
+    ...installRequestOf(args, 'to-filesystem'),
+    rootPath: resolve(args.rootPath),
+    ...(args.rootMountSpec !== undefined ? { rootMountSpec: args.rootMountSpec } : {}),
+    ...(args.bootMountSpec !== undefined ? { bootMountSpec: args.bootMountSpec } : {}),
+    ...(args.replace !== undefined ? { replace: args.replace } : {}),
+    ...(args.esp !== undefined ? { esp: args.esp } : {}),
+    skipFinalize: args.skipFinalize,
+  };
 }

@@ -1,12 +1,13 @@
 /**
- * `bootc upgrade [--check] [--apply] [--download-only] [--from-downloaded] [--quiet]
- * [--progress-fd N]`, `bootc switch [--transport T] [--apply] IMAGE` and the hidden
+ * `bootc upgrade` (alias `update`) `[--tag TAG] [--check] [--apply] [--download-only]
+ * [--from-downloaded] [--quiet] [--progress-fd N]`, `bootc switch [--transport T] [--apply] IMAGE` and the hidden
  * `bootc internals finalize-staged` the shutdown unit runs. Thin: flags in, text out.
  */
 import { resolve } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError } from '../core/errors.js';
 import { info, warn } from '../core/log.js';
+import { pathExists } from '../core/fs-probe.js';
 import { createProgress } from '../core/progress.js';
 import { finalizeStaged } from '../updates/finalize.js';
 import { upgrade, type UpgradeOptions } from '../updates/upgrade.js';
@@ -22,6 +23,7 @@ export interface UpgradeArgs {
   quiet: boolean;
   downloadOnly?: boolean;
   fromDownloaded?: boolean;
+  tag?: string;
   progressFd?: number;
   store?: string;
 }
@@ -34,6 +36,21 @@ export interface SwitchArgs {
   quiet: boolean;
   progressFd?: number;
   store?: string;
+}
+
+/** Finalises the staged deployment at shutdown (systemd/bootc-finalize-staged.service). */
+export const FINALIZE_SERVICE = 'bootc-finalize-staged.service';
+
+/**
+ * Its path unit starts the service once the staged record appears; starting it here as well
+ * (as ostree does after staging) means a reboot right after, as with --apply, cannot
+ * overtake that start and skip the finalisation. Not under systemd (a container): nothing.
+ */
+async function startFinalizeService(): Promise<void> {
+  if (!(await pathExists('/run/systemd/system'))) return;
+  await run({ description: `Starting ${FINALIZE_SERVICE}`, argv: ['systemctl', 'start', FINALIZE_SERVICE] }).catch((err: unknown) =>
+    warn(`${FINALIZE_SERVICE} was not started now (its path unit starts it): ${err instanceof Error ? err.message : String(err)}`),
+  );
 }
 
 export async function reboot(): Promise<void> {
@@ -53,7 +70,13 @@ export async function runUpgrade(args: UpgradeArgs, out: NodeJS.WritableStream =
       hint: args.check ? 'check first with --check, then run `bootc upgrade --apply`' : 'apply a download with `bootc upgrade --from-downloaded --apply`',
     });
   }
+  if (args.tag !== undefined && args.fromDownloaded) {
+    throw new UserError('--tag and --from-downloaded cannot be used together', {
+      hint: '--from-downloaded applies what is staged already; to follow another tag run `bootc upgrade --tag TAG`',
+    });
+  }
   await stageAndReport(args, out, {
+    ...(args.tag !== undefined ? { tag: args.tag } : {}),
     check: args.check,
     downloadOnly: args.downloadOnly ?? false,
     fromDownloaded: args.fromDownloaded ?? false,
@@ -91,6 +114,7 @@ async function stageAndReport(
     await progress.close();
   }
   out.write(outcome.text);
+  if (outcome.kind === 'staged' || outcome.kind === 'already-staged') await startFinalizeService();
   if (args.apply && (outcome.kind === 'staged' || outcome.kind === 'already-staged')) await reboot();
 }
 

@@ -121,13 +121,13 @@ export function buildConfigFromDocument(doc: unknown, source: string): BuildConf
   };
 }
 
-/** Parse config text; `.json` files as JSON, everything else as TOML (as bib does). */
-export function parseBuildConfig(text: string, source: string): BuildConfig {
+/** Parse config text; `.json` files (and stdin) as JSON, everything else as TOML (as bib does). */
+export function parseBuildConfig(text: string, source: string, format: 'json' | 'toml' = source.endsWith('.json') ? 'json' : 'toml'): BuildConfig {
   let doc: unknown;
   try {
-    doc = source.endsWith('.json') ? JSON.parse(text) : parseToml(text);
+    doc = format === 'json' ? JSON.parse(text) : parseToml(text);
   } catch (err) {
-    throw new UserError(`${source}: not valid ${source.endsWith('.json') ? 'JSON' : 'TOML'}: ${(err as Error).message}`, {
+    throw new UserError(`${source}: not valid ${format === 'json' ? 'JSON' : 'TOML'}: ${(err as Error).message}`, {
       hint: 'check the file syntax; bootc-image-builder config is TOML (config.toml) or JSON (config.json)',
     });
   }

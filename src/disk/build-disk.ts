@@ -3,11 +3,15 @@
  * device and no mount (bootc-image-builder's job, in CI).
  *
  *   1. refuse early: outputs that exist (unless --force), no root, an unsupported root
- *      filesystem (xfs needs loop devices)
- *   2. pull the image into the blob store (any transport)
+ *      filesystem asked for by --rootfs (xfs needs loop devices)
+ *   2. pull the image into the blob store (any transport); from its layers, its install
+ *      configuration (/usr/lib/bootc/install, as bootc in bib's container reads it): keys
+ *      it cannot honour are refused, and so is an xfs root it asks for, before anything
+ *      is staged or written
  *   3. stage a physical root in a work directory: import the layers into its object
  *      store, check out the deployment, seed the stateroot's /var
- *   4. apply config.toml users (accounts in the deployment's /etc, homes under /var)
+ *   4. apply config.toml users (accounts in the deployment's /etc, homes under /var) and
+ *      the install config's boot-mount-spec (/boot in its /etc/fstab)
  *   5. write the disk: GPT, root filesystem from the staged root, ESP with systemd-boot and
  *      the boot entry (src/disk/disk-image.ts), converted to the requested types
  *   6. remove the work directory, whatever happened
@@ -18,7 +22,11 @@ import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
-import { pullImage } from '../oci/pull.js';
+import { pullImage, type PulledImage } from '../oci/pull.js';
+import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
+import type { LayerScanner } from '../install/image-files.js';
+import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
+import { renderFstab } from '../install/os-config.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
@@ -28,6 +36,7 @@ import { sysrootPaths } from '../deploy/paths.js';
 import type { BuildConfig, BuildUser } from './build-config.js';
 import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
 import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
+import { diskArchOf, type DiskArch } from './gpt.js';
 import { bootsUki } from '../uki/sealed.js';
 import type { SigningKey } from '../uki/uki.js';
 
@@ -37,11 +46,15 @@ export interface BuildDiskRequest {
   targetImage?: { image: string; transport: string };
   types: readonly DiskImageType[];
   outputDir: string;
+  /** --rootfs; default: the image's install config, else ext4. */
   rootfs?: RootFsType;
   sizeBytes?: number;
   config: BuildConfig;
   kargs: readonly string[];
-  stateroot: string;
+  /** bib's default kernel arguments (BIB_DEFAULT_KERNEL_ARGS); false: --no-default-kernel-args. */
+  defaultKernelArgs: boolean;
+  /** Default: the image's install config, else "default". */
+  stateroot?: string;
   /** Blob store for pulled images (kept between builds, like bib's --store). */
   storeDir: string;
   /** Where the physical root is staged; needs room for the whole image. */
@@ -58,6 +71,51 @@ export interface BuildDiskRequest {
 export interface BuildDiskResult extends BuiltDisk {
   manifestDigest: string;
   deployment: Deployment;
+  rootFsType: RootFsType;
+  installConfig: InstallConfig | null;
+}
+
+/**
+ * What bootc-image-builder adds to the command line of its disk images (it also adds `rw`,
+ * which every entry here carries already): a console on the screen and on the first serial
+ * port, so a VM's serial console shows the boot and a login prompt. `install` adds none.
+ */
+export const BIB_DEFAULT_KERNEL_ARGS: readonly string[] = ['console=tty0', 'console=ttyS0'];
+
+/**
+ * The kernel arguments a disk is built with, in bib's order: what bib passes to
+ * `bootc install to-filesystem` as --karg (its defaults, then config.toml's kernel append),
+ * then our own --karg. The image's install-config kargs and kargs.d come before all of them
+ * (kargs.ts), so these win.
+ */
+export function buildDiskKargs(req: Pick<BuildDiskRequest, 'defaultKernelArgs' | 'kargs' | 'config'>): string[] {
+  return [...(req.defaultKernelArgs ? BIB_DEFAULT_KERNEL_ARGS : []), ...req.config.kernelAppend, ...req.kargs];
+}
+
+/** An xfs root cannot be made here: refused naming where the request came from. */
+function checkRootFs(fsType: RootFsType, fromInstallConfig: boolean): void {
+  if (!fromInstallConfig) {
+    checkRootFsSupported(fsType);
+    return;
+  }
+  try {
+    checkRootFsSupported(fsType);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    throw new UserError(`the image's install configuration asks for an ${fsType} root ([install.filesystem.root] type), and ${err.message}`, {
+      hint: 'choose another with --rootfs ext4 or --rootfs btrfs, or install to a loop device as root with `bootc install to-disk --via-loopback`',
+    });
+  }
+}
+
+/** Step 4: the install config's boot-mount-spec as the /boot line of the deployment's fstab. */
+async function writeBootMount(deployment: Deployment, spec: string | undefined): Promise<void> {
+  if (spec === undefined || spec === '') return;
+  await withContext('Writing /etc/fstab of the deployment', async () => {
+    const fstab = join(deployment.dir, 'etc', 'fstab');
+    const existing = await readFile(fstab, 'utf8').catch(() => '');
+    await writeFile(fstab, renderFstab(existing, [{ spec, mountpoint: '/boot', fsType: 'vfat', options: 'umask=0077,shortname=winnt' }]), { mode: 0o644 });
+  });
 }
 
 const STEPS = ['Pulling image', 'Importing image', 'Deploying', 'Writing disk image'] as const;
@@ -128,6 +186,28 @@ async function applyUser(deployment: Deployment, stateVar: string, user: BuildUs
   });
 }
 
+/**
+ * Step 2, after the pull: the image's install configuration (only the image's: bib runs
+ * bootc inside the image) and what it decides with the flags. Keys that cannot be honoured,
+ * and an xfs root it asks for, are refused here, before anything is staged.
+ */
+async function imageSettings(
+  req: BuildDiskRequest,
+  pulled: PulledImage,
+  scanner: LayerScanner,
+  arch: DiskArch,
+): Promise<{ installConfig: InstallConfig | null; settings: InstallSettings }> {
+  const facts = await readImageFacts(pulled, scanner);
+  const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
+  const settings = resolveInstallSettings(
+    installConfig,
+    { ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}) },
+    'build-disk',
+  );
+  checkRootFs(settings.rootFsType, req.rootfs === undefined);
+  return { installConfig, settings };
+}
+
 export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult> {
   const progress = req.progress ?? Progress.silent();
   const name = formatReference(req.image);
@@ -137,11 +217,22 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
         hint: 'run it as root (e.g. with sudo), or in a privileged container',
       });
     }
-    checkRootFsSupported(req.rootfs ?? 'ext4');
+    if (req.rootfs !== undefined) checkRootFs(req.rootfs, false);
     await checkOutputsFree(req.outputDir, req.types, req.force);
 
     stepEvent(progress, 0);
-    const pulled = await pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, platform: req.platform });
+    const factsScanner = imageFactsScanner(name);
+    const pulled = await pullImage(req.image, {
+      cacheDir: req.storeDir,
+      progress,
+      signal: cancellation.signal,
+      platform: req.platform,
+      layerTap: factsScanner.tap,
+    });
+    const arch = diskArchOf(pulled.config.architecture);
+    const { installConfig, settings } = await imageSettings(req, pulled, factsScanner, arch);
+    const { stateroot, installConfigKargs, rootMountSpec, rootFsType: fsType } = settings;
+    const cliKargs = buildDiskKargs(req);
     cancellation.check();
 
     await mkdir(req.workDir, { recursive: true });
@@ -154,14 +245,15 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       stepEvent(progress, 2);
       const uki = bootsUki(req, imported.tree.entries);
       const deployment = await createDeployment(staging, imported, name, {
-        stateroot: req.stateroot,
+        stateroot,
         targetImage: req.targetImage ?? defaultTargetImage(req.image),
-        kargs: [...req.kargs, ...req.config.kernelAppend],
+        kargs: [...installConfigKargs, ...cliKargs],
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',
       });
-      const stateVar = sysrootPaths(staging).stateVar(req.stateroot);
+      const stateVar = sysrootPaths(staging).stateVar(stateroot);
       for (const user of req.config.users) await applyUser(deployment, stateVar, user);
+      await writeBootMount(deployment, settings.bootMountSpec);
       cancellation.check();
 
       stepEvent(progress, 3);
@@ -172,18 +264,22 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
           deploymentId: deployment.id,
           deploymentDir: deployment.dir,
           imageVersion: imageVersion(pulled.config) ?? undefined,
-          cliKargs: deployment.origin.kargs,
+          installConfigKargs,
+          kargDeletes: settings.kargDeletes,
+          cliKargs,
+          ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
           ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
         },
         outputDir: req.outputDir,
         types: req.types,
-        rootfs: req.rootfs,
+        rootfs: fsType,
+        arch,
         sizeBytes: req.sizeBytes,
         rootMinBytes: req.config.rootMinSize,
         force: req.force,
       });
       stepEvent(progress, STEPS.length);
-      return { ...disk, manifestDigest: pulled.manifestDigest, deployment };
+      return { ...disk, manifestDigest: pulled.manifestDigest, deployment, rootFsType: fsType, installConfig };
     } finally {
       await rm(staging, { recursive: true, force: true });
     }

@@ -50,6 +50,8 @@ export interface DiskDeployment {
   kargDeletes?: readonly string[];
   /** --karg and config.toml `customizations.kernel.append`. */
   cliKargs?: readonly string[];
+  /** Replaces `root=UUID=…` (install config root-mount-spec); "" leaves root= out. */
+  rootMountSpec?: string;
   /** Boot a UKI (Type #2); its signing key also signs systemd-boot. */
   uki?: UkiBootOptions;
 }
@@ -124,6 +126,7 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
         installConfigKargs: options.deployment.installConfigKargs,
         kargDeletes: options.deployment.kargDeletes,
         cliKargs: options.deployment.cliKargs,
+        ...(options.deployment.rootMountSpec !== undefined ? { rootMountSpec: options.deployment.rootMountSpec } : {}),
         arch: options.arch,
         ...(options.deployment.uki ? { uki: options.deployment.uki } : {}),
       },

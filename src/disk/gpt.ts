@@ -35,6 +35,19 @@ export const ROOT_PARTITION_NAME = 'root';
 
 export type DiskArch = 'x86_64' | 'aarch64';
 
+/** The DPS root partition type of each architecture: what systemd-gpt-auto-generator looks for. */
+export const ROOT_TYPE_GUIDS: Readonly<Record<DiskArch, string>> = {
+  x86_64: ROOT_X86_64_TYPE_GUID,
+  aarch64: ROOT_AARCH64_TYPE_GUID,
+};
+
+/** An OCI architecture (`amd64`, `arm64`) as a disk architecture. */
+export function diskArchOf(ociArchitecture: string): DiskArch {
+  if (ociArchitecture === 'amd64') return 'x86_64';
+  if (ociArchitecture === 'arm64') return 'aarch64';
+  throw new UserError(`no disk layout for the architecture ${ociArchitecture}`, { hint: 'bootc builds and installs amd64 and arm64 images' });
+}
+
 export interface PlannedPartition {
   /** 1-based, as the kernel numbers them. */
   number: number;
@@ -94,7 +107,7 @@ export function planDiskLayout(request: DiskLayoutRequest): DiskLayout {
   const root: PlannedPartition = {
     number: 2,
     name: ROOT_PARTITION_NAME,
-    typeGuid: (request.arch ?? 'x86_64') === 'aarch64' ? ROOT_AARCH64_TYPE_GUID : ROOT_X86_64_TYPE_GUID,
+    typeGuid: ROOT_TYPE_GUIDS[request.arch ?? 'x86_64'],
     startBytes: rootStart,
     sizeBytes: request.rootBytes !== undefined ? rootMin : totalBytes - GPT_TAIL_BYTES - rootStart,
   };

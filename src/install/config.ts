@@ -8,6 +8,10 @@
  *   merge        scalars overwrite, `kargs` and `karg-deletes` append
  *   skip         a fragment whose `match-architectures` lacks this machine's architecture
  *   strict       unknown keys are refused with the file and key named
+ *   honoured     every key is applied or refused by name for each command that reads it
+ *                (INSTALL_CONFIG_KEYS, checkInstallConfig); resolveInstallSettings is what
+ *                the keys and the flags decide together (fs type, stateroot, root= and
+ *                /boot specs, kargs)
  *
  * Parsers take strings (this file); loaders read files (install-config-files.ts).
  */
@@ -189,6 +193,149 @@ export function chooseRootFsType(flag: InstallFsType | undefined, config: Instal
   return flag ?? config?.filesystem?.root?.type ?? config?.['root-fs-type'] ?? 'ext4';
 }
 
+
+/** The three commands that read an install config; each applies or refuses every key. */
+export type InstallCommand = 'to-disk' | 'to-filesystem' | 'build-disk';
+
+/**
+ * What each command does with each key, for the refusals below, the docs and the table test.
+ * `applied`: the key changes the result; `refused`: a value other than the default ends the
+ * install before anything is written; `not-applicable`: the key concerns a step the command
+ * leaves to the user (as upstream: block setup of a filesystem the user prepared).
+ */
+export const INSTALL_CONFIG_KEYS: Readonly<Record<string, Readonly<Record<InstallCommand, 'applied' | 'refused' | 'not-applicable'>>>> = {
+  'root-fs-type': { 'to-disk': 'applied', 'to-filesystem': 'not-applicable', 'build-disk': 'applied' },
+  'filesystem.root.type': { 'to-disk': 'applied', 'to-filesystem': 'not-applicable', 'build-disk': 'applied' },
+  block: { 'to-disk': 'refused', 'to-filesystem': 'not-applicable', 'build-disk': 'refused' },
+  kargs: { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'karg-deletes': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'match-architectures': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'ostree.bls-append-except-default': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  stateroot: { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'root-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'boot-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'bootupd.skip-boot-uuid': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  bootloader: { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  'discoverable-partitions': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
+  'enforce-container-sigpolicy': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+};
+
+function refuse(key: string, value: unknown, why: string, hint: string): never {
+  throw new UserError(`the install configuration sets \`${key} = ${JSON.stringify(value)}\`: ${why}`, { hint });
+}
+
+function refuseFlag(flag: string, why: string, hint: string): never {
+  throw new UserError(`${flag}: ${why}`, { hint });
+}
+
+/** Upstream's flags that stand for an install-config key; each wins over its key. */
+export interface InstallPolicyFlags {
+  /** --block-setup (to-disk). */
+  blockSetup?: BlockSetup;
+  /** --bootloader. */
+  bootloader?: Bootloader;
+  /** --bootupd-skip-boot-uuid. */
+  bootupdSkipBootUuid?: boolean;
+  /** --enforce-container-sigpolicy. */
+  enforceContainerSigpolicy?: boolean;
+}
+
+/**
+ * Refuses, by key or flag, every setting this command cannot honour; values that mean what
+ * we do anyway (bootloader "systemd", block ["direct", …], false flags) pass. Called right
+ * after the configuration is loaded, before the disk or the filesystem is written.
+ */
+export function checkInstallConfig(config: InstallConfig | null, command: InstallCommand, flags: InstallPolicyFlags = {}): void {
+  if (flags.blockSetup !== undefined && flags.blockSetup !== 'direct') {
+    refuseFlag(`--block-setup ${flags.blockSetup}`, 'disk encryption is not implemented yet', 'leave --block-setup out (or pass direct), or set up LUKS yourself and install with `bootc install to-filesystem`');
+  }
+  const block = config?.block;
+  if (flags.blockSetup === undefined && block !== undefined && command !== 'to-filesystem' && block[0] !== 'direct') {
+    refuse('block', block, block.length === 0 ? 'no block setup is enabled' : `the default block setup would be ${block[0]}, and disk encryption is not implemented yet`, 'put "direct" first (block = ["direct"]), or set up LUKS yourself and install with `bootc install to-filesystem`');
+  }
+  const systemdBoot = 'this bootc installs systemd-boot only (no GRUB, no bootupd)';
+  if (flags.bootloader !== undefined && flags.bootloader !== 'systemd') {
+    refuseFlag(`--bootloader ${flags.bootloader}`, systemdBoot, 'pass --bootloader systemd or leave it out');
+  }
+  if (flags.bootloader === undefined && config?.bootloader !== undefined && config.bootloader !== 'systemd') {
+    refuse('bootloader', config.bootloader, systemdBoot, 'set bootloader = "systemd" or leave the key out');
+  }
+  const noBootupd = "it configures bootupd's GRUB, and this bootc installs systemd-boot, whose entries find the root by root= and bootc.deploy=";
+  if (flags.bootupdSkipBootUuid === true) refuseFlag('--bootupd-skip-boot-uuid', noBootupd, 'leave --bootupd-skip-boot-uuid out');
+  if (config?.bootupd?.['skip-boot-uuid'] === true) {
+    refuse('[install.bootupd] skip-boot-uuid', true, noBootupd, 'leave [install.bootupd] out (or set skip-boot-uuid = false)');
+  }
+  const blsAppend = config?.ostree?.['bls-append-except-default'];
+  if (blsAppend !== undefined) {
+    refuse('[install.ostree] bls-append-except-default', blsAppend, 'extra arguments on the non-default boot entries are not implemented', 'leave it out; per-deployment kernel arguments come from kargs, kargs.d and --karg');
+  }
+  const noSigpolicy = 'container signature verification (containers-policy.json) is not implemented yet, so the policy could not be enforced';
+  if (flags.enforceContainerSigpolicy === true) {
+    refuseFlag('--enforce-container-sigpolicy', noSigpolicy, 'leave --enforce-container-sigpolicy out until signature verification lands');
+  }
+  if (config?.['enforce-container-sigpolicy'] === true) {
+    refuse('enforce-container-sigpolicy', true, noSigpolicy, 'set enforce-container-sigpolicy = false or leave it out until signature verification lands');
+  }
+}
+
+/** `discoverable-partitions = true`: no root= on the command line; systemd-gpt-auto-generator finds the root by its GPT type. */
+export function usesDiscoverablePartitions(config: InstallConfig | null): boolean {
+  return config?.['discoverable-partitions'] === true;
+}
+
+/**
+ * `root=` as the configuration asks: "" (leave it out) with discoverable partitions,
+ * else the flag, else `root-mount-spec`; undefined keeps `root=UUID=<root fs>`.
+ */
+export function rootMountSpecOf(flag: string | undefined, config: InstallConfig | null): string | undefined {
+  if (flag !== undefined) return flag;
+  if (usesDiscoverablePartitions(config)) return '';
+  return config?.['root-mount-spec'];
+}
+
+/** The flags that override install-config keys (absent: the key, else the default). */
+export interface InstallSettingFlags extends InstallPolicyFlags {
+  filesystem?: InstallFsType;
+  stateroot?: string;
+  rootMountSpec?: string;
+  bootMountSpec?: string;
+  kargDeletes?: readonly string[];
+}
+
+/** What the install config and the flags decide together, for one command. */
+export interface InstallSettings {
+  /** to-disk and build-disk create it; to-filesystem reports what it asked for. */
+  rootFsType: InstallFsType;
+  /** True when neither flag nor config named a type (ext4 is then our choice). */
+  rootFsTypeDefaulted: boolean;
+  stateroot: string;
+  /** undefined: `root=UUID=<root fs>`; "": no root= (discoverable partitions). */
+  rootMountSpec?: string;
+  /** undefined: the ESP by UUID; "": no /boot line in fstab. */
+  bootMountSpec?: string;
+  installConfigKargs: string[];
+  /** The config's karg-deletes, then --karg-delete. */
+  kargDeletes: string[];
+  /** The root partition must carry the DPS root type of the architecture. */
+  discoverablePartitions: boolean;
+}
+
+/** Refuses what `command` cannot honour (checkInstallConfig), then resolves the rest. */
+export function resolveInstallSettings(config: InstallConfig | null, flags: InstallSettingFlags, command: InstallCommand): InstallSettings {
+  checkInstallConfig(config, command, flags);
+  const rootMountSpec = rootMountSpecOf(flags.rootMountSpec, config);
+  const bootMountSpec = flags.bootMountSpec ?? config?.['boot-mount-spec'];
+  return {
+    rootFsType: chooseRootFsType(flags.filesystem, config),
+    rootFsTypeDefaulted: flags.filesystem === undefined && config?.filesystem?.root?.type === undefined && config?.['root-fs-type'] === undefined,
+    stateroot: flags.stateroot ?? config?.stateroot ?? 'default',
+    ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
+    ...(bootMountSpec !== undefined ? { bootMountSpec } : {}),
+    installConfigKargs: [...(config?.kargs ?? [])],
+    kargDeletes: [...(config?.['karg-deletes'] ?? []), ...(flags.kargDeletes ?? [])],
+    discoverablePartitions: usesDiscoverablePartitions(config),
+  };
+}
 
 /**
  * `bootc install print-configuration`: canonical JSON (sorted keys, compact) of the merged

@@ -27,7 +27,7 @@ import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
-import type { InstallConfig } from './config.js';
+import type { InstallPolicyFlags, InstallSettings } from './config.js';
 import { writeFileAtomic } from '../store/layout.js';
 import { ALEPH_FILE, ROOT_SSH_TMPFILES, renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome, type FstabMount } from './os-config.js';
 
@@ -72,6 +72,8 @@ export interface InstallSourceRequest {
 
 /** What both install commands are asked besides where to install. */
 export interface InstallRequest extends InstallSourceRequest {
+  /** Upstream's flags for install-config keys (--bootloader, --block-setup, …); they win over the keys. */
+  policy?: InstallPolicyFlags;
   rootSshAuthorizedKeysFile?: string;
   stateroot?: string;
   /** Blob cache for pulled images. */
@@ -86,18 +88,19 @@ export interface InstallRequest extends InstallSourceRequest {
 /**
  * The part of installOnRoot's request both install commands compute the same way: the
  * image to follow (default: the source), and kernel arguments in upstream's order (install
- * config kargs, config karg-deletes plus --karg-delete, then --karg).
+ * config kargs, config karg-deletes plus --karg-delete, then --karg; no console arguments
+ * of our own, as upstream bootc adds none).
  */
 export function imageAndKargs(
   req: InstallSourceRequest,
-  config: InstallConfig | null,
+  settings: Pick<InstallSettings, 'installConfigKargs' | 'kargDeletes'>,
 ): Pick<InstallOnRootRequest, 'targetImage' | 'installConfigKargs' | 'kargDeletes' | 'cliKargs' | 'uki' | 'signing'> {
   return {
     ...(req.uki !== undefined ? { uki: req.uki } : {}),
     ...(req.signing ? { signing: req.signing } : {}),
     targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
-    installConfigKargs: config?.kargs ?? [],
-    kargDeletes: [...(config?.['karg-deletes'] ?? []), ...req.kargDeletes],
+    installConfigKargs: settings.installConfigKargs,
+    kargDeletes: settings.kargDeletes,
     cliKargs: req.kargs,
   };
 }

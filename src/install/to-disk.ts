@@ -10,7 +10,9 @@
  *      mounted, no partitions unless --wipe (block-device.ts); nothing is written before
  *   4. pull the image; from its layers, refuse an image without a kernel and read its
  *      install configuration (+ the host's): filesystem type, stateroot, kargs,
- *      karg-deletes, root-mount-spec
+ *      karg-deletes, root-mount-spec, boot-mount-spec, discoverable-partitions (no root=);
+ *      keys it cannot honour (block other than direct, bootloader other than systemd, …)
+ *      are refused by name here, before the disk is touched (config.ts checkInstallConfig)
  *   5. --wipe: erase the signatures of the partitions and the disk
  *   6. partition: GPT with EFI-SYSTEM and root (src/disk/gpt.ts), then the partition nodes
  *   7. mkfs the root (label `root`, random UUID) and mount it under /run/bootc/mounts
@@ -30,15 +32,14 @@ import { cancellation } from '../core/cancel.js';
 import { debug, info, warn } from '../core/log.js';
 import { Progress } from '../core/progress.js';
 import { formatEsp } from '../boot/esp.js';
-import { hostRustArch } from '../boot/kargs.js';
-import { DEFAULT_ESP_BYTES, GiB, MiB, formatSize, planDiskLayout, type DiskLayout } from '../disk/gpt.js';
+import { DEFAULT_ESP_BYTES, GiB, MiB, diskArchOf, formatSize, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
 import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
-import { pullImage } from '../oci/pull.js';
+import { hostPlatform, pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
-import { chooseRootFsType, type InstallConfig, type InstallFsType } from './config.js';
+import { resolveInstallSettings, type InstallConfig, type InstallFsType } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { imageFactsScanner, readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
@@ -80,12 +81,16 @@ export function parseRootSize(text: string): number {
   return Number(m[1]) * unit;
 }
 
-/** Step 6, planning: the ESP and the root on a disk of `diskBytes`. */
-export function planInstallLayout(device: string, diskBytes: number, rootSizeBytes?: number): DiskLayout {
+/**
+ * Step 6, planning: the ESP and the root on a disk of `diskBytes`; the root partition gets
+ * the DPS root type of `arch` (the image's), which discoverable partitions rely on.
+ */
+export function planInstallLayout(device: string, diskBytes: number, rootSizeBytes?: number, arch?: DiskArch): DiskLayout {
   const rootMin = rootSizeBytes ?? MIN_ROOT_BYTES;
   try {
     return planDiskLayout({
       espBytes: DEFAULT_ESP_BYTES,
+      ...(arch !== undefined ? { arch } : {}),
       rootMinBytes: rootMin,
       totalBytes: diskBytes,
       ...(rootSizeBytes !== undefined ? { rootBytes: rootSizeBytes } : {}),
@@ -236,7 +241,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       // 3
       stepEvent(progress, 0);
       await withContext(`Checking ${disk}`, async () => checkInstallTarget(await readTargetFacts(disk), req.wipe));
-      const layout = planInstallLayout(req.device, await deviceSizeBytes(disk), req.rootSizeBytes);
+      const arch = diskArchOf((req.platform ?? hostPlatform()).architecture);
+      const layout = planInstallLayout(req.device, await deviceSizeBytes(disk), req.rootSizeBytes, arch);
 
       // 4
       stepEvent(progress, 1);
@@ -254,10 +260,21 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       const imageFacts = await readImageFacts(pulled, factsScanner);
       const config = await loadInstallConfig(imageFacts.installConfigFiles, {
         ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
-        arch: hostRustArch(),
+        // match-architectures: the image's architecture (the same as this machine's unless --platform).
+        arch,
       });
-      const fsType = chooseRootFsType(req.filesystem, config);
-      const stateroot = checkStateroot(req.stateroot ?? config?.stateroot ?? 'default');
+      const settings = resolveInstallSettings(
+        config,
+        {
+          ...req.policy,
+          ...(req.filesystem !== undefined ? { filesystem: req.filesystem } : {}),
+          ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
+          kargDeletes: req.kargDeletes,
+        },
+        'to-disk',
+      );
+      const fsType = settings.rootFsType;
+      const stateroot = checkStateroot(settings.stateroot);
       info(`Installing image: ${name}`);
       info(`Digest: ${pulled.manifestDigest}`);
       cancellation.check();
@@ -296,13 +313,13 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       const installed = await installOnRoot({
         rootDir: mountDir,
         rootFsUuid,
-        ...(config?.['root-mount-spec'] !== undefined ? { rootMountSpec: config['root-mount-spec'] } : {}),
+        ...(settings.rootMountSpec !== undefined ? { rootMountSpec: settings.rootMountSpec } : {}),
         rootFsType: fsType,
         esp,
         espBytes: layout.esp.sizeBytes,
-        espMountSpec: `UUID=${espUuid}`,
+        espMountSpec: settings.bootMountSpec ?? `UUID=${espUuid}`,
         pulled,
-        ...imageAndKargs(req, config),
+        ...imageAndKargs(req, settings),
         stateroot,
         ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
         installerVersion: req.installerVersion,

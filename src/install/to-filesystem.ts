@@ -8,7 +8,8 @@
  *   3. the ESP: --esp, else the EFI system partition of the disk that holds PATH; it must
  *      already carry a FAT filesystem
  *   4. pull the image; refuse one without a kernel; read its install configuration
- *      (+ the host's)
+ *      (+ the host's) and refuse the keys it cannot honour (config.ts checkInstallConfig);
+ *      discoverable-partitions: the root partition must carry the DPS root type
  *   5. --replace=wipe: remove everything on PATH without crossing into other mounts
  *   6. onto PATH: import, deploy, boot entry on the ESP, fstab, SSH key, aleph (install.ts);
  *      root= from --root-mount-spec, the install config, else the filesystem UUID
@@ -19,15 +20,14 @@ import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
-import { info } from '../core/log.js';
+import { info, warn } from '../core/log.js';
 import { Progress } from '../core/progress.js';
-import { hostRustArch } from '../boot/kargs.js';
-import { ESP_TYPE_GUID } from '../disk/gpt.js';
+import { ESP_TYPE_GUID, ROOT_TYPE_GUIDS, diskArchOf } from '../disk/gpt.js';
 import { parseSfdiskJson } from '../disk/partition-table.js';
 import { pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
-import type { InstallConfig } from './config.js';
+import { resolveInstallSettings, type InstallConfig } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
@@ -126,6 +126,22 @@ async function checkEspFilesystem(esp: string): Promise<string> {
   return fields['UUID'] ?? '';
 }
 
+/**
+ * discoverable-partitions: with no root= the initrd's systemd-gpt-auto-generator mounts the
+ * partition of the DPS root type of the architecture, so the prepared root must carry it.
+ */
+async function checkDiscoverableRoot(rootSource: string, ociArchitecture: string): Promise<void> {
+  const wanted = ROOT_TYPE_GUIDS[diskArchOf(ociArchitecture)];
+  const r = await run({ description: `Reading the partition type of ${rootSource}`, argv: ['lsblk', '-n', '-d', '-o', 'PARTTYPE', rootSource] });
+  const have = r.stdout.trim().toUpperCase();
+  if (have !== wanted) {
+    throw new UserError(
+      `the install configuration sets \`discoverable-partitions = true\`, but ${rootSource} ${have === '' ? 'is not a GPT partition' : `has the partition type ${have}`}, not the root type ${wanted} systemd-gpt-auto-generator looks for`,
+      { hint: `set the type (e.g. \`sfdisk --part-type /dev/vdb 2 ${wanted}\`), or pass --root-mount-spec UUID=… to name the root on the command line` },
+    );
+  }
+}
+
 export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToFilesystemResult> {
   const progress = req.progress ?? Progress.silent();
   const name = formatReference(req.image);
@@ -165,9 +181,26 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     const imageFacts = await readImageFacts(pulled);
     const config = await loadInstallConfig(imageFacts.installConfigFiles, {
       ...(req.hostRoot !== undefined ? { hostRoot: req.hostRoot } : {}),
-      arch: hostRustArch(),
+      arch: diskArchOf(pulled.config.architecture),
     });
-    const stateroot = checkStateroot(req.stateroot ?? config?.stateroot ?? 'default');
+    const settings = resolveInstallSettings(
+      config,
+      {
+        ...req.policy,
+        ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
+        ...(req.rootMountSpec !== undefined ? { rootMountSpec: req.rootMountSpec } : {}),
+        ...(req.bootMountSpec !== undefined ? { bootMountSpec: req.bootMountSpec } : {}),
+        kargDeletes: req.kargDeletes,
+      },
+      'to-filesystem',
+    );
+    const rootMountSpec = settings.rootMountSpec;
+    if (rootMountSpec === '' && settings.discoverablePartitions) await checkDiscoverableRoot(root.source, pulled.config.architecture);
+    if (!settings.rootFsTypeDefaulted && settings.rootFsType !== root.fsType) {
+      // The filesystem is the user's; the key is for the installs that create one.
+      warn(`the install configuration asks for a ${settings.rootFsType} root ([install.filesystem.root] type); ${req.rootPath} is ${root.fsType} and is used as it is`);
+    }
+    const stateroot = checkStateroot(settings.stateroot);
     info(`Installing image: ${name}`);
     info(`Digest: ${pulled.manifestDigest}`);
     cancellation.check();
@@ -181,8 +214,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     }
 
     // 6
-    const rootMountSpec = req.rootMountSpec ?? config?.['root-mount-spec'];
-    const bootMountSpec = req.bootMountSpec ?? config?.['boot-mount-spec'] ?? (espUuid ? `UUID=${espUuid}` : '');
+    const bootMountSpec = settings.bootMountSpec ?? (espUuid ? `UUID=${espUuid}` : '');
     const installed = await installOnRoot({
       rootDir: req.rootPath,
       rootFsUuid: root.uuid,
@@ -192,7 +224,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       espBytes,
       espMountSpec: bootMountSpec,
       pulled,
-      ...imageAndKargs(req, config),
+      ...imageAndKargs(req, settings),
       stateroot,
       ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
       installerVersion: req.installerVersion,

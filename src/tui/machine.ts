@@ -11,7 +11,7 @@ import type { Progress } from '../core/progress.js';
 import { run } from '../core/exec.js';
 import { hostRustArch } from '../boot/kargs.js';
 import { addUserToInstalledDisk, answerKargs, readDiskInventory } from '../install/answers.js';
-import { chooseRootFsType } from '../install/config.js';
+import { checkInstallConfig, chooseRootFsType } from '../install/config.js';
 import { loadInstallConfig } from '../install/config-files.js';
 import { readImageFacts } from '../install/image-facts.js';
 import { installToDisk, parseRootSize } from '../install/to-disk.js';
@@ -81,6 +81,8 @@ export class Machine implements InstallerServices {
     const pulled = await pullImage(parseReference(source), { cacheDir: this.opts.storeDir, signal: cancellation.signal });
     const facts = await readImageFacts(pulled);
     const config = await loadInstallConfig(facts.installConfigFiles, { arch: hostRustArch() });
+    // An image whose install config cannot be honoured is refused when chosen, not after the confirmation.
+    checkInstallConfig(config, 'to-disk');
     return {
       filesystem: chooseRootFsType(undefined, config),
       configKargs: config?.kargs ?? [],

@@ -55,6 +55,10 @@ export type FinalizeOutcome =
  */
 export async function finalizeStaged(options: FinalizeOptions = {}): Promise<FinalizeOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
+  // Nothing staged: leave at once, writing nothing (not even the lock), so a shutdown never
+  // waits on the filesystem for us. A record written after this look waits for the next
+  // shutdown, as one whose upgrade holds the lock does.
+  if (!(await pathExists(sysrootPaths(loc.sysroot).staged))) return { kind: 'nothing-staged' };
   let lock;
   try {
     lock = await acquireUpdateLock(updateLockPath(loc.sysroot), 'bootc internals finalize-staged');

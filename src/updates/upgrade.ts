@@ -1,7 +1,8 @@
 /**
  * `bootc upgrade`: follow the booted deployment's image (upstream §1.2).
  *
- *   1. under the update lock, pull the image the booted origin follows (`--check`: manifest
+ *   1. under the update lock, pull the image the booted origin follows, or with `--tag` the
+ *      same repository at another tag, which it follows from then on (`--check`: manifest
  *      and config only)
  *   2. same digest as booted (or as already staged): nothing to do
  *   3. import into the physical root, check out a new deployment with the booted origin's
@@ -33,7 +34,7 @@ import { sysrootPaths } from '../deploy/paths.js';
 import type { Origin } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
-import { formatReference, parseReference } from '../oci/reference.js';
+import { formatImageName, formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
 import { imageDir, layerIndexPath, storeLayout, tempNameFor, writeFileAtomic, fsyncRenamed } from '../store/layout.js';
 import { ENTRIES_DIR } from '../boot/bls.js';
@@ -181,6 +182,8 @@ export interface UpgradeOptions {
   switchTo?: Origin['image'];
   /** `bootc switch --retain`: keep the booted image in the store once its deployment is gone. */
   retain?: boolean;
+  /** `bootc upgrade --tag T`: follow the same repository at tag T (upstream 1.15). */
+  tag?: string;
   /** Blob cache for pulled images. */
   storeDir: string;
   progress?: Progress;
@@ -200,6 +203,24 @@ export type UpgradeOutcome =
 
 const sameImage = (a: Origin['image'], b: Origin['image']): boolean => a.image === b.image && a.transport === b.transport;
 
+/** An OCI distribution-spec tag. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** `bootc upgrade --tag`: `image` with its tag (and any digest) replaced by `tag`. */
+export function retaggedImage(image: Origin['image'], tag: string): Origin['image'] {
+  if (!TAG.test(tag)) {
+    throw new UserError(`--tag ${JSON.stringify(tag)} is not a tag`, { hint: 'a tag is up to 128 letters, digits, "_", "." and "-", not starting with "." or "-", e.g. --tag v2' });
+  }
+  const ref = parseReference(image.image, image.transport as Transport);
+  if (ref.transport === 'docker-archive') {
+    throw new UserError(`the followed image ${displayImage(image)} is a docker-archive, which has no tags`, {
+      hint: 'switch to another image with `bootc switch IMAGE`',
+    });
+  }
+  const { digest: _digest, ...untagged } = ref;
+  return { image: formatImageName({ ...untagged, tag }), transport: ref.transport };
+}
+
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> {
   const loc = options.locations ?? HOST_LOCATIONS;
   const progress = options.progress ?? Progress.silent();
@@ -217,7 +238,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
 
     // What the machine follows: a staged switch already changed it.
     const followed = view.staged?.origin.image ?? booted.origin.image;
-    const target = options.switchTo ?? followed;
+    const target = options.switchTo ?? (options.tag !== undefined ? retaggedImage(followed, options.tag) : followed);
     if (options.switchTo && sameImage(options.switchTo, followed)) {
       return { kind: 'unchanged-spec', text: 'Image specification is unchanged.\n' };
     }

@@ -35,4 +35,13 @@ describe('bootc CLI usage errors stop before the verb runs', () => {
     expect(r.stderr).toContain('error: Not enough non-option arguments');
     expect(r.stderr).not.toContain('bug');
   });
+
+  it('--karg takes one value: the path after it stays the positional (issue: it was taken as a second karg)', async () => {
+    const target = '/run/bootc-cli-test-not-a-mount-point';
+    const r = await cli('install', 'to-filesystem', '--source-imgref', 'oci:/nonexistent/layout:v1', '--karg', 'luks.uuid=U', target);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).not.toContain('Not enough non-option arguments');
+    // Refused by the install itself, which got the path: as root for not being a mount point.
+    expect(r.stderr).toMatch(process.getuid?.() === 0 ? new RegExp(`${target} is not a mount point`) : /needs root/);
+  });
 });

@@ -17,11 +17,13 @@ import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
+import { deriveFixtureV1, WITHOUT_FIXTURE_CONSOLE } from '../../support/derived-fixture.js';
+import { deploymentId } from '../../../src/deploy/paths.js';
 
 const skip = explainSkip(
   'privileged',
   needsRoot() ??
-    needsCommands('sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img', 'gzip') ??
+    needsCommands('sfdisk', 'mkfs.ext4', 'mkfs.btrfs', 'mkfs.fat', 'mcopy', 'qemu-img', 'gzip') ??
     needsFile(join(ociLayoutDir, 'index.json'), fixturesHint) ??
     needsFile(fixturesIndexPath, fixturesHint),
 );
@@ -177,6 +179,20 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     expect(filesUnder(store)).toEqual(storeBefore);
   }, 60_000);
 
+  it('reads --config - from stdin as JSON, as bib does, and refuses a bad one before pulling', async () => {
+    const output = newOutput();
+    const freshStore = join(tmp, 'store-never-used-by-stdin');
+    const r = await execa(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', '--config', '-', ociLayoutRef('v1'), '--output', output, '--store', freshStore, '--work-dir', work, '--quiet'],
+      { reject: false, env: { NO_COLOR: '1' }, input: '{"customizations": {"kernel": {"append": "quiet"}, "bogus": {}}}' },
+    );
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error: stdin: unsupported key "customizations\.bogus"/);
+    expect(existsSync(freshStore)).toBe(false);
+    expect(filesUnder(output)).toEqual([]);
+  }, 60_000);
+
   it('refuses a disk size too small, saying how much is needed', async () => {
     const stderr = await expectRefused(
       ociLayoutRef('v1'),
@@ -189,9 +205,55 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     expect(needed).toBeGreaterThan(1024); // the 1 GiB ESP alone is more than asked for
   }, 180_000);
 
-  it('refuses an xfs root filesystem, saying it needs a loop device', async () => {
-    await expectRefused(ociLayoutRef('v1'), ['--rootfs', 'xfs'], /xfs root filesystem cannot be built without a loop device/, /--rootfs ext4/);
+  it('refuses --rootfs xfs before pulling, saying it needs a loop device', async () => {
+    const freshStore = join(tmp, 'store-never-used-by-xfs');
+    const output = newOutput();
+    const r = await execa(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', ociLayoutRef('v1'), '--rootfs', 'xfs', '--output', output, '--store', freshStore, '--work-dir', work, '--quiet'],
+      { reject: false, env: { NO_COLOR: '1' } },
+    );
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error: .*xfs root filesystem cannot be built without a loop device/);
+    expect(r.stderr).toMatch(/hint: use --rootfs ext4 or --rootfs btrfs/);
+    expect(existsSync(freshStore)).toBe(false);
+    expect(filesUnder(output)).toEqual([]);
+  }, 60_000);
+
+  it('refuses an image whose install config asks for xfs before staging or writing, naming --rootfs', async () => {
+    const image = await deriveFixtureV1(join(tmp, 'xfs-config-layout'), 'xfs-config', {
+      'usr/lib/bootc/install/00-xfs.toml': '[install.filesystem.root]\ntype = "xfs"\n',
+    }, 'an install config asking for xfs');
+    await expectRefused(
+      image,
+      [],
+      /the image's install configuration asks for an xfs root \(\[install\.filesystem\.root\] type\), and an xfs root filesystem cannot be built without a loop device/,
+      /--rootfs ext4 or --rootfs btrfs/,
+    );
   }, 180_000);
+
+  it('refuses an install config key it cannot honour, by name', async () => {
+    const image = await deriveFixtureV1(join(tmp, 'grub-config-layout'), 'grub-config', {
+      'usr/lib/bootc/install/00-grub.toml': '[install]\nbootloader = "grub"\n',
+    }, 'an install config asking for GRUB');
+    await expectRefused(image, [], /`bootloader = "grub"`: this bootc installs systemd-boot only/, /bootloader = "systemd"/);
+  }, 180_000);
+
+  it('applies the image\'s install config; --no-default-kernel-args leaves only the image\'s and the user\'s arguments', async () => {
+    // No kargs.d console: the command line then holds exactly what the config and --karg say.
+    const layout = join(tmp, 'config-layout');
+    const image = await deriveFixtureV1(layout, 'with-config', {
+      ...WITHOUT_FIXTURE_CONSOLE,
+      'usr/lib/bootc/install/00-os.toml': '[install]\nkargs = ["nosmt"]\nstateroot = "myos"\n[install.filesystem.root]\ntype = "btrfs"\n',
+    }, 'an install config, and no kargs.d');
+    const output = newOutput();
+    const r = await buildDisk(image, output, ['--no-default-kernel-args', '--karg', 'quiet']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(r.stdout)![1]!;
+    const uuid = /Root filesystem: btrfs UUID=([0-9a-f-]{36})/.exec(r.stdout)![1]!;
+    expect(r.stdout).toContain(`Deployment: myos/${deploymentId(digest, 0)}`);
+    expect(r.stdout).toContain(`Kernel arguments: root=UUID=${uuid} rw nosmt quiet bootc.deploy=myos/${deploymentId(digest, 0)}\n`);
+  }, 300_000);
 
   it('names the Debian package of a missing tool, and removes the half-written disk', async () => {
     // A PATH holding every program of this machine but qemu-img, which converts at the very end.
@@ -228,6 +290,8 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     const forced = await buildDisk(ociLayoutRef('v1'), output, ['--force']);
     expect(forced.exitCode, forced.stderr).toBe(0);
     expect(forced.stdout).toContain(`Output: ${disk}`);
+    // bib's defaults after the image's kargs.d (its serial console), as bib passes them as --karg.
+    expect(forced.stdout).toMatch(/Kernel arguments: root=UUID=\S+ rw console=ttyS0,115200 console=tty0 console=ttyS0 bootc\.deploy=/);
     const info = JSON.parse((await run({ description: 'Reading the disk image', argv: ['qemu-img', 'info', '--output=json', disk] })).stdout) as {
       format: string;
     };

@@ -19,6 +19,7 @@ import { loadHostStatus } from '../../../src/updates/status.js';
 import { INSTALL_MOUNTS_DIR, installToDisk, type ToDiskRequest } from '../../../src/install/to-disk.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
+import { deriveFixtureV1 } from '../../support/derived-fixture.js';
 
 const skip = explainSkip(
   'privileged',
@@ -240,6 +241,44 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     expect(sh('blkid', '-p', '-o', 'value', '-s', 'TYPE', rootLoop).trim()).toBe('btrfs');
     expect(sh('blkid', '-p', '-o', 'value', '-s', 'UUID', rootLoop).trim()).toBe(result.rootFsUuid);
     expect(loopsOf(file)).toContain(rootLoop);
+  }, 300_000);
+
+  it('the image\'s own install config: xfs, discoverable partitions (no root=), boot-mount-spec ""', async () => {
+    const image = await deriveFixtureV1(join(tmp, 'config-layout'), 'with-config', {
+      'usr/lib/bootc/install/00-os.toml': '[install.filesystem.root]\ntype = "xfs"\n[install]\ndiscoverable-partitions = true\nboot-mount-spec = ""\n',
+    }, 'an install config asking for xfs and discoverable partitions');
+    const file = diskFile('image-config.raw', '4G');
+    const result = await installToDisk(request(file, { viaLoopback: true, image: parseReference(image) }));
+    expect(result.rootFsType).toBe('xfs');
+    expect(result.boot.kernelArguments).toEqual(['rw', 'console=ttyS0,115200', `bootc.deploy=default/${result.deployment.id}`]);
+    const [esp, root] = (await readPartitionTable(file)).partitions;
+    // What systemd-gpt-auto-generator looks for, with no root= on the command line.
+    expect(root!.typeGuid).toBe(ROOT_X86_64_TYPE_GUID);
+    const rootLoop = sh('losetup', '--find', '--show', '--read-only', '--offset', String(root!.startBytes), '--sizelimit', String(root!.sizeBytes), file).trim();
+    attached.push(rootLoop);
+    expect(sh('blkid', '-p', '-o', 'value', '-s', 'TYPE', rootLoop).trim()).toBe('xfs');
+    const dir = join(tmp, 'image-config-root');
+    mkdirSync(dir, { recursive: true });
+    sh('mount', '-o', 'ro,norecovery', rootLoop, dir);
+    mounted.push(dir);
+    const fstab = readFileSync(join(dir, 'bootc/deploy/default', result.deployment.id, 'etc/fstab'), 'utf8');
+    expect(fstab).toContain(`UUID=${result.rootFsUuid} / xfs defaults 0 0\n`);
+    expect(fstab).not.toMatch(/ \/boot /);
+    const espLoc = { image: file, offsetBytes: esp!.startBytes };
+    const [entry] = await listBootEntries(espLoc);
+    expect(await readBootEntry(espLoc, entry!)).toContain(`options rw console=ttyS0,115200 bootc.deploy=default/${result.deployment.id}\n`);
+  }, 300_000);
+
+  it('refuses an install config key it cannot honour, by name, before writing anything', async () => {
+    const file = diskFile('sigpolicy.raw', '4G');
+    const hostRoot = join(tmp, 'host-sigpolicy');
+    mkdirSync(join(hostRoot, 'etc/bootc/install'), { recursive: true });
+    writeFileSync(join(hostRoot, 'etc/bootc/install/50-test.toml'), '[install]\nenforce-container-sigpolicy = true\n');
+    const err = await refusal(request(file, { viaLoopback: true, hostRoot }));
+    expect(err.message).toMatch(/`enforce-container-sigpolicy = true`: container signature verification/);
+    expect(err.hint).toMatch(/enforce-container-sigpolicy = false/);
+    expect(sh('du', '--block-size=1', file).split('\t')[0]).toBe('0');
+    expect(loopsOf(file)).toBe('');
   }, 300_000);
 
   it('refuses an image without a kernel before writing anything', async () => {

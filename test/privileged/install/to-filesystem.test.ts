@@ -79,6 +79,18 @@ describe.skipIf(skip)('bootc install to-filesystem', () => {
     expect(err.hint).toContain('mkfs.fat');
   });
 
+  it('discoverable-partitions: refuses a root that is no DPS root partition, naming the key; the root stays empty', async () => {
+    const disk = await prepared('not-dps', 'ext4');
+    const hostRoot = join(tmp, 'host-dps');
+    mkdirSync(join(hostRoot, 'etc/bootc/install'), { recursive: true });
+    writeFileSync(join(hostRoot, 'etc/bootc/install/50-test.toml'), '[install]\ndiscoverable-partitions = true\n');
+    // The prepared root is a loop device over the partition's byte range: no partition type.
+    const err = await refusal(request(disk.mountDir, { esp: disk.esp, hostRoot }));
+    expect(err.message).toMatch(/`discoverable-partitions = true`, but \/dev\/loop\d+ is not a GPT partition, not the root type 4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/);
+    expect(err.hint).toContain('--root-mount-spec');
+    expect(readdirSync(disk.mountDir).filter((n) => n !== 'lost+found')).toEqual([]);
+  });
+
   it('installs onto a prepared xfs root with --replace wipe, and finalises it read-only', async () => {
     const disk = await prepared('xfs', 'xfs');
     writeFileSync(join(disk.mountDir, 'old-file'), 'old');

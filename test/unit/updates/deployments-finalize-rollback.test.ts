@@ -1,5 +1,5 @@
 /** Finalisation and rollback on a sysroot and ESP made of plain directories (no image needed). */
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -84,6 +84,21 @@ describe('finalizeStaged', () => {
     expect(view.rollback?.ref.id).toBe('b.0');
 
     expect((await finalizeStaged({ locations: loc, liveEtc })).kind).toBe('nothing-staged');
+  });
+});
+
+describe('finalizeStaged with nothing staged', () => {
+  it('writes nothing under the physical root, not even the update lock', async () => {
+    await deployment('a.0', {}, {});
+    await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
+    await bootTo('a.0');
+    // Taking the update lock creates and removes files in bootc/: the directory's mtime tells.
+    const bootcDir = join(loc.sysroot, 'bootc');
+    const before = (await stat(bootcDir)).mtimeMs;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await finalizeStaged({ locations: loc, liveEtc: join(dir, 'no-etc') })).toEqual({ kind: 'nothing-staged' });
+    expect(await readdir(bootcDir)).toEqual(['deploy']);
+    expect((await stat(bootcDir)).mtimeMs).toBe(before);
   });
 });
 
