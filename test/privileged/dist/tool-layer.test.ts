@@ -86,7 +86,7 @@ describe.skipIf(explainSkip('privileged', skipReason()))('the tool layer and the
       const files = listFiles(tool);
       expect(files).toContain('/usr/bin/bootc');
       expect(files).toContain('/usr/lib/bootc/bin/setfattr');
-      expect(files).toContain('/usr/lib/systemd/system/multi-user.target.wants/bootc-finalize-staged.service');
+      expect(files).toContain('/usr/lib/systemd/system/multi-user.target.wants/bootc-finalize-staged.path');
       const info = join(base, 'var/lib/dpkg/info');
       const owned = new Set<string>();
       for (const list of readdirSync(info).filter((n) => n.endsWith('.list'))) {
