@@ -70,7 +70,7 @@ export async function importImage(root: string, pulled: PulledImage, progress: P
     cancellation.check();
     await importLayers(
       root,
-      pulled.layers.map((layer) => ({ diffId: layer.diffId, open: () => openLayer(cache, layer.descriptor, layer.diffId, name) })),
+      pulled.layers.map((layer) => ({ diffId: layer.diffId, digest: layer.descriptor.digest, open: () => openLayer(cache, layer.descriptor, layer.diffId, name) })),
       { signal: cancellation.signal, onLayer: step },
     );
     step(total);
