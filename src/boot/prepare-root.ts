@@ -15,12 +15,11 @@
  * systemd-boot 252 with kernel 6.1 loads only the first of two `initrd` lines, so the
  * addon is concatenated onto the image's initramfs into one file (`combinedInitrd`).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { open, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { writeNewcCpio, type CpioEntry } from './cpio.js';
 import { withContext } from '../core/errors.js';
+import { replaceFile, streamCopy } from '../core/durable-file.js';
 
 export const PREPARE_ROOT_UNIT_NAME = 'bootc-prepare-root.service';
 /** Where the script sits inside the initrd. */
@@ -160,27 +159,21 @@ export function initrdPaddingBytes(imageInitramfsBytes: number): number {
 }
 
 /**
- * Writes `dest` = the image's initramfs, padding, the addon cpio. Temp name in the same
- * directory, fsync, rename: a crash leaves the old file or none.
+ * Writes `dest` = the image's initramfs, padding, the addon cpio, durably
+ * (core/durable-file.ts): a crash leaves the old file or none.
  */
 export async function writeCombinedInitrd(imageInitramfs: string, dest: string): Promise<void> {
   await withContext(`Writing the combined initrd ${dest}`, async () => {
     const { size } = await stat(imageInitramfs);
-    const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}`);
-    try {
-      await pipeline(createReadStream(imageInitramfs), createWriteStream(tmp));
+    await replaceFile(dest, async (tmp) => {
+      await streamCopy(imageInitramfs, tmp);
       const file = await open(tmp, 'a');
       try {
         await file.write(new Uint8Array(initrdPaddingBytes(size)));
         await file.write(buildAddonInitrd());
-        await file.sync();
       } finally {
         await file.close();
       }
-      await rename(tmp, dest);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    });
   });
 }

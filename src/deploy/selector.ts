@@ -24,7 +24,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import type { TreeEntry } from '../store/index-format.js';
 
 import { DEPLOY_SELECTOR_KARG } from '../boot/prepare-root.js';

@@ -33,14 +33,8 @@ import {
 } from './index-format.js';
 import { LayerIndexBuilder } from './layer-entries.js';
 import { createLayerTarExtract, damagedLayerTar, ownerFromHeader, xattrsFromPax, type PaxRecords } from './layer-tar.js';
-import {
-  layerImportMarkerPath,
-  layerIndexPath,
-  prepareStore,
-  storeLayout,
-  writeFileAtomic,
-  type StoreLayout,
-} from './layout.js';
+import { layerImportMarkerPath, layerIndexPath, prepareStore, storeLayout, type StoreLayout } from './layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { ObjectWriter, syncStoreFilesystem } from './object-writer.js';
 
 export interface ImportLayerOptions {

@@ -14,14 +14,14 @@
  * stub carries its own SBAT data, which is what shim checks; a kernel's own `.sbat`
  * would have to be merged into that one section, and Debian's kernels carry none.
  */
-import { lstat, mkdtemp, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { entryExists } from '../core/fs-probe.js';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { warn } from '../core/log.js';
 import { findKernel } from '../boot/deployment-boot.js';
-import { fsyncPath, writeFileAtomic } from '../store/layout.js';
+import { fsyncPath, renameDurably, writeFileAtomic } from '../core/durable-file.js';
 import { writeCombinedInitrd } from '../boot/prepare-root.js';
 import { appendSections, parsePe, sectionData, type PeSection } from './pe.js';
 import { writePeWithSections, type FileContent } from './pe-file.js';
@@ -230,8 +230,7 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
       await writePeWithSections(stubPath, ukiSections(contents), unsigned);
       await signPe(unsigned, signed, options.signing);
       await fsyncPath(signed);
-      await rename(signed, options.output);
-      await fsyncPath(dirname(options.output));
+      await renameDurably(signed, options.output);
     } finally {
       await rm(work, { recursive: true, force: true });
     }
