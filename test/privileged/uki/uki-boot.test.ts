@@ -133,12 +133,12 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
 
     const boot = join(tmp, 'boot');
     mkdirSync(join(boot, 'EFI/Linux'), { recursive: true });
-    for (const n of ['bootc-default-a.0+2-1.efi', 'bootc-default-b.0.efi', 'bootc-default-c.0.efi.tmp', 'other.efi']) {
+    for (const n of ['bootc-default-a.0+2-1.efi', 'bootc-default-b.0.efi', 'bootc-default-c.0.efi.tmp-4242-0123456789ab', 'other.efi']) {
       writeFileSync(join(boot, 'EFI/Linux', n), 'x');
     }
     expect((await removeStaleUkisFromDir(boot, [{ stateroot: 'default', deploymentId: 'b.0' }])).sort()).toEqual([
       'bootc-default-a.0+2-1.efi',
-      'bootc-default-c.0.efi.tmp',
+      'bootc-default-c.0.efi.tmp-4242-0123456789ab',
     ]);
     expect(execFileSync('ls', [join(boot, 'EFI/Linux')], { encoding: 'utf8' }).trim().split('\n')).toEqual(['bootc-default-b.0.efi', 'other.efi']);
   });
