@@ -19,6 +19,7 @@ import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { processRuns } from './process.js';
 
 /** What every temporary name carries between the final name and `<pid>-<random>`. */
 export const TEMP_MARK = '.tmp-';
@@ -75,7 +76,7 @@ export async function removeTempFiles(dir: string): Promise<string[]> {
   }
   const removed: string[] = [];
   for (const name of names) {
-    if (!isTempName(name) || isRunning(tempNameOwner(name))) continue;
+    if (!isTempName(name) || processRuns(tempNameOwner(name))) continue;
     await rm(join(dir, name), { force: true });
     removed.push(name);
   }
@@ -83,15 +84,6 @@ export async function removeTempFiles(dir: string): Promise<string[]> {
 }
 
 const tempNameOwner = (name: string): number => Number(/\.tmp-(\d+)-[0-9a-z]+$/.exec(name)![1]);
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Step 4, after `rename(…, path)`: the file at its new name, then its directory. */
 export async function fsyncRenamed(path: string): Promise<void> {

@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { writeNewcCpio } from '../../../src/boot/cpio.js';
 import { run } from '../../../src/core/exec.js';
 import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
+import { filesUnder } from '../../support/files.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
 
@@ -85,15 +86,6 @@ async function writeScriptInitramfsImage(dir: string, tag: string): Promise<void
       annotations: { 'org.opencontainers.image.ref.name': tag },
     },
   ]);
-}
-
-/** Every file under `dir` (relative paths), [] when it does not exist. */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => !e.isDirectory())
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
 }
 
 describe.skipIf(skip)('bootc image build-disk on bad input', () => {

@@ -8,11 +8,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { filesUnder } from '../../support/files.js';
 import { explainSkip, needsLoopDevices } from '../../support/tier.js';
 import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
 
@@ -52,15 +53,6 @@ function writeDamagedLayout(dir: string, tar: Buffer): string {
     },
   ]);
   return layerDigest;
-}
-
-/** Every file under `dir` (relative paths), [] when it does not exist. */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => !e.isDirectory())
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
 }
 
 /** The MiB of `file` at `offset` is all zeroes. */
