@@ -201,7 +201,7 @@ async function prepareUkiBoot(
 ): Promise<UkiBoot> {
   const { buildUki } = await import('../uki/uki.js');
   const { checkSealedUki, findSealedUki } = await import('../uki/sealed.js');
-  const { recordSelector, selectorOfDirectory } = await import('../deploy/selector.js');
+  const { recordSelector, selectorOfDirectory } = await import('../uki/selector.js');
   const ukiFileName = newUkiFileName(options.stateroot, options.deploymentId);
   const espPath = posix.join(UKI_DIR, ukiFileName);
   const sealed = await findSealedUki(options.deploymentDir);

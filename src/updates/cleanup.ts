@@ -25,7 +25,7 @@ import { ENTRIES_DIR, type EntryName } from '../boot/bls.js';
 import { removeStaleUkisFromDir } from '../boot/esp.js';
 import { newUkiFileName, parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
 import { STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
-import { SELECTORS_DIR } from '../deploy/selector.js';
+import { SELECTORS_DIR } from '../uki/selector.js';
 import { deploymentBootDir } from '../boot/deployment-boot.js';
 import type { Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';

@@ -23,7 +23,7 @@ import { listUkis, removeStaleUkis, removeStaleUkisFromDir, type EspLocation } f
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
-import { SELECTORS_DIR, selectorOfDirectory, selectorOfTree } from '../../../src/deploy/selector.js';
+import { SELECTORS_DIR, selectorOfDirectory, selectorOfTree } from '../../../src/uki/selector.js';
 import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
 import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.js';
 import { pullImage } from '../../../src/oci/pull.js';

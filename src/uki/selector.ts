@@ -27,9 +27,9 @@ import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/durable-file.js';
 import type { TreeEntry } from '../store/index-format.js';
 
-import { DEPLOY_SELECTOR_KARG } from '../boot/prepare-root.js';
+/** The kernel argument of a sealed UKI that names its deployment by the sha256 of its /usr tree. */
+export const DEPLOY_SELECTOR_KARG = 'bootc.deploy-selector';
 
-export { DEPLOY_SELECTOR_KARG };
 /** Under the physical root: one file per selector, holding `<stateroot>/<id>`. */
 export const SELECTORS_DIR = 'bootc/selectors';
 
