@@ -19,7 +19,7 @@ import { UserError, invariant, withContext } from '../core/errors.js';
 import { finalNameOf, tempNameFor } from '../core/durable-file.js';
 import { ENTRIES_DIR, LOADER_CONF_PATH, parseEntryFileName, renderBlsEntry, renderLoaderConf, type BlsEntry, type LoaderConf } from './bls.js';
 import { parseUkiFileName, staleUkiFileNames, UKI_DIR } from './uki-entry.js';
-import type { SigningKey } from '../uki/uki.js';
+import { signPe, type SigningKey } from '../uki/uki.js';
 
 /** Where an ESP filesystem lives: a file, and the byte offset of the filesystem in it. */
 export interface EspLocation {
@@ -204,7 +204,6 @@ export async function installSystemdBoot(loc: EspLocation, deploymentDir: string
     ]);
     return;
   }
-  const { signPe } = await import('../uki/uki.js');
   const work = await mkdtemp(join(tmpdir(), 'bootc-sign-'));
   try {
     const signed = join(work, 'systemd-bootx64.efi');

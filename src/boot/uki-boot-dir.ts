@@ -19,7 +19,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { copyFileDurably, renameDurably, replaceFile } from '../core/durable-file.js';
 import { parsePe, sectionData } from '../uki/pe.js';
 import { bootOrderOfOsrel, withBootOrder } from '../uki/boot-order.js';
-import type { SigningKey } from '../uki/uki.js';
+import { signPe, type SigningKey } from '../uki/uki.js';
 import { parseOsRelease, type EntryName } from './bls.js';
 import { parseUkiFileName, UKI_DIR } from './uki-entry.js';
 
@@ -89,7 +89,6 @@ export async function setUkiBootOrder(bootDir: string, fileName: string, bootOrd
         await writeFile(tmp, reordered.bytes);
         return;
       }
-      const { signPe } = await import('../uki/uki.js');
       const work = await mkdtemp(join(tmpdir(), 'bootc-resign-'));
       try {
         await writeFile(join(work, 'unsigned.efi'), reordered.bytes);

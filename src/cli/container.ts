@@ -6,9 +6,10 @@ import { resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { UsageError } from '../core/handler.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD } from '../boot/kargs.js';
+import { buildTreeUki } from '../boot/tree-uki.js';
 import { lintRootfs, renderLintList } from '../container/lint.js';
 import { inspectContainer, renderContainerInspection, type ContainerInspectFormat } from '../container/inspect.js';
-import { buildUki, extractSection, inspectUki, renderInspection, signingKeyFromFlags } from '../uki/uki.js';
+import { extractSection, inspectUki, renderInspection, signingKeyFromFlags } from '../uki/uki.js';
 
 type Write = (text: string) => void;
 const stdout: Write = (t) => process.stdout.write(t);
@@ -73,7 +74,7 @@ export async function runUkify(args: UkifyArgs): Promise<void> {
     ...imageKargs.filter((k) => !k.startsWith(`${DEPLOY_SELECTOR_KARG}=`)),
     `${DEPLOY_SELECTOR_KARG}=${await selectorOfDirectory(rootfs)}`,
   ];
-  await buildUki({
+  await buildTreeUki({
     rootfs,
     cmdline: kargs.join(' '),
     output: resolve(args.output),

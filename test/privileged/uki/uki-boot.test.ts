@@ -30,7 +30,7 @@ import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { objectPath, storeLayout } from '../../../src/store/layout.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
-import { buildUki } from '../../../src/uki/uki.js';
+import { buildTreeUki } from '../../../src/boot/tree-uki.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
@@ -205,7 +205,7 @@ describe.skipIf(skip)('the deployment selector and sealed UKIs, on fixture:v1', 
   it('refuses a sealed UKI whose command line names no selector', async () => {
     const kver = readFixturesIndex().kernelVersion;
     const sealed = join(deployment.dir, 'usr/lib/modules', kver, `${kver}.efi`);
-    await buildUki({ rootfs: deployment.dir, cmdline: 'rw quiet', output: sealed });
+    await buildTreeUki({ rootfs: deployment.dir, cmdline: 'rw quiet', output: sealed });
     const work = join(tmp, 'work2');
     mkdirSync(work);
     const err = await prepareDeploymentBoot(bootOptions(), work).catch((e: unknown) => e);
