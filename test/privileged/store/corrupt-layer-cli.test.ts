@@ -14,7 +14,9 @@ import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filesUnder } from '../../support/files.js';
-import { explainSkip, needsLoopDevices } from '../../support/tier.js';
+import { fixturesHint, fixturesIndexPath } from '../../../fixtures/paths.js';
+import { explainSkip, needsFile, needsLoopDevices } from '../../support/tier.js';
+import { writeFixtureWithLayer } from '../oci/fixture-layout.js';
 import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
 
 const skip = explainSkip('privileged', needsLoopDevices());
@@ -125,4 +127,43 @@ describe.skipIf(skip)('a layer that is not a valid tar (right digests)', async (
     // Refused before anything was written: no partition table at either end of the disk.
     expect(zeroAt(disk, 0) && zeroAt(disk, statSync(disk).size - (1 << 20))).toBe(true);
   }, 120_000);
+});
+
+/**
+ * A tar header with a right checksum but no ustar magic (an old v7 header): the install's
+ * look at the layers before the disk is written passes it, the import refuses it. So this
+ * failure comes after partitioning, with the new root mounted.
+ */
+async function v7HeaderTar(): Promise<Buffer> {
+  const tar = Buffer.from(await tarOf({ 'usr/share/doc/old-format.txt': 'v7\n' }));
+  tar.fill(0, 257, 265); // magic and version
+  tar.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += tar[i]!;
+  tar.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  return tar;
+}
+
+describe.skipIf(skip || explainSkip('privileged', needsFile(fixturesIndexPath, fixturesHint)))('a layer the import refuses, after the disk is written', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync('/var/tmp/corrupt-layer-late-');
+  });
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('install to-disk refuses it naming the layer, and leaves nothing mounted or attached', async () => {
+    const layout = join(tmp, 'layout');
+    const layerDigest = writeFixtureWithLayer(layout, 'v7', await v7HeaderTar(), 'test: a v7 tar header');
+    const disk = join(tmp, 'disk.raw');
+    execFileSync('truncate', ['-s', '4G', disk]);
+    const store = join(tmp, 'store');
+    const r = await cli('install', 'to-disk', '--via-loopback', disk, '--source-imgref', `oci:${layout}:v7`, '--store', store);
+    expectRefusal(r, layerDigest);
+    expect(r.stderr).toContain(`Importing layer ${layerDigest}: the layer is not a valid tar archive`);
+    expect(leftoversInStore(store)).toEqual([]);
+    expect(execFileSync('losetup', ['-j', disk], { encoding: 'utf8' })).toBe('');
+    expect(execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })).not.toMatch(/\/run\/bootc\/mounts\//);
+  }, 300_000);
 });
