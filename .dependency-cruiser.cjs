@@ -54,9 +54,9 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
+    // Type-only imports count: a cycle of types is still a cycle of concepts.
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    // Type-only imports count: a cycle of types is still a cycle of concepts.
     exclude: { path: '^(dist|node_modules)/' },
   },
 };
