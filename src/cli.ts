@@ -6,8 +6,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { registerAll } from './cli/commands.js';
-import { EXIT, UsageError, reportError } from './cli/handler.js';
-import { toolVersion } from './cli/version.js';
+import { EXIT, UsageError, reportError } from './core/handler.js';
+import { toolVersion } from './core/version.js';
 import { setVerbose } from './core/log.js';
 import { InterruptedError } from './core/errors.js';
 import { cancellation } from './core/cancel.js';

@@ -20,8 +20,6 @@ export const ENTRIES_DIR = 'loader/entries';
 export const LOADER_CONF_PATH = 'loader/loader.conf';
 /** Failed boots a new deployment gets before systemd-boot falls back to the previous one. */
 export const BOOT_COUNT_TRIES = 3;
-/** One sort key for every bootc entry, so `version` alone orders them. */
-export const BOOTC_SORT_KEY = 'bootc';
 /** Seconds the systemd-boot menu waits; long enough to pick the rollback entry by hand. */
 export const DEFAULT_MENU_TIMEOUT_SECONDS = 3;
 

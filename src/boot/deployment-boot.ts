@@ -12,64 +12,20 @@
  * the same parts (src/uki), or the image's own sealed UKI as it is, copied under a temporary
  * name into EFI/Linux/ and renamed; no Type #1 entry, no bootc/<id>/ directory.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, posix, relative, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
-import { BOOTC_SORT_KEY, checkDeploymentId, checkStateroot, entryTitle, newEntryFileName, parseOsRelease, type BlsEntry } from './bls.js';
+import { checkDeploymentId, checkStateroot, entryTitle, newEntryFileName, parseOsRelease, type BlsEntry } from './bls.js';
 import { copyToEsp, copyToEspAtomically, findSystemdBoot, formatMiB, writeBootEntry, type EspFile, type EspLocation } from './esp.js';
 import { newUkiFileName, UKI_DIR, ukiOsRelease } from './uki-entry.js';
 import type { SigningKey } from '../uki/uki.js';
+import { BOOTC_SORT_KEY } from '../uki/boot-order.js';
+import { checkSealedUki, findSealedUki } from '../uki/sealed.js';
+import { recordSelector, selectorOfDirectory } from '../uki/selector.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, mergeKernelArguments, type RustArch } from './kargs.js';
 import { writeCombinedInitrd } from './prepare-root.js';
-
-export const MODULES_DIR = 'usr/lib/modules';
-
-export interface KernelFiles {
-  kernelVersion: string;
-  vmlinuz: string;
-  initramfs: string;
-}
-
-/** The one kernel of a deployment (or image tree). */
-export async function findKernel(treeDir: string): Promise<KernelFiles> {
-  const modules = join(treeDir, MODULES_DIR);
-  let versions: string[];
-  try {
-    versions = (await readdir(modules, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
-  } catch {
-    versions = [];
-  }
-  const withKernel: string[] = [];
-  for (const version of versions) {
-    if (await isFile(join(modules, version, 'vmlinuz'))) withKernel.push(version);
-  }
-  if (withKernel.length === 0) {
-    throw new UserError('the image has no kernel: no /usr/lib/modules/<kver>/vmlinuz', {
-      hint: 'a bootable container image carries its kernel and initramfs in /usr/lib/modules/<kver>/',
-    });
-  }
-  if (withKernel.length > 1) {
-    throw new UserError(`the image has more than one kernel: ${withKernel.sort().join(', ')} in /usr/lib/modules`, {
-      hint: 'keep exactly one kernel in the image',
-    });
-  }
-  const kernelVersion = withKernel[0] as string;
-  const initramfs = join(modules, kernelVersion, 'initramfs.img');
-  if (!(await isFile(initramfs))) {
-    throw new UserError(`the image has no initramfs: /usr/lib/modules/${kernelVersion}/initramfs.img is missing`, {
-      hint: 'generate it in the image build (e.g. dracut with the systemd module) next to vmlinuz',
-    });
-  }
-  return { kernelVersion, vmlinuz: join(modules, kernelVersion, 'vmlinuz'), initramfs };
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
+import { findKernel, type KernelFiles } from './kernel.js';
+import { buildTreeUki } from './tree-uki.js';
 
 export interface DeploymentBootOptions {
   deploymentDir: string;
@@ -199,9 +155,6 @@ async function prepareUkiBoot(
   kernelArguments: string[],
   workDir: string,
 ): Promise<UkiBoot> {
-  const { buildUki } = await import('../uki/uki.js');
-  const { checkSealedUki, findSealedUki } = await import('../uki/sealed.js');
-  const { recordSelector, selectorOfDirectory } = await import('../deploy/selector.js');
   const ukiFileName = newUkiFileName(options.stateroot, options.deploymentId);
   const espPath = posix.join(UKI_DIR, ukiFileName);
   const sealed = await findSealedUki(options.deploymentDir);
@@ -223,7 +176,7 @@ async function prepareUkiBoot(
   }
   const osRelease = parseOsRelease(await readOsRelease(options.deploymentDir));
   const output = join(workDir, ukiFileName);
-  await buildUki({
+  await buildTreeUki({
     rootfs: options.deploymentDir,
     cmdline: kernelArguments.join(' '),
     output,

@@ -16,9 +16,10 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, invariant, withContext } from '../core/errors.js';
+import { finalNameOf, tempNameFor } from '../core/durable-file.js';
 import { ENTRIES_DIR, LOADER_CONF_PATH, parseEntryFileName, renderBlsEntry, renderLoaderConf, type BlsEntry, type LoaderConf } from './bls.js';
 import { parseUkiFileName, staleUkiFileNames, UKI_DIR } from './uki-entry.js';
-import type { SigningKey } from '../uki/uki.js';
+import { signPe, type SigningKey } from '../uki/uki.js';
 
 /** Where an ESP filesystem lives: a file, and the byte offset of the filesystem in it. */
 export interface EspLocation {
@@ -107,7 +108,7 @@ export async function copyToEsp(loc: EspLocation, files: readonly EspFile[]): Pr
  */
 export async function copyToEspAtomically(loc: EspLocation, file: EspFile): Promise<void> {
   const dir = posix.dirname(file.path);
-  const tmpName = `${posix.basename(file.path)}.tmp`;
+  const tmpName = posix.basename(tempNameFor(file.path));
   await copyToEsp(loc, [{ path: posix.join(dir, tmpName), hostPath: file.hostPath }]);
   await run({
     description: `Renaming ${tmpName} to ${posix.basename(file.path)} on the ESP`,
@@ -129,7 +130,7 @@ export async function writeEspText(loc: EspLocation, path: string, text: string)
     try {
       const hostFile = join(local, 'content');
       await writeFile(hostFile, text);
-      const tmpName = `${posix.basename(path)}.tmp`;
+      const tmpName = posix.basename(tempNameFor(path));
       await run({
         description: `Copying ${path} to the ESP under a temporary name`,
         argv: ['mcopy', '-o', '-D', 'o', '-i', drive(loc), hostFile, espPath(posix.join(dir, tmpName))],
@@ -203,7 +204,6 @@ export async function installSystemdBoot(loc: EspLocation, deploymentDir: string
     ]);
     return;
   }
-  const { signPe } = await import('../uki/uki.js');
   const work = await mkdtemp(join(tmpdir(), 'bootc-sign-'));
   try {
     const signed = join(work, 'systemd-bootx64.efi');
@@ -256,7 +256,7 @@ export async function removeStaleUkis(loc: EspLocation, keep: ReadonlyArray<{ st
 
 /**
  * The same on a mounted ESP (`bootDir` = /boot in the booted system, where the updates code
- * writes with plain file operations). Leftover `*.efi.tmp` files of an interrupted copy go too.
+ * writes with plain file operations). Temporary files of an interrupted copy of a UKI go too.
  */
 export async function removeStaleUkisFromDir(bootDir: string, keep: ReadonlyArray<{ stateroot: string; deploymentId: string }>): Promise<string[]> {
   const dir = join(bootDir, UKI_DIR);
@@ -266,7 +266,7 @@ export async function removeStaleUkisFromDir(bootDir: string, keep: ReadonlyArra
   } catch {
     return [];
   }
-  const stale = [...staleUkiFileNames(names, keep), ...names.filter((n) => /^bootc-.*\.efi\.tmp$/.test(n))];
+  const stale = [...staleUkiFileNames(names, keep), ...names.filter((n) => /^bootc-.*\.efi$/.test(finalNameOf(n) ?? ''))];
   for (const name of stale) await rm(join(dir, name), { force: true });
   return stale;
 }

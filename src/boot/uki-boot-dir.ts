@@ -10,33 +10,20 @@
  *   - read:      our UKIs with their boot order, for status and rollback
  *   - GC:        removeStaleUkisFromDir (esp.ts)
  *
- * Every write: temporary name in EFI/Linux/, fsync, rename, fsync the directory.
+ * Every write is durable (core/durable-file.ts), the renamed file fsynced too (FAT).
  */
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
-import { fsyncPath, fsyncRenamed } from '../store/layout.js';
+import { copyFileDurably, renameDurably, replaceFile } from '../core/durable-file.js';
 import { parsePe, sectionData } from '../uki/pe.js';
 import { bootOrderOfOsrel, withBootOrder } from '../uki/boot-order.js';
-import type { SigningKey } from '../uki/uki.js';
+import { signPe, type SigningKey } from '../uki/uki.js';
 import { parseOsRelease, type EntryName } from './bls.js';
 import { parseUkiFileName, UKI_DIR } from './uki-entry.js';
 
 export const STAGED_UKI_SUFFIX = '.staged';
-
-async function replaceAtomically(dest: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = `${dest}.tmp`;
-  try {
-    await write(tmp);
-    await fsyncPath(tmp);
-    await rename(tmp, dest);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncRenamed(dest);
-}
 
 /** Copies a prepared UKI (UkiBoot.files[0].hostPath) to EFI/Linux/<ukiFileName>.staged. */
 export async function stageUkiInDir(bootDir: string, ukiFileName: string, hostPath: string): Promise<string> {
@@ -44,7 +31,7 @@ export async function stageUkiInDir(bootDir: string, ukiFileName: string, hostPa
   await mkdir(dir, { recursive: true });
   const dest = join(dir, `${ukiFileName}${STAGED_UKI_SUFFIX}`);
   await withContext(`Staging the UKI ${ukiFileName} in ${dir}`, () =>
-    replaceAtomically(dest, async (tmp) => writeFile(tmp, await readFile(hostPath))),
+    copyFileDurably(hostPath, dest),
   );
   return dest;
 }
@@ -53,8 +40,7 @@ export async function stageUkiInDir(bootDir: string, ukiFileName: string, hostPa
 export async function finalizeStagedUki(bootDir: string, ukiFileName: string): Promise<void> {
   const dir = join(bootDir, UKI_DIR);
   await withContext(`Finalising the UKI ${ukiFileName}`, async () => {
-    await rename(join(dir, `${ukiFileName}${STAGED_UKI_SUFFIX}`), join(dir, ukiFileName));
-    await fsyncRenamed(join(dir, ukiFileName));
+    await renameDurably(join(dir, `${ukiFileName}${STAGED_UKI_SUFFIX}`), join(dir, ukiFileName));
   });
 }
 
@@ -98,12 +84,11 @@ export async function setUkiBootOrder(bootDir: string, fileName: string, bootOrd
         hint: 'pass the key and certificate it was signed with',
       });
     }
-    await replaceAtomically(path, async (tmp) => {
+    await replaceFile(path, async (tmp) => {
       if (!reordered.signatureRemoved || !signing) {
         await writeFile(tmp, reordered.bytes);
         return;
       }
-      const { signPe } = await import('../uki/uki.js');
       const work = await mkdtemp(join(tmpdir(), 'bootc-resign-'));
       try {
         await writeFile(join(work, 'unsigned.efi'), reordered.bytes);

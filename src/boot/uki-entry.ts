@@ -13,7 +13,8 @@
  * booted system reads its own /usr/lib/os-release, never `.osrel`, so the override only
  * affects the menu. A sealed UKI from the image keeps its own `.osrel` (it is signed).
  */
-import { BOOT_COUNT_TRIES, BOOTC_SORT_KEY, entryFileName, parseEntryFileName, type EntryName } from './bls.js';
+import { BOOTC_SORT_KEY } from '../uki/boot-order.js';
+import { BOOT_COUNT_TRIES, entryFileName, parseEntryFileName, type EntryName } from './bls.js';
 
 export const UKI_DIR = 'EFI/Linux';
 

@@ -4,11 +4,12 @@
  */
 import { resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { UsageError } from './handler.js';
+import { UsageError } from '../core/handler.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD } from '../boot/kargs.js';
+import { buildTreeUki } from '../boot/tree-uki.js';
 import { lintRootfs, renderLintList } from '../container/lint.js';
 import { inspectContainer, renderContainerInspection, type ContainerInspectFormat } from '../container/inspect.js';
-import { buildUki, extractSection, inspectUki, renderInspection, signingKeyFromFlags } from '../uki/uki.js';
+import { extractSection, inspectUki, renderInspection, signingKeyFromFlags } from '../uki/uki.js';
 
 type Write = (text: string) => void;
 const stdout: Write = (t) => process.stdout.write(t);
@@ -55,7 +56,7 @@ export interface UkifyArgs {
 
 /**
  * The command line is `rw` (unless a karg says `ro`), the image's kargs.d, --karg, and the
- * deployment selector of the rootfs (src/deploy/selector.ts): the deployment id and the
+ * deployment selector of the rootfs (src/uki/selector.ts): the deployment id and the
  * root filesystem are not known at build time, so install records which deployment has
  * this /usr tree and prepare-root finds it from the selector. With no `root=` the initrd
  * finds the root partition by its GPT type (systemd-gpt-auto-generator), as our disks
@@ -66,14 +67,14 @@ export async function runUkify(args: UkifyArgs): Promise<void> {
   if (typeof args.output !== 'string' || args.output === '') throw new UsageError('Missing required argument: output');
   const signing = signingKeyFromFlags(args);
   const rootfs = resolve(args.rootfs);
-  const { DEPLOY_SELECTOR_KARG, selectorOfDirectory } = await import('../deploy/selector.js');
+  const { DEPLOY_SELECTOR_KARG, selectorOfDirectory } = await import('../uki/selector.js');
   const imageKargs = [...kargsFromKargsD(await loadKargsD(rootfs), hostRustArch()), ...args.karg];
   const kargs = [
     ...(imageKargs.includes('ro') ? [] : ['rw']),
     ...imageKargs.filter((k) => !k.startsWith(`${DEPLOY_SELECTOR_KARG}=`)),
     `${DEPLOY_SELECTOR_KARG}=${await selectorOfDirectory(rootfs)}`,
   ];
-  await buildUki({
+  await buildTreeUki({
     rootfs,
     cmdline: kargs.join(' '),
     output: resolve(args.output),

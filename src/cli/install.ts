@@ -12,7 +12,7 @@ import { installToDisk, parseRootSize, type ToDiskRequest } from '../install/to-
 import { installToFilesystem, type ReplaceMode, type ToFilesystemRequest } from '../install/to-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/types.js';
-import { toolVersion } from './version.js';
+import { toolVersion } from '../core/version.js';
 import { signingKeyFromFlags } from '../uki/uki.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';

@@ -5,7 +5,7 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { UserError } from '../core/errors.js';
-import { MODULES_DIR } from '../boot/deployment-boot.js';
+import { MODULES_DIR } from '../boot/kernel.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, type RustArch } from '../boot/kargs.js';
 import { RootfsView } from './rootfs-view.js';
 

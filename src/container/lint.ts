@@ -16,7 +16,7 @@ import { readdir, readlink } from 'node:fs/promises';
 import { stringify as toYaml } from 'yaml';
 import { UserError } from '../core/errors.js';
 import { KARGS_D_DIR, parseKargsD } from '../boot/kargs.js';
-import { MODULES_DIR } from '../boot/deployment-boot.js';
+import { MODULES_DIR } from '../boot/kernel.js';
 import { CpioFormatError, inspectInitramfs } from '../boot/initramfs.js';
 import { RootfsView } from './rootfs-view.js';
 

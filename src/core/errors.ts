@@ -1,5 +1,5 @@
 /**
- * The three kinds of failure and how each reads. One top-level handler (src/cli/handler.ts)
+ * The three kinds of failure and how each reads. One top-level handler (src/core/handler.ts)
  * turns them into output and an exit code; nothing else calls process.exit.
  *
  * - UserError: the user can fix it (bad flag, missing image, disk in use). One message and

@@ -7,7 +7,7 @@
  * chained so they draw one below the other.
  */
 import { Listr, type ListrTaskWrapper } from 'listr2';
-import { humanBytes, type ProgressEvent, type ProgressSink } from './progress.js';
+import { humanBytes, type ProgressEvent, type ProgressSink } from './progress-events.js';
 
 type StepTask = ListrTaskWrapper<unknown, never, never>;
 

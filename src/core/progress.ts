@@ -6,58 +6,18 @@
  */
 import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
 import { UserError } from './errors.js';
+import { humanBytes, PROGRESS_API_VERSION, type ProgressEvent, type ProgressSink } from './progress-events.js';
 
-export const PROGRESS_API_VERSION = '0.1.0';
-
-export interface BytesSubtask {
-  subtask: string;
-  description: string;
-  id: string;
-  bytesCached: number;
-  bytes: number;
-  bytesTotal: number;
-}
-
-export interface StepsSubtask {
-  subtask: string;
-  description: string;
-  id: string;
-  completed: boolean;
-}
-
-export type ProgressEvent =
-  | { type: 'Start'; version: string }
-  | {
-      type: 'ProgressBytes';
-      task: string;
-      description: string;
-      id: string;
-      bytesCached: number;
-      bytes: number;
-      bytesTotal: number;
-      stepsCached: number;
-      steps: number;
-      stepsTotal: number;
-      subtasks: BytesSubtask[];
-    }
-  | {
-      type: 'ProgressSteps';
-      task: string;
-      description: string;
-      id: string;
-      stepsCached: number;
-      steps: number;
-      stepsTotal: number;
-      subtasks: StepsSubtask[];
-    };
-
-export type BytesEvent = Extract<ProgressEvent, { type: 'ProgressBytes' }>;
-export type StepsEvent = Extract<ProgressEvent, { type: 'ProgressSteps' }>;
-
-export interface ProgressSink {
-  handle(event: ProgressEvent): void;
-  close(): Promise<void>;
-}
+export {
+  PROGRESS_API_VERSION,
+  humanBytes,
+  type BytesEvent,
+  type BytesSubtask,
+  type ProgressEvent,
+  type ProgressSink,
+  type StepsEvent,
+  type StepsSubtask,
+} from './progress-events.js';
 
 /** Fans events out to every sink. A pipeline gets one of these and never knows the sinks. */
 export class Progress {
@@ -131,17 +91,6 @@ export function openProgressFd(fd: number): JsonLinesSink {
   return new JsonLinesSink(createWriteStream('', { fd, autoClose: true }));
 }
 
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
 /**
  * Plain lines for logs, CI and serial consoles: one line when a step starts or a
  * download finishes, and a byte update at most every few seconds per task.
@@ -186,7 +135,6 @@ export class PlainLinesSink implements ProgressSink {
   async close(): Promise<void> {}
 }
 
-export { humanBytes };
 
 export interface ProgressOptions {
   /** `--progress-fd N`: JSON lines on that descriptor. */

@@ -25,7 +25,8 @@ import { formatReference } from '../oci/reference.js';
 import { checkoutTree } from '../store/checkout.js';
 import type { TreeEntry, TreeIndex } from '../store/index-format.js';
 import { importLayers } from '../store/layer-import.js';
-import { imageDir, objectPath, storeLayout, writeFileAtomic } from '../store/layout.js';
+import { imageDir, objectPath, storeLayout } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { loadImageTree, writeImageTree } from '../store/tree.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, type RustArch } from '../boot/kargs.js';
 import { checkSystemdInitramfs } from '../boot/initramfs.js';
@@ -70,7 +71,7 @@ export async function importImage(root: string, pulled: PulledImage, progress: P
     cancellation.check();
     await importLayers(
       root,
-      pulled.layers.map((layer) => ({ diffId: layer.diffId, open: () => openLayer(cache, layer.descriptor, layer.diffId, name) })),
+      pulled.layers.map((layer) => ({ diffId: layer.diffId, digest: layer.descriptor.digest, open: () => openLayer(cache, layer.descriptor, layer.diffId, name) })),
       { signal: cancellation.signal, onLayer: step },
     );
     step(total);

@@ -25,7 +25,7 @@ import { formatEsp, installSecureBootKeys, installSystemdBoot, writeLoaderConf, 
 import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } from './gpt.js';
 import { writePartitionTable } from './partition-table.js';
 import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from './root-filesystem.js';
-import { fsyncPath } from '../store/layout.js';
+import { replaceFile } from '../core/durable-file.js';
 
 export type DiskImageType = 'raw' | 'qcow2' | 'vmdk' | 'vhd';
 
@@ -159,7 +159,7 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
   }
 }
 
-/** Step 6: each type under its output path; written to a temporary name, then renamed. */
+/** Step 6: each type under its output path, written durably (core/durable-file.ts). */
 async function writeOutputs(raw: string, outputDir: string, types: readonly DiskImageType[]): Promise<Partial<Record<DiskImageType, string>>> {
   const outputs: Partial<Record<DiskImageType, string>> = {};
   // Raw last: it is renamed away from the work directory, the others read it.
@@ -167,19 +167,7 @@ async function writeOutputs(raw: string, outputDir: string, types: readonly Disk
   for (const type of ordered) {
     const dest = diskImageOutputPath(outputDir, type);
     await mkdir(dirname(dest), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}`;
-    try {
-      if (type === 'raw') {
-        await fsyncPath(raw);
-        await rename(raw, tmp);
-      } else {
-        await convertDiskImage(raw, tmp, type);
-      }
-      await rename(tmp, dest);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    await replaceFile(dest, (tmp) => (type === 'raw' ? rename(raw, tmp) : convertDiskImage(raw, tmp, type)));
     outputs[type] = dest;
   }
   return outputs;
@@ -193,6 +181,5 @@ export async function convertDiskImage(raw: string, dest: string, type: Exclude<
     description: `Converting the disk image to ${format}`,
     argv: ['qemu-img', 'convert', '-f', 'raw', '-O', format, ...formatOptions, raw, dest],
   });
-  await fsyncPath(dest);
 }
 

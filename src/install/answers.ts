@@ -19,7 +19,7 @@ import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
 import { formatSize, type PlannedPartition } from '../disk/gpt.js';
 import { sysrootPaths } from '../deploy/paths.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { attachLoopDevice, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
 import { checkInstallTarget, lsblkDeviceSchema, rootDeviceNumbers, walkDevices, type LsblkDevice } from './block-device.js';
 import { ROOT_FS_TYPES, type InstallFsType } from './config.js';

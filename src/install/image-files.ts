@@ -18,6 +18,7 @@ import type { PulledImage, PulledLayer } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../store/layer-entries.js';
 import { normaliseEntryPath } from '../store/entry-path.js';
+import { damagedLayerTar } from '../store/layer-tar.js';
 
 /** Install config fragments are a few hundred bytes; anything bigger is not read. */
 const MAX_TEXT_BYTES = 1024 * 1024;
@@ -49,7 +50,7 @@ const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
  * except for the few files whose text is wanted. Measured on fixture:v2: a tar parser that
  * streams every file's data through an entry stream took most of this pre-pass.
  */
-async function scanLayer(stream: AsyncIterable<Buffer>, selection: ImageFileSelection): Promise<LayerChanges> {
+async function scanLayer(stream: AsyncIterable<Buffer>, selection: ImageFileSelection, layer: string): Promise<LayerChanges> {
   const changes: LayerChanges = { removed: [], opaque: [], written: new Map() };
   const header = Buffer.alloc(BLOCK);
   let headerFill = 0;
@@ -109,7 +110,12 @@ async function scanLayer(stream: AsyncIterable<Buffer>, selection: ImageFileSele
       pos += n;
       if (headerFill < BLOCK) continue;
       headerFill = 0;
-      const h = parseTarHeader(header);
+      let h: ReturnType<typeof parseTarHeader>;
+      try {
+        h = parseTarHeader(header);
+      } catch (err) {
+        throw damagedLayerTar(layer, (err as Error).message);
+      }
       if (h === null) continue; // the end-of-archive blocks
       if (h.type === 'x') {
         read(h.size, (data) => (next.pax = parsePaxRecords(data)));
@@ -127,10 +133,12 @@ async function scanLayer(stream: AsyncIterable<Buffer>, selection: ImageFileSele
     }
   }
   if (reading !== null || skip > 0 || headerFill > 0) {
-    throw new UserError('a layer tar ends inside an entry', { hint: 'the layer blob is truncated; remove it from the blob cache and pull again' });
+    throw damagedLayerTar(layer, 'it ends inside an entry');
   }
   return changes;
 }
+
+const layerName = (layer: PulledLayer): string => `layer ${layer.descriptor.digest}`;
 
 /**
  * Scans layers while the puller downloads them (PullOptions.layerTap), so looking at the
@@ -150,7 +158,7 @@ export class LayerScanner {
   readonly tap = (layer: PulledLayer, index: number): BlobTap => {
     const input = new PassThrough({ highWaterMark: 1 << 20 });
     const output = decompressLayer(input, layer.descriptor, null, this.imageName);
-    const scanning = scanLayer(output, this.selection);
+    const scanning = scanLayer(output, this.selection, layerName(layer));
     let failed = false;
     // A failure is reported by finish(), after the blob's own digest check.
     scanning.catch(() => {
@@ -187,7 +195,7 @@ export async function readImageFiles(pulled: PulledImage, selection: ImageFileSe
     const scanned = await Promise.all(
       pulled.layers.map(
         (layer, i) =>
-          scanner?.changesOf(i) ?? scanLayer(openLayerUnchecked(cache, layer.descriptor, formatReference(pulled.reference)), selection),
+          scanner?.changesOf(i) ?? scanLayer(openLayerUnchecked(cache, layer.descriptor, formatReference(pulled.reference)), selection, layerName(layer)),
       ),
     );
     const files: ImageFiles = new Map();

@@ -28,7 +28,7 @@ import type { PulledImage } from '../oci/pull.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import type { InstallPolicyFlags, InstallSettings } from './config.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { ALEPH_FILE, ROOT_SSH_TMPFILES, renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome, type FstabMount } from './os-config.js';
 
 export interface InstallOnRootRequest {

@@ -3,18 +3,19 @@
  * `blobs/sha256/<hex>`), so any OCI tool can read what we pulled (`skopeo inspect oci:DIR:REF`).
  *
  * A blob is only ever visible under its final name once its size and sha256 are verified:
- * it streams into `<hex>.partial` next to its final name, is checked, fsynced and renamed.
+ * it streams into `<hex>.partial` next to its final name, is checked, fsynced and renamed
+ * (core/durable-file.ts; the partial is not a temporary name: a later fetch resumes it).
  * An interrupted download leaves the partial behind and the next fetch resumes it (hashing
  * the bytes already there, then asking the source for the rest). A blob whose bytes do not
  * match its digest or size is an error naming the blob and the image, and its partial is
  * deleted so the next attempt starts clean.
  */
-import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, UserError, invariant } from '../core/errors.js';
+import { renameDurably, writeFileAtomic } from '../core/durable-file.js';
 import { debug } from '../core/log.js';
 import { digestOf, newSha256, sha256Digest, sha256Hex } from './digest.js';
 import type { BlobStreamInfo, Descriptor, ImageSource } from './types.js';
@@ -48,34 +49,6 @@ function isTransient(err: unknown): boolean {
 
 function isMissing(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ENOENT';
-}
-
-/** Write a small file so that readers see the old or the new content, never a mix. */
-export async function writeFileDurably(path: string, bytes: Uint8Array | string): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const handle = await open(temp, 'w', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await syncDirectory(dirname(path));
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export interface FetchBlobOptions {
@@ -131,7 +104,7 @@ export class BlobCache {
       await stat(layoutFile);
     } catch (err) {
       if (!isMissing(err)) throw err;
-      await writeFileDurably(layoutFile, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
+      await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
     }
     return cache;
   }
@@ -168,7 +141,7 @@ export class BlobCache {
       throw this.mismatch(descriptor.digest, imageName, `its content hashes to ${actual} (${bytes.byteLength} bytes, expected ${descriptor.size})`);
     }
     if (await this.hasBlob(descriptor)) return;
-    await writeFileDurably(this.blobPath(descriptor.digest), bytes);
+    await writeFileAtomic(this.blobPath(descriptor.digest), bytes);
   }
 
   /**
@@ -247,8 +220,7 @@ export class BlobCache {
       taps.current?.abort();
       throw err;
     }
-    await rename(partial, this.blobPath(descriptor.digest));
-    await syncDirectory(dirname(partial));
+    await renameDurably(partial, this.blobPath(descriptor.digest));
   }
 
   private async streamToPartial(
@@ -402,7 +374,7 @@ export class BlobCache {
         ...(manifest.platform ? { platform: manifest.platform } : {}),
         annotations: { ...(manifest.annotations ?? {}), [REF_NAME_ANNOTATION]: refName },
       };
-      await writeFileDurably(join(this.dir, 'index.json'), JSON.stringify({ ...index, manifests: [...others, entry] }));
+      await writeFileAtomic(join(this.dir, 'index.json'), JSON.stringify({ ...index, manifests: [...others, entry] }));
     };
     const previous = indexLocks.get(this.dir) ?? Promise.resolve();
     const next = previous.then(update, update);

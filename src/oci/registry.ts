@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, UserError } from '../core/errors.js';
 import { cancellation } from '../core/cancel.js';
 import { debug } from '../core/log.js';
-import { toolVersion } from '../cli/version.js';
+import { toolVersion } from '../core/version.js';
 import { sha256Digest } from './digest.js';
 import { ACCEPTED_MANIFEST_TYPES, MAX_MANIFEST_BYTES, checkManifestSize, parseManifestDocument } from './manifest.js';
 import { formatReference } from './reference.js';

@@ -38,7 +38,8 @@ import { UserError, withContext } from '../core/errors.js';
 import { warn } from '../core/log.js';
 import { displayPath, isWithin, normaliseEntryPath, parentOf, ROOT_PATH } from './entry-path.js';
 import type { DirEntry, FileEntry, TreeEntry, TreeIndex } from './index-format.js';
-import { objectPath, storeLayout, tempNameFor, type StoreLayout } from './layout.js';
+import { objectPath, storeLayout, type StoreLayout } from './layout.js';
+import { tempNameFor } from '../core/durable-file.js';
 import { applyXattrs, type XattrTarget } from './xattrs.js';
 
 export type CheckoutMethod = 'hardlink' | 'copy' | 'skip' | 'mountpoint';

@@ -17,6 +17,7 @@
 import { readdir, readFile, rm, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
+import { processRuns } from '../core/process.js';
 import { imageDir, layerIndexPath, storeLayout, type StoreLayout } from './layout.js';
 import { listIndexes, listObjects, objectsOfImage, objectsOfLayer } from './store-contents.js';
 import { formatBytes } from './fsck.js';
@@ -118,15 +119,6 @@ async function refuseIfImporting(layout: StoreLayout): Promise<void> {
         hint: 'wait for the pull to finish, then clean up',
       });
     }
-  }
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

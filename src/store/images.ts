@@ -7,7 +7,8 @@
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { imageDir, storeLayout, treeIndexPath, writeFileAtomic } from './layout.js';
+import { imageDir, storeLayout, treeIndexPath } from './layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 
 export interface ImageMetadata {
   /** The manifest bytes as pulled (their sha256 is the manifest digest). */

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Header } from 'tar-stream';
-import { InterruptedError, UserError, withContext } from '../core/errors.js';
+import { InterruptedError, withContext } from '../core/errors.js';
 import { warn, debug } from '../core/log.js';
 import { decodeTarName, displayPath } from './entry-path.js';
 import {
@@ -32,15 +32,9 @@ import {
   type LayerIndexHeader,
 } from './index-format.js';
 import { LayerIndexBuilder } from './layer-entries.js';
-import { createLayerTarExtract, ownerFromHeader, xattrsFromPax, type PaxRecords } from './layer-tar.js';
-import {
-  layerImportMarkerPath,
-  layerIndexPath,
-  prepareStore,
-  storeLayout,
-  writeFileAtomic,
-  type StoreLayout,
-} from './layout.js';
+import { createLayerTarExtract, damagedLayerTar, ownerFromHeader, xattrsFromPax, type PaxRecords } from './layer-tar.js';
+import { layerImportMarkerPath, layerIndexPath, prepareStore, storeLayout, type StoreLayout } from './layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { ObjectWriter, syncStoreFilesystem } from './object-writer.js';
 
 export interface ImportLayerOptions {
@@ -85,6 +79,8 @@ export async function importLayer(
 
 export interface LayerToImport {
   diffId: string;
+  /** The layer's blob digest, as the pull showed it: errors name the layer by it (default: the diff-id). */
+  digest?: string;
   /** The layer's uncompressed tar; opened only when the layer is not in the store yet. */
   open: () => Readable | AsyncIterable<Uint8Array>;
 }
@@ -113,11 +109,12 @@ export async function importLayers(root: string, layers: readonly LayerToImport[
   const importOne = async (i: number): Promise<void> => {
     const layer = layers[i]!;
     options.onLayer?.(i);
-    const streamed = await withContext(`Importing layer ${layer.diffId}`, () => streamLayerObjects(layout, layer, options));
+    const context = `Importing layer ${layer.digest ?? layer.diffId}`;
+    const streamed = await withContext(context, () => streamLayerObjects(layout, layer, options));
     results[i] = streamed.result;
     if (streamed.cached) return;
     const indexed = syncStoreFilesystem(layout).then(
-      () => withContext(`Importing layer ${layer.diffId}`, () => streamed.writeIndex()),
+      () => withContext(context, () => streamed.writeIndex()),
       async (err: unknown) => {
         await streamed.abandon();
         throw err;
@@ -221,8 +218,13 @@ async function streamLayer(
   const extract = createLayerTarExtract();
   let entries = 0;
   let bytes = 0;
+  // Errors of our own entry handling. Any other plain Error without an errno comes from the
+  // tar parser (tar-stream raises those on bad bytes, also through the entry's stream).
+  const handlerErrors = new WeakSet<object>();
   extract.on('entry', (header, source, next) => {
     const stream = source as unknown as Readable;
+    let streamError: unknown;
+    stream.once('error', (err) => (streamError = err));
     entries++;
     bytes += header.size;
     if (options.onProgress && entries % PROGRESS_EVERY === 0) options.onProgress({ entries, bytes });
@@ -230,7 +232,9 @@ async function streamLayer(
       () => next(),
       (err: unknown) => {
         stream.resume();
-        next(err instanceof Error ? err : new Error(String(err)));
+        const error = err instanceof Error ? err : new Error(String(err));
+        if (error !== streamError) handlerErrors.add(error);
+        next(error);
       },
     );
   });
@@ -241,9 +245,24 @@ async function streamLayer(
     if (options.signal?.aborted && (err as Error).name === 'AbortError') {
       throw new InterruptedError(String(options.signal.reason ?? 'SIGINT'));
     }
+    if (isTarParserError(err, handlerErrors)) throw damagedLayerTar('the layer', tarParserDetail(err as Error));
     throw err;
   }
   options.onProgress?.({ entries, bytes });
+}
+
+/** An error the tar parser raised on the layer's bytes (not ours, not the source's, not the system's). */
+function isTarParserError(err: unknown, handlerErrors: WeakSet<object>): boolean {
+  // Our own error classes are subclasses of Error; system errors carry an errno code.
+  if (!(err instanceof Error) || err.constructor !== Error || handlerErrors.has(err)) return false;
+  return (err as NodeJS.ErrnoException).code === undefined;
+}
+
+/** tar-stream's words, without its guess that the layer "needs to be gunzipped". */
+function tarParserDetail(err: Error): string {
+  if (err.message.startsWith('Invalid tar header')) return 'a header is damaged (bad checksum or unknown format)';
+  if (err.message === 'Unexpected end of data') return 'it ends inside an entry';
+  return err.message;
 }
 
 async function handleEntry(
@@ -294,9 +313,7 @@ function collect(stream: Readable, size: number, path: string): Promise<Buffer[]
       got === size
         ? resolve(chunks)
         : reject(
-            new UserError(`Layer tar ends inside ${displayPath(path)}`, {
-              hint: 'the layer blob is truncated; remove it from the blob cache and pull again',
-            }),
+            damagedLayerTar('the layer', `it ends inside ${displayPath(path)}`),
           ),
     );
     stream.on('error', reject);

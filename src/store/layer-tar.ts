@@ -46,6 +46,17 @@ function malformedPax(why: string): UserError {
   });
 }
 
+/**
+ * A layer whose bytes are not a tar archive, or end inside one: its digests are right, so the
+ * image was built or pushed that way and fetching it again cannot help. `layer` names it as
+ * the user saw it in the pull (`layer sha256:… of image …`).
+ */
+export function damagedLayerTar(layer: string, detail: string): UserError {
+  return new UserError(`${layer} is not a valid tar archive: ${detail}`, {
+    hint: 'the image is damaged (its layer digests match, so it was built or pushed like this); rebuild or re-push the image',
+  });
+}
+
 const XATTR_PREFIXES = ['SCHILY.xattr.', 'LIBARCHIVE.xattr.'];
 
 /**

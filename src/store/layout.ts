@@ -10,9 +10,8 @@
  *
  * Temp files live inside objects/ so the final rename never crosses a filesystem.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { UserError } from '../core/errors.js';
 
 export interface StoreLayout {
@@ -90,50 +89,3 @@ export async function prepareStore(layout: StoreLayout): Promise<void> {
   await Promise.all(FANOUT_DIRS.map((d) => mkdir(join(layout.objectsDir, d), { recursive: true, mode: 0o755 })));
   prepared.add(layout.bootcDir);
 }
-
-/** A temp name beside `path`, unique across processes and calls. */
-export function tempNameFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-}
-
-/** Persistent state: temp name in the same directory, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = tempNameFor(path);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncRenamed(path);
-}
-
-/**
- * After `rename(…, path)`: the file at its new name, then its directory. FAT (the ESP) keeps
- * a file's size and first cluster in its directory entry, and vfat fills the new entry in
- * when the file's inode is written back, not at the rename: with only the directory synced,
- * a power cut can leave the new name on an empty file (seen in the power-cut soak).
- */
-export async function fsyncRenamed(path: string): Promise<void> {
-  await fsyncPath(path);
-  await fsyncDir(join(path, '..'));
-}
-
-/** fsync a file or directory by path (a directory after renames into it, a file before one). */
-export async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-export const fsyncDir = fsyncPath;

@@ -21,6 +21,7 @@ import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
 import { BugError } from '../core/errors.js';
+import { TEMP_MARK } from '../core/durable-file.js';
 import { startObjectHash, type ObjectMetadata } from './object-id.js';
 import { objectPath, type StoreLayout } from './layout.js';
 import { applyXattrs } from './xattrs.js';
@@ -61,9 +62,6 @@ function readUmask(): number {
 
 let tmpSeq = 0;
 
-/** Names of objects being written; never an object id (those are hex). */
-export const TEMP_PREFIX = '.tmp-';
-
 export class ObjectWriter {
   readonly stats: ObjectWriterStats = { objectsWritten: 0, bytesWritten: 0 };
   /** Object ids present in the store or being written by this writer. */
@@ -93,7 +91,8 @@ export class ObjectWriter {
    * objects/tmp.
    */
   private tempPath(id?: string): string {
-    const name = `${TEMP_PREFIX}${process.pid}-${++tmpSeq}`;
+    // The one temp-name pattern (core/durable-file.ts); never an object id (those are hex).
+    const name = `${TEMP_MARK}${process.pid}-${++tmpSeq}`;
     return id ? join(this.layout.objectsDir, id.slice(0, 2), name) : join(this.layout.tmpDir, name);
   }
 

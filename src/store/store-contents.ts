@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { decodeLayerIndex, decodeTreeIndex } from './index-format.js';
 import { FANOUT_DIRS, isDigest, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
 import { isObjectId } from './object-id.js';
-import { TEMP_PREFIX } from './object-writer.js';
+import { isTempName } from '../core/durable-file.js';
 
 export interface StoredObject {
   id: string;
@@ -31,7 +31,7 @@ export async function listObjects(
       const id = d + name;
       const path = join(layout.objectsDir, d, name);
       if (isObjectId(id)) objects.push({ id, path });
-      else if (name.startsWith(TEMP_PREFIX)) temps.push(path);
+      else if (isTempName(name)) temps.push(path);
       else strays.push(path);
     }
   });

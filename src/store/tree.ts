@@ -29,7 +29,8 @@ import {
   type TreeIndex,
   type TreeIndexHeader,
 } from './index-format.js';
-import { imageDir, storeLayout, treeIndexPath, writeFileAtomic } from './layout.js';
+import { imageDir, storeLayout, treeIndexPath } from './layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { loadLayerIndex } from './layer-import.js';
 
 export interface LayerInput {

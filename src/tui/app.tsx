@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { Box } from 'ink';
 import { KeyRouterProvider, useKeys, useStateRef } from './keys.js';
-import { EXIT, reportError } from '../cli/handler.js';
+import { EXIT, reportError } from '../core/handler.js';
 import { UserError } from '../core/errors.js';
 import { Progress, type ProgressEvent } from '../core/progress.js';
 import { checkHostname, checkPasswordHash, checkUserName, renderAnswers, type AnswerUser, type DiskCandidate } from '../install/answers.js';

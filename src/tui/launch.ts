@@ -3,7 +3,7 @@
  * loaded from here, after the environment is settled, because it decides when it loads
  * whether it may draw.
  */
-import { UsageError } from '../cli/handler.js';
+import { UsageError } from '../core/handler.js';
 import type { InteractiveInstallArgs } from './run.js';
 
 export async function launchInteractiveInstall(args: InteractiveInstallArgs): Promise<void> {

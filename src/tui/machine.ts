@@ -17,8 +17,8 @@ import { readImageFacts } from '../install/image-facts.js';
 import { installToDisk, parseRootSize } from '../install/to-disk.js';
 import { pullImage } from '../oci/pull.js';
 import { parseReference } from '../oci/reference.js';
-import { writeFileAtomic } from '../store/layout.js';
-import { toolVersion } from '../cli/version.js';
+import { writeFileAtomic } from '../core/durable-file.js';
+import { toolVersion } from '../core/version.js';
 import type { InstallChoices } from './choices.js';
 import type { ImageDefaults, ImageSourceChoice, InstallOutcome, InstallerServices } from './services.js';
 

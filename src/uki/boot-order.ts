@@ -10,8 +10,13 @@
  * not carry our sort key (a sealed one from the image) is refused: its order is its own.
  */
 import { UserError } from '../core/errors.js';
-import { BOOTC_SORT_KEY } from '../boot/bls.js';
 import { CERTIFICATE_TABLE_DIRECTORY, SECTION_HEADER_BYTES, checksumOffset, dataDirectoryOffset, parsePe, peChecksum, sectionData } from './pe.js';
+
+/**
+ * One sort key for every bootc entry, so `version` alone orders them: a Type #1 entry's
+ * `sort-key`, a UKI's `.osrel` IMAGE_ID (systemd-boot sorts both the same way).
+ */
+export const BOOTC_SORT_KEY = 'bootc';
 
 export interface ReorderedUki {
   bytes: Uint8Array;

@@ -2,13 +2,13 @@
  * Writes a PE image with appended sections to disk without holding it in memory: a UKI's
  * initrd can be hundreds of MB. Headers first, then each section (bytes or a file streamed
  * through), summed for the PE checksum as they are written; the checksum is patched into
- * the header last. Temp name in the output's directory, fsync, rename.
+ * the header last. Written durably (core/durable-file.ts): on failure nothing is left behind.
  */
 import { createReadStream } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, readFile, stat } from 'node:fs/promises';
 import { UserError } from '../core/errors.js';
 import { cancellation } from '../core/cancel.js';
+import { replaceFile } from '../core/durable-file.js';
 import { checksumOffset, headerBlock, parsePe, PeChecksum, planAppend, type AppendPlan, type SectionSpec } from './pe.js';
 
 export interface FileContent {
@@ -39,52 +39,42 @@ export async function writePeWithSections(stubPath: string, sections: readonly S
     specs.push({ name: section.name, byteLength, ...(section.characteristics !== undefined ? { characteristics: section.characteristics } : {}) });
   }
   const plan = planAppend(headers, stub.byteLength, specs, stubPath);
-  const tmp = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    const sum = new PeChecksum();
-    let position = 0;
-    const write = async (bytes: Uint8Array): Promise<void> => {
-      cancellation.check();
-      await fh.write(bytes, 0, bytes.byteLength, position);
-      sum.add(bytes);
-      position += bytes.byteLength;
-    };
-    const padTo = async (offset: number): Promise<void> => {
-      while (position < offset) await write(ZEROS.subarray(0, Math.min(ZEROS.byteLength, offset - position)));
-    };
-    await write(headerBlock(stub, headers, plan));
-    for (const [i, placement] of plan.placements.entries()) {
-      const content = sections[i]!.content;
-      await padTo(placement.pointerToRawData);
-      if (isFile(content)) {
-        for await (const chunk of createReadStream(content.path, { highWaterMark: 1 << 20 })) await write(chunk as Buffer);
-      } else {
-        await write(content);
+  await replaceFile(output, async (tmp) => {
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      const sum = new PeChecksum();
+      let position = 0;
+      const write = async (bytes: Uint8Array): Promise<void> => {
+        cancellation.check();
+        await fh.write(bytes, 0, bytes.byteLength, position);
+        sum.add(bytes);
+        position += bytes.byteLength;
+      };
+      const padTo = async (offset: number): Promise<void> => {
+        while (position < offset) await write(ZEROS.subarray(0, Math.min(ZEROS.byteLength, offset - position)));
+      };
+      await write(headerBlock(stub, headers, plan));
+      for (const [i, placement] of plan.placements.entries()) {
+        const content = sections[i]!.content;
+        await padTo(placement.pointerToRawData);
+        if (isFile(content)) {
+          for await (const chunk of createReadStream(content.path, { highWaterMark: 1 << 20 })) await write(chunk as Buffer);
+        } else {
+          await write(content);
+        }
+        if (position !== placement.pointerToRawData + placement.virtualSize) {
+          throw new UserError(`the ${placement.name} section changed size while it was written`, {
+            hint: isFile(content) ? `something else is writing ${content.path}; retry` : 'retry',
+          });
+        }
       }
-      if (position !== placement.pointerToRawData + placement.virtualSize) {
-        throw new UserError(`the ${placement.name} section changed size while it was written`, {
-          hint: isFile(content) ? `something else is writing ${content.path}; retry` : 'retry',
-        });
-      }
+      await padTo(plan.fileBytes);
+      const field = new Uint8Array(4);
+      new DataView(field.buffer).setUint32(0, sum.value(), true);
+      await fh.write(field, 0, 4, checksumOffset(headers));
+    } finally {
+      await fh.close();
     }
-    await padTo(plan.fileBytes);
-    const field = new Uint8Array(4);
-    new DataView(field.buffer).setUint32(0, sum.value(), true);
-    await fh.write(field, 0, 4, checksumOffset(headers));
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, output);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const dir = await open(dirname(output), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  });
   return plan;
 }

@@ -3,13 +3,13 @@
  * installed as they are. Where an image may carry one (DESIGN.md "Image requirements"):
  * `/usr/lib/modules/<kver>/<kver>.efi` (next to the kernel it was built from) or
  * `/boot/EFI/Linux/*.efi` (upstream bootc's place). Its command line must name the
- * deployment through the selector (src/deploy/selector.ts), since it cannot know the id.
+ * deployment through the selector (src/uki/selector.ts), since it cannot know the id.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { entryExists } from '../core/fs-probe.js';
-import { DEPLOY_SELECTOR_KARG, selectorInCmdline } from '../deploy/selector.js';
+import { DEPLOY_SELECTOR_KARG, selectorInCmdline } from './selector.js';
 import { inspectUki, type SigningKey } from './uki.js';
 
 const MODULES_UKI = /^usr\/lib\/modules\/([^/]+)\/([^/]+)\.efi$/;

@@ -14,15 +14,13 @@
  * stub carries its own SBAT data, which is what shim checks; a kernel's own `.sbat`
  * would have to be merged into that one section, and Debian's kernels carry none.
  */
-import { lstat, mkdtemp, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { entryExists } from '../core/fs-probe.js';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { warn } from '../core/log.js';
-import { findKernel } from '../boot/deployment-boot.js';
-import { fsyncPath, writeFileAtomic } from '../store/layout.js';
-import { writeCombinedInitrd } from '../boot/prepare-root.js';
+import { fsyncPath, renameDurably, writeFileAtomic } from '../core/durable-file.js';
 import { appendSections, parsePe, sectionData, type PeSection } from './pe.js';
 import { writePeWithSections, type FileContent } from './pe-file.js';
 
@@ -173,7 +171,12 @@ export async function readImageOsRelease(rootfs: string): Promise<Uint8Array> {
 }
 
 export interface BuildUkiOptions {
+  /** The image tree: its os-release and systemd-stub. */
   rootfs: string;
+  /** The kernel to boot (src/boot/kernel.ts finds the one of a tree). */
+  kernel: { kernelVersion: string; vmlinuz: string };
+  /** The whole initrd: the image's initramfs with the addon appended (src/boot/prepare-root.ts). */
+  initrd: string;
   /** The whole kernel command line, already merged. */
   cmdline: string;
   output: string;
@@ -190,20 +193,23 @@ export interface SigningKey {
   cert: string;
 }
 
-/** A UKI for the one kernel of `rootfs`, written to `output` (atomically), signed if asked. */
+/** What the user passed, checked before any work: the output directory, the key, the splash. */
+export async function checkUkiInputs(options: Pick<BuildUkiOptions, 'output' | 'signing' | 'splash'>): Promise<void> {
+  await checkOutputDirectory(options.output);
+  if (options.signing) await checkSigningKey(options.signing);
+  if (options.splash !== undefined && !(await entryExists(options.splash))) {
+    throw new UserError(`the splash image ${options.splash} does not exist`, { hint: 'pass the path of a BMP file' });
+  }
+}
+
+/** A UKI of `kernel` and `initrd`, written to `output` durably, signed if asked. */
 export async function buildUki(options: BuildUkiOptions): Promise<void> {
   await withContext(`Building the unified kernel image ${options.output}`, async () => {
-    await checkOutputDirectory(options.output);
-    if (options.signing) await checkSigningKey(options.signing);
-    if (options.splash !== undefined && !(await entryExists(options.splash))) {
-      throw new UserError(`the splash image ${options.splash} does not exist`, { hint: 'pass the path of a BMP file' });
-    }
+    await checkUkiInputs(options);
     const stubPath = options.stub ?? (await findStub(options.rootfs));
-    const kernel = await findKernel(options.rootfs);
+    const { kernel } = options;
     const work = await mkdtemp(join(dirname(options.output), `.${basename(options.output)}.work-`));
     try {
-      const initrdPath = join(work, 'initrd');
-      await writeCombinedInitrd(kernel.initramfs, initrdPath);
       const [stub, osRelease, linux, splash] = await Promise.all([
         readFile(stubPath),
         options.osRelease ?? readImageOsRelease(options.rootfs),
@@ -217,7 +223,7 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
         cmdline: options.cmdline,
         kernelVersion: kernel.kernelVersion,
         linux,
-        initrd: { path: initrdPath },
+        initrd: { path: options.initrd },
       };
       if (splash) contents.splash = splash;
       if (!options.signing) {
@@ -230,8 +236,7 @@ export async function buildUki(options: BuildUkiOptions): Promise<void> {
       await writePeWithSections(stubPath, ukiSections(contents), unsigned);
       await signPe(unsigned, signed, options.signing);
       await fsyncPath(signed);
-      await rename(signed, options.output);
-      await fsyncPath(dirname(options.output));
+      await renameDurably(signed, options.output);
     } finally {
       await rm(work, { recursive: true, force: true });
     }

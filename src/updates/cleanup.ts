@@ -25,12 +25,12 @@ import { ENTRIES_DIR, type EntryName } from '../boot/bls.js';
 import { removeStaleUkisFromDir } from '../boot/esp.js';
 import { newUkiFileName, parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
 import { STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
-import { SELECTORS_DIR } from '../deploy/selector.js';
+import { SELECTORS_DIR } from '../uki/selector.js';
 import { deploymentBootDir } from '../boot/deployment-boot.js';
 import type { Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { gcStore, formatGcSummary } from '../store/gc.js';
-import { fsyncDir } from '../store/layout.js';
+import { finalNameOf, fsyncDir, removeTempFiles } from '../core/durable-file.js';
 import { readRetainedImages } from './update-records.js';
 import { loadSysrootState, type DeploymentRef, type EntryOnEsp, type SysrootLocations } from './deployments.js';
 
@@ -54,9 +54,9 @@ export interface PruneResult {
 
 const key = (ref: DeploymentRef): string => `${ref.stateroot}/${ref.id}`;
 
-/** `bootc-<stateroot>-<id>….efi.staged` (or its `.tmp` of an interrupted copy): whose it is. */
+/** `bootc-<stateroot>-<id>….efi.staged` (or the temporary file of an interrupted copy): whose it is. */
 function stagedUkiName(fileName: string): EntryName | null {
-  const m = /^(.*\.efi)\.staged(\.tmp)?$/.exec(fileName);
+  const m = /^(.*\.efi)\.staged$/.exec(finalNameOf(fileName) ?? fileName);
   return m ? parseUkiFileName(m[1]!) : null;
 }
 
@@ -124,6 +124,10 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
         await rm(paths.deployment(stateroot, name), { recursive: true, force: true });
         leftoversRemoved.push(`${stateroot}/${name}`);
       }
+    }
+    // Temporary files of writes a crash interrupted (core/durable-file.ts).
+    for (const dir of [join(loc.boot, ENTRIES_DIR), ukiDir, paths.bootcDir, selectors, ...(await readdirOrEmpty(join(paths.bootcDir, 'deploy'))).map((s) => paths.deployDir(s))]) {
+      for (const name of await removeTempFiles(dir)) leftoversRemoved.push(`temporary file ${join(dir, name)}`);
     }
     const liveIds = new Set(kept.map((ref) => ref.id));
     for (const id of await readdirOrEmpty(join(loc.boot, 'bootc'))) {

@@ -25,7 +25,9 @@ import { UserError, withContext } from '../core/errors.js';
 import { ENTRIES_DIR, bootOrder, parseBlsEntry, parseEntryFileName, type BlsEntry, type EntryName } from '../boot/bls.js';
 import { parseOrigin, type Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
-import { BOOTED_RECORD_PATH, readBootedDeployment } from './status.js';
+import { HOST_LOCATIONS, readBootedDeployment, type SysrootLocations } from './booted.js';
+
+export { HOST_LOCATIONS, type SysrootLocations };
 
 export interface DeploymentRef {
   stateroot: string;
@@ -178,26 +180,6 @@ export function describeDeployments(state: SysrootState): DeploymentsView {
     .sort((a, b) => `${a.ref.stateroot}/${a.ref.id}`.localeCompare(`${b.ref.stateroot}/${b.ref.id}`));
   return { booted, staged, stagedRecord: staged ? state.staged : null, rollback, others, order, rollbackQueued, nextVersion: highest + 1 };
 }
-
-export interface SysrootLocations {
-  /** The physical root; the addon initrd binds it at /sysroot. */
-  sysroot: string;
-  /** Where the ESP is mounted (fstab written by install). */
-  boot: string;
-  cmdlinePath: string;
-  /**
-   * `<stateroot>/<id>` written by prepare-root in the initrd: the booted deployment when the
-   * command line names only a selector (sealed UKI). Absent: the command line alone decides.
-   */
-  bootedRecordPath?: string;
-}
-
-export const HOST_LOCATIONS: SysrootLocations = {
-  sysroot: '/sysroot',
-  boot: '/boot',
-  cmdlinePath: '/proc/cmdline',
-  bootedRecordPath: BOOTED_RECORD_PATH,
-};
 
 /** Type #1 entries and our UKIs, with their boot order. */
 export async function readEntries(boot: string): Promise<EntryOnEsp[]> {

@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
+import { fsyncDir } from '../core/durable-file.js';
 import type { Xattr } from '../store/object-id.js';
 import { applyXattrs, parseXattrDump, type XattrTarget } from '../store/xattrs.js';
 import { ETC_ROOT, planEtcMerge, type EtcConflict, type EtcMergePlan, type EtcNode, type EtcSource } from './etc-merge.js';
@@ -158,15 +159,6 @@ async function copyFileChecked(from: string, to: string, node: EtcNode & { kind:
   }
 }
 
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Write `plan` into `destination` (which must not exist), copying each entry from the tree
  * its source names. Nothing is left at `destination` if this fails.
@@ -236,7 +228,7 @@ async function writeEntries(plan: EtcMergePlan, sources: Readonly<Record<EtcSour
     }
   }
   await applyXattrs(xattrTargets, `${destination}.xattrs-${process.pid}`, `Restoring extended attributes in ${destination}`);
-  for (const d of [...dirs].reverse()) await fsyncPath(d.path);
+  for (const d of [...dirs].reverse()) await fsyncDir(d.path, { noFollow: true });
 }
 
 export interface EtcMergeOutcome {

@@ -34,7 +34,7 @@ import { finalizeStagedUki, setUkiBootOrder, STAGED_UKI_SUFFIX } from '../boot/u
 import { UKI_DIR } from '../boot/uki-entry.js';
 import { bootOrderOfOsrel } from '../uki/boot-order.js';
 import { parsePe, sectionData } from '../uki/pe.js';
-import { fsyncDir } from '../store/layout.js';
+import { fsyncDir } from '../core/durable-file.js';
 
 export interface FinalizeOptions {
   locations?: SysrootLocations;

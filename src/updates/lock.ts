@@ -19,6 +19,7 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BugError, UserError } from '../core/errors.js';
+import { processRuns } from '../core/process.js';
 import { warn } from '../core/log.js';
 
 export interface UpdateLockHolder {
@@ -68,19 +69,10 @@ export function processStartTime(pid: number): string | null {
   return fields[19] ?? null;
 }
 
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Why a recorded holder no longer holds the lock, or null when it still runs. */
 export function whyStale(holder: UpdateLockHolder, bootId: string | null = currentBootId()): string | null {
   if (holder.bootId !== null && bootId !== null && holder.bootId !== bootId) return 'it was taken before the last reboot';
-  if (!processExists(holder.pid)) return 'that process is no longer running';
+  if (!processRuns(holder.pid)) return 'that process is no longer running';
   if (holder.startTime !== null) {
     const now = processStartTime(holder.pid);
     if (now !== null && now !== holder.startTime) return 'that process is no longer running (its pid was reused)';

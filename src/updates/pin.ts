@@ -8,7 +8,7 @@
 import { UserError } from '../core/errors.js';
 import { renderOrigin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type DeploymentInfo, type DeploymentsView, type SysrootLocations } from './deployments.js';
 import { updateLockPath, withUpdateLock } from './lock.js';
 

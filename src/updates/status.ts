@@ -14,17 +14,15 @@
  * entry, `deployment`, so a consumer of upstream's schema can ignore it.
  *
  * deployments.ts (and zod with it) is loaded only once the command line (or prepare-root's
- * record) names a deployment: a foreign system gets its answer without it (and a static import would be a
- * cycle, since deployments.ts takes `bootedDeployment` from here).
+ * record, booted.ts) names a deployment: a foreign system gets its answer without it.
  */
-import { readFile } from 'node:fs/promises';
 import { canonicalJson } from '../core/canonical-json.js';
 import { withContext } from '../core/errors.js';
 import { mountAt, mountHolding, readMountinfo, type Mount } from '../core/mountinfo.js';
-import { DEPLOY_KARG } from '../boot/prepare-root.js';
 import { parseEntryFileName, type BootCounter } from '../boot/bls.js';
 import { parseUkiFileName } from '../boot/uki-entry.js';
-import type { DeploymentInfo, DeploymentsView, SysrootLocations } from './deployments.js';
+import type { DeploymentInfo, DeploymentsView } from './deployments.js';
+import { HOST_LOCATIONS, readBootedDeployment, type SysrootLocations } from './booted.js';
 import { readCachedUpdate, readEtcConflicts, type CachedUpdate } from './update-records.js';
 
 export interface ImageReferenceDoc {
@@ -89,38 +87,6 @@ export interface BootcHost {
     usrOverlay?: UsrOverlay | null;
     readOnly?: boolean;
   };
-}
-
-/** `<stateroot>/<id>` of the booted deployment, or null on a system not booted by bootc. */
-export function bootedDeployment(cmdline: string): { stateroot: string; id: string } | null {
-  for (const arg of cmdline.trim().split(/\s+/)) {
-    if (!arg.startsWith(`${DEPLOY_KARG}=`)) continue;
-    const value = arg.slice(DEPLOY_KARG.length + 1);
-    const slash = value.indexOf('/');
-    if (slash <= 0 || slash === value.length - 1) return null;
-    return { stateroot: value.slice(0, slash), id: value.slice(slash + 1) };
-  }
-  return null;
-}
-
-export const BOOTED_RECORD_PATH = '/run/bootc/booted-deployment';
-
-/**
- * The booted deployment: `bootc.deploy=` on the command line, else the record prepare-root
- * wrote in the initrd (a sealed UKI's command line names only a selector). Only a bootc
- * initrd writes that record, so a foreign system still has neither.
- */
-export async function readBootedDeployment(loc: { cmdlinePath: string; bootedRecordPath?: string }): Promise<{ stateroot: string; id: string } | null> {
-  const fromCmdline = bootedDeployment(await readFile(loc.cmdlinePath, 'utf8'));
-  if (fromCmdline || !loc.bootedRecordPath) return fromCmdline;
-  let text: string;
-  try {
-    text = await readFile(loc.bootedRecordPath, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  return bootedDeployment(`${DEPLOY_KARG}=${text.trim()}`);
 }
 
 /** What `hostStatus` needs besides the deployments view; all of it advisory. */
@@ -347,12 +313,9 @@ export async function renderStatus(host: BootcHost, format: StatusFormat, option
 }
 
 export async function loadHostStatus(locations: Partial<SysrootLocations> = {}): Promise<BootcHost> {
-  // HOST_LOCATIONS' own value, spelled here so the check comes before loading deployments.ts.
-  const cmdlinePath = locations.cmdlinePath ?? '/proc/cmdline';
-  const bootedRecordPath = 'bootedRecordPath' in locations ? locations.bootedRecordPath : BOOTED_RECORD_PATH;
-  if (!(await readBootedDeployment({ cmdlinePath, ...(bootedRecordPath ? { bootedRecordPath } : {}) }))) return hostStatus(null);
-  const { HOST_LOCATIONS, loadDeployments } = await import('./deployments.js');
-  const loc: SysrootLocations = { ...HOST_LOCATIONS, ...locations, cmdlinePath };
+  const loc: SysrootLocations = { ...HOST_LOCATIONS, ...locations };
+  if (!(await readBootedDeployment(loc))) return hostStatus(null);
+  const { loadDeployments } = await import('./deployments.js');
   return withContext(`Reading the status of the deployments under ${loc.sysroot}`, async () => {
     const view = await loadDeployments(loc);
     const etcConflicts: Record<string, string[]> = {};

@@ -14,7 +14,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { sysrootPaths } from '../deploy/paths.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 
 export interface CachedUpdate {
   image: { image: string; transport: string };

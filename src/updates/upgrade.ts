@@ -17,7 +17,7 @@
  * the block device behind a mounted filesystem would be overwritten by (or corrupt) the
  * kernel's cached view of it.
  */
-import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { UserError, withContext } from '../core/errors.js';
@@ -36,7 +36,8 @@ import { imageVersion } from '../oci/manifest.js';
 import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
 import { formatImageName, formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
-import { imageDir, layerIndexPath, storeLayout, tempNameFor, writeFileAtomic, fsyncRenamed } from '../store/layout.js';
+import { imageDir, layerIndexPath, storeLayout } from '../store/layout.js';
+import { copyFileDurably, writeFileAtomic } from '../core/durable-file.js';
 import { ENTRIES_DIR } from '../boot/bls.js';
 import {
   HOST_LOCATIONS,
@@ -130,39 +131,11 @@ export function rootArgument(cmdline: string): string | null {
   return cmdline.trim().split(/\s+/).find((a) => a.startsWith('root=')) ?? null;
 }
 
-/**
- * Copies a file onto the mounted ESP: temp name, fsync, rename, so no half file sits under
- * the real name. Not fs.copyFile: it chmods the copy to the source's mode, which vfat
- * mounted with a umask refuses (EPERM).
- */
+/** Copies a file onto the mounted ESP durably, so no half file sits under the real name. */
 export async function copyToBoot(hostPath: string, boot: string, pathOnEsp: string): Promise<void> {
   const dest = join(boot, pathOnEsp);
   await mkdir(join(dest, '..'), { recursive: true });
-  const tmp = tempNameFor(dest);
-  try {
-    const out = await open(tmp, 'wx', 0o644);
-    try {
-      const src = await open(hostPath, 'r');
-      try {
-        const buf = Buffer.alloc(1 << 20);
-        for (;;) {
-          const { bytesRead } = await src.read(buf, 0, buf.length, null);
-          if (bytesRead === 0) break;
-          await out.write(buf, 0, bytesRead);
-        }
-      } finally {
-        await src.close();
-      }
-      await out.sync();
-    } finally {
-      await out.close();
-    }
-    await rename(tmp, dest);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncRenamed(dest);
+  await copyFileDurably(hostPath, dest);
 }
 
 /** Writes (or rewrites) a BLS entry on the mounted ESP atomically. */

@@ -4,10 +4,9 @@
  * no partial disk in the output directory, no staged root in the work directory. One blob
  * store serves every case, so each image is pulled at most once.
  */
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,10 +14,12 @@ import { writeNewcCpio } from '../../../src/boot/cpio.js';
 import { run } from '../../../src/core/exec.js';
 import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
+import { filesUnder } from '../../support/files.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
 import { deriveFixtureV1, WITHOUT_FIXTURE_CONSOLE } from '../../support/derived-fixture.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
+import { writeFixtureWithLayer } from '../oci/fixture-layout.js';
 
 const skip = explainSkip(
   'privileged',
@@ -28,36 +29,11 @@ const skip = explainSkip(
     needsFile(fixturesIndexPath, fixturesHint),
 );
 
-const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
-
 /**
  * An OCI layout at `dir` holding fixture:v1 plus one layer that replaces its initramfs with
- * an initramfs-tools style one (/init a shell script), tagged `tag`. The fixture's blobs are
- * linked, not copied.
+ * an initramfs-tools style one (/init a shell script), tagged `tag`.
  */
 async function writeScriptInitramfsImage(dir: string, tag: string): Promise<void> {
-  const blob = (digest: string): string => join(ociLayoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
-  const index = JSON.parse(readFileSync(join(ociLayoutDir, 'index.json'), 'utf8')) as {
-    manifests: { digest: string; annotations?: Record<string, string> }[];
-  };
-  const v1 = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'v1')!;
-  const manifest = JSON.parse(readFileSync(blob(v1.digest), 'utf8')) as {
-    config: { digest: string; size: number };
-    layers: { mediaType: string; digest: string; size: number }[];
-  };
-  const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8')) as {
-    rootfs: { diff_ids: string[] };
-    history?: unknown[];
-  };
-  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
-  for (const layer of manifest.layers) {
-    const to = join(dir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
-    try {
-      linkSync(blob(layer.digest), to);
-    } catch {
-      copyFileSync(blob(layer.digest), to);
-    }
-  }
   const initramfs = gzipSync(
     writeNewcCpio([
       { kind: 'file', path: 'init', content: '#!/bin/sh\nexec run-init /root /sbin/init\n', mode: 0o755 },
@@ -66,36 +42,7 @@ async function writeScriptInitramfsImage(dir: string, tag: string): Promise<void
     ]),
   );
   const tar = await tarOf({ [`usr/lib/modules/${readFixturesIndex().kernelVersion}/initramfs.img`]: initramfs });
-  const layerBlob = gzipSync(tar);
-  const layerDigest = writeBlob(dir, layerBlob);
-  const diffId = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
-  const newConfig = JSON.stringify({
-    ...config,
-    rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids, diffId] },
-    history: [...(config.history ?? []), { created_by: 'test: an initramfs-tools initramfs' }],
-  });
-  const newManifest = JSON.stringify({
-    ...manifest,
-    config: { ...manifest.config, digest: writeBlob(dir, newConfig), size: Buffer.byteLength(newConfig) },
-    layers: [...manifest.layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerBlob.length }],
-  });
-  writeIndex(dir, [
-    {
-      mediaType: MANIFEST_TYPE,
-      digest: writeBlob(dir, newManifest),
-      size: Buffer.byteLength(newManifest),
-      annotations: { 'org.opencontainers.image.ref.name': tag },
-    },
-  ]);
-}
-
-/** Every file under `dir` (relative paths), [] when it does not exist. */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => !e.isDirectory())
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
+  writeFixtureWithLayer(dir, tag, tar, 'test: an initramfs-tools initramfs');
 }
 
 describe.skipIf(skip)('bootc image build-disk on bad input', () => {

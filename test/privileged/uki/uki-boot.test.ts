@@ -23,14 +23,14 @@ import { listUkis, removeStaleUkis, removeStaleUkisFromDir, type EspLocation } f
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
-import { SELECTORS_DIR, selectorOfDirectory, selectorOfTree } from '../../../src/deploy/selector.js';
+import { SELECTORS_DIR, selectorOfDirectory, selectorOfTree } from '../../../src/uki/selector.js';
 import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
 import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { objectPath, storeLayout } from '../../../src/store/layout.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
-import { buildUki } from '../../../src/uki/uki.js';
+import { buildTreeUki } from '../../../src/boot/tree-uki.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
@@ -133,12 +133,12 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
 
     const boot = join(tmp, 'boot');
     mkdirSync(join(boot, 'EFI/Linux'), { recursive: true });
-    for (const n of ['bootc-default-a.0+2-1.efi', 'bootc-default-b.0.efi', 'bootc-default-c.0.efi.tmp', 'other.efi']) {
+    for (const n of ['bootc-default-a.0+2-1.efi', 'bootc-default-b.0.efi', 'bootc-default-c.0.efi.tmp-4242-0123456789ab', 'other.efi']) {
       writeFileSync(join(boot, 'EFI/Linux', n), 'x');
     }
     expect((await removeStaleUkisFromDir(boot, [{ stateroot: 'default', deploymentId: 'b.0' }])).sort()).toEqual([
       'bootc-default-a.0+2-1.efi',
-      'bootc-default-c.0.efi.tmp',
+      'bootc-default-c.0.efi.tmp-4242-0123456789ab',
     ]);
     expect(execFileSync('ls', [join(boot, 'EFI/Linux')], { encoding: 'utf8' }).trim().split('\n')).toEqual(['bootc-default-b.0.efi', 'other.efi']);
   });
@@ -205,7 +205,7 @@ describe.skipIf(skip)('the deployment selector and sealed UKIs, on fixture:v1', 
   it('refuses a sealed UKI whose command line names no selector', async () => {
     const kver = readFixturesIndex().kernelVersion;
     const sealed = join(deployment.dir, 'usr/lib/modules', kver, `${kver}.efi`);
-    await buildUki({ rootfs: deployment.dir, cmdline: 'rw quiet', output: sealed });
+    await buildTreeUki({ rootfs: deployment.dir, cmdline: 'rw quiet', output: sealed });
     const work = join(tmp, 'work2');
     mkdirSync(work);
     const err = await prepareDeploymentBoot(bootOptions(), work).catch((e: unknown) => e);

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFixturesIndex, v1Initramfs, v1Kernel, v1RootfsDir, fixturesHint } from '../../../fixtures/paths.js';
 import { buildAddonInitrd, initrdPaddingBytes } from '../../../src/boot/prepare-root.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
-import { selectorOfDirectory } from '../../../src/deploy/selector.js';
+import { selectorOfDirectory } from '../../../src/uki/selector.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
-import { checkEspSize, findKernel, prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
+import { checkEspSize, prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
+import { findKernel } from '../../../src/boot/kernel.js';
 import { buildAddonInitrd } from '../../../src/boot/prepare-root.js';
 
 describe('a deployment\'s boot files and entry', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EXIT, UsageError, reportError } from '../../../src/cli/handler.js';
+import { EXIT, UsageError, reportError } from '../../../src/core/handler.js';
 import {
   BugError,
   ExternalCommandError,

@@ -18,7 +18,7 @@ import { parseReference } from '../../../src/oci/reference.js';
 import { loadDeployments, parseStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { finalizeStaged } from '../../../src/updates/finalize.js';
 import { rollback } from '../../../src/updates/rollback.js';
-import { readBootedDeployment } from '../../../src/updates/status.js';
+import { readBootedDeployment } from '../../../src/updates/booted.js';
 import { upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';

@@ -3,7 +3,8 @@ import { parseEntryFileName } from '../../../src/boot/bls.js';
 import type { Origin } from '../../../src/deploy/origin.js';
 import { describeDeployments, type EntryOnEsp, type StagedRecord } from '../../../src/updates/deployments.js';
 import type { CachedUpdate } from '../../../src/updates/update-records.js';
-import { bootedDeployment, bootStateOf, hostStatus, onlyBooted, renderStatus, sysrootReadOnly, usrOverlayOf, type StatusRecords } from '../../../src/updates/status.js';
+import { bootedDeployment } from '../../../src/updates/booted.js';
+import { bootStateOf, hostStatus, onlyBooted, renderStatus, sysrootReadOnly, usrOverlayOf, type StatusRecords } from '../../../src/updates/status.js';
 import { parseMountinfo } from '../../../src/core/mountinfo.js';
 
 const digest = (c: string): string => `sha256:${c.repeat(64)}`;

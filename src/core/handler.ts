@@ -7,7 +7,7 @@
  *   70  a bug in bootc (EX_SOFTWARE), always with a stack
  *   130 interrupted (Ctrl-C)
  */
-import { BugError, ExternalCommandError, InterruptedError, UserError, unwrapContext } from '../core/errors.js';
+import { BugError, ExternalCommandError, InterruptedError, UserError, unwrapContext } from './errors.js';
 
 export const EXIT = {
   ok: 0,

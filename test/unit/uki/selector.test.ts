@@ -10,7 +10,7 @@ import {
   selectorOfDirectory,
   selectorOfTree,
   type SelectorEntry,
-} from '../../../src/deploy/selector.js';
+} from '../../../src/uki/selector.js';
 import type { TreeEntry } from '../../../src/store/index-format.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');

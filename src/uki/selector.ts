@@ -24,12 +24,12 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { writeFileAtomic } from '../store/layout.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import type { TreeEntry } from '../store/index-format.js';
 
-import { DEPLOY_SELECTOR_KARG } from '../boot/prepare-root.js';
+/** The kernel argument of a sealed UKI that names its deployment by the sha256 of its /usr tree. */
+export const DEPLOY_SELECTOR_KARG = 'bootc.deploy-selector';
 
-export { DEPLOY_SELECTOR_KARG };
 /** Under the physical root: one file per selector, holding `<stateroot>/<id>`. */
 export const SELECTORS_DIR = 'bootc/selectors';
 
