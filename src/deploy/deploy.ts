@@ -30,6 +30,7 @@ import { writeFileAtomic } from '../core/durable-file.js';
 import { loadImageTree, writeImageTree } from '../store/tree.js';
 import { hostRustArch, kargsFromKargsD, loadKargsD, type RustArch } from '../boot/kargs.js';
 import { checkSystemdInitramfs } from '../boot/initramfs.js';
+import { kernelVersionOf, MODULES_DIR } from '../boot/kernel.js';
 import { renderOrigin, type Origin } from './origin.js';
 import { checkStateroot, deploymentId, nextSerial, sysrootPaths } from './paths.js';
 
@@ -88,40 +89,8 @@ export async function loadImportedImage(root: string, manifestDigest: string, co
   return { manifestDigest, configDigest, config, tree: await loadImageTree(root, manifestDigest) };
 }
 
-const MODULES = 'usr/lib/modules';
-
 export interface ImageKernel {
   kernelVersion: string;
-}
-
-/**
- * The one-kernel rule: exactly one /usr/lib/modules/<kver>/vmlinuz, with its initramfs.img.
- * `filePaths` are the image's regular files (relative, no leading slash); any superset of
- * the kernel files will do, so install can check a few paths read straight from the layers.
- */
-export function kernelVersionOf(filePaths: Iterable<string>, imageName: string): string {
-  const files = new Set(filePaths);
-  const kernels = [...files]
-    .filter((p) => p.startsWith(`${MODULES}/`) && p.endsWith('/vmlinuz'))
-    .map((p) => p.slice(MODULES.length + 1, -'/vmlinuz'.length))
-    .filter((kver) => !kver.includes('/'));
-  if (kernels.length === 0) {
-    throw new UserError(`image ${imageName} has no kernel: /usr/lib/modules/<kver>/vmlinuz is missing`, {
-      hint: 'a bootable container image carries its kernel and initramfs in /usr/lib/modules/<kver>/ (install the kernel package in the image build)',
-    });
-  }
-  if (kernels.length > 1) {
-    throw new UserError(`image ${imageName} has more than one kernel: ${kernels.sort().join(', ')}`, {
-      hint: 'keep exactly one kernel in /usr/lib/modules of the image',
-    });
-  }
-  const kernelVersion = kernels[0]!;
-  if (!files.has(`${MODULES}/${kernelVersion}/initramfs.img`)) {
-    throw new UserError(`image ${imageName} has no initramfs: /usr/lib/modules/${kernelVersion}/initramfs.img is missing`, {
-      hint: 'generate it in the image build next to vmlinuz (e.g. `dracut --kver <kver> /usr/lib/modules/<kver>/initramfs.img`)',
-    });
-  }
-  return kernelVersion;
 }
 
 /** Step 2, on the tree index alone, so a bad image fails before anything is checked out. */
@@ -129,7 +98,7 @@ export function checkBootableTree(entries: readonly TreeEntry[], imageName: stri
   const byPath = new Map(entries.map((e) => [e.path, e]));
   const kernelVersion = kernelVersionOf(
     entries.filter((e) => e.kind === 'file').map((e) => e.path),
-    imageName,
+    `image ${imageName}`,
   );
   if (byPath.get('usr/etc') && byPath.get('etc')) {
     throw new UserError(`image ${imageName} has both /etc and /usr/etc`, {
@@ -174,7 +143,7 @@ export async function createDeployment(root: string, image: ImportedImage, image
   const stateroot = checkStateroot(options.stateroot);
   const { kernelVersion } = checkBootableTree(image.tree.entries, imageName);
   // Read from the object store, so a bad image fails before anything is checked out.
-  const initramfsPath = `${MODULES}/${kernelVersion}/initramfs.img`;
+  const initramfsPath = `${MODULES_DIR}/${kernelVersion}/initramfs.img`;
   const initramfs = image.tree.entries.find((e) => e.path === initramfsPath);
   if (initramfs?.kind === 'file') {
     await checkSystemdInitramfs(objectPath(storeLayout(root), initramfs.object), { imageName, pathInImage: `/${initramfsPath}` });

@@ -1,10 +1,10 @@
 /**
  * What an install needs to know about the image before touching the disk, from one pass
  * over its layers: the install configuration fragments it ships, and whether it has
- * exactly one kernel with an initramfs (the same rule as deploy's checkBootableTree, which
- * runs again on the imported tree).
+ * exactly one kernel with an initramfs (the rule of boot/kernel.ts, which deploy's
+ * checkBootableTree applies again to the imported tree).
  */
-import { kernelVersionOf } from '../deploy/deploy.js';
+import { kernelVersionOf } from '../boot/kernel.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { INSTALL_CONFIG_IMAGE_DIR, type InstallConfigFile } from './config.js';
@@ -18,9 +18,9 @@ export interface ImageFacts {
   kernelVersion: string;
 }
 
-/** The kernel rule (deploy's) on the paths selected from the layers; throws with the image named. */
+/** The kernel rule (boot/kernel.ts) on the paths selected from the layers; throws with the image named. */
 export function kernelOf(files: ImageFiles, imageName: string): string {
-  return kernelVersionOf(files.keys(), imageName);
+  return kernelVersionOf(files.keys(), `image ${imageName}`);
 }
 
 const FACT_FILES: ImageFileSelection = {

@@ -88,7 +88,7 @@ function expectRefusal(r: { exitCode?: number; stderr: string }, layerDigest: st
 }
 
 describe.skipIf(skip)('a layer that is not a valid tar (right digests)', async () => {
-  const cases = Object.entries(skip ? {} : await damagedTars());
+  const cases = Object.entries(await damagedTars());
   let tmp: string;
   let caseNo = 0;
 
