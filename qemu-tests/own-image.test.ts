@@ -11,12 +11,11 @@
  * console, one line at a time, `reboot` through the harness. The README's qemu command is
  * not run: the harness boots the same disk with the same restricted network.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
+import { explainSkip, needsCommands, needsFile, needsImage, needsRoot } from '../test/support/tier.js';
 import { needsRegistryTools, startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
 
@@ -106,15 +105,6 @@ class HostShell {
   }
 }
 
-function imageMissing(image: string, make: string): string | null {
-  try {
-    execFileSync('podman', ['image', 'exists', image], { stdio: 'pipe' });
-    return null;
-  } catch {
-    return `${image} is missing (run \`make ${make}\`)`;
-  }
-}
-
 const skip = explainSkip(
   'qemu',
   needsRoot() ??
@@ -123,8 +113,8 @@ const skip = explainSkip(
     needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
     needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
     needsFile(join(repo, 'dist/bootc'), 'run `make dist`') ??
-    imageMissing(TOOL_IMAGE, 'tool-image') ??
-    imageMissing(BASE_IMAGE, 'base-image'),
+    needsImage(TOOL_IMAGE, 'tool-image') ??
+    needsImage(BASE_IMAGE, 'base-image'),
 );
 
 describe.skipIf(skip)('README "Your own image": an image of ours from a Containerfile boots, upgrades and rolls back', () => {

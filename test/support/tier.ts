@@ -54,3 +54,13 @@ export function needsFile(path: string, hint: string): string | null {
     return `${path} is missing (${hint})`;
   }
 }
+
+/** An image in podman's storage that a make target builds (`make tool-image`, `make base-image`). */
+export function needsImage(image: string, makeTarget: string): string | null {
+  try {
+    execFileSync('podman', ['image', 'exists', image], { stdio: 'pipe' });
+    return null;
+  } catch {
+    return `${image} is missing (run \`make ${makeTarget}\`)`;
+  }
+}

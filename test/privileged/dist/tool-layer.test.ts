@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { explainSkip, needsCommands, needsFile, needsImage, needsRoot } from '../../support/tier.js';
 
 const repo = process.cwd();
 const BASE_IMAGE = 'localhost/debian-bootc:12';
@@ -17,21 +17,12 @@ const TOOL_IMAGE = 'localhost/bootc-ts:latest';
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
 const executable = join(repo, 'dist/bootc');
 
-function imageMissing(image: string, make: string): string | null {
-  try {
-    execFileSync('podman', ['image', 'exists', image], { stdio: 'pipe' });
-    return null;
-  } catch {
-    return `${image} is missing (run \`make ${make}\`)`;
-  }
-}
-
 const skipReason = (): string | null =>
   needsRoot() ??
   needsCommands('podman', 'chroot', 'mount') ??
   needsFile(executable, 'run `make dist`') ??
-  imageMissing(BASE_IMAGE, 'base-image') ??
-  imageMissing(TOOL_IMAGE, 'tool-image');
+  needsImage(BASE_IMAGE, 'base-image') ??
+  needsImage(TOOL_IMAGE, 'tool-image');
 
 /** Every path below `dir` (files and links, not directories), relative to it, with a leading /. */
 function listFiles(dir: string): string[] {

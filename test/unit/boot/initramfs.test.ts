@@ -17,22 +17,7 @@ import {
 import { ContextError, ExternalCommandError, UserError, unwrapContext } from '../../../src/core/errors.js';
 import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
 import { fixturesHint, v1Initramfs } from '../../../fixtures/paths.js';
-
-const systemdInitrd: CpioEntry[] = [
-  { kind: 'directory', path: 'usr' },
-  { kind: 'directory', path: 'usr/lib' },
-  { kind: 'directory', path: 'usr/lib/systemd' },
-  { kind: 'file', path: 'usr/lib/systemd/systemd', content: '\x7fELF systemd', mode: 0o755 },
-  { kind: 'symlink', path: 'init', target: 'usr/lib/systemd/systemd' },
-  { kind: 'directory', path: 'etc' },
-  { kind: 'file', path: 'etc/initrd-release', content: 'NAME=test\n' },
-];
-
-const scriptInitrd: CpioEntry[] = [
-  { kind: 'file', path: 'init', content: '#!/bin/sh\nexec run-init /root /sbin/init\n', mode: 0o755 },
-  { kind: 'directory', path: 'scripts' },
-  { kind: 'file', path: 'scripts/local', content: '# initramfs-tools\n' },
-];
+import { scriptInitrd, systemdInitrd } from '../../support/initrd.js';
 
 const microcode: CpioEntry[] = [
   { kind: 'directory', path: 'kernel' },

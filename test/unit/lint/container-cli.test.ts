@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { writeNewcCpio } from '../../../src/boot/cpio.js';
+import { systemdInitrd } from '../../support/initrd.js';
 
 const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, env: { NO_COLOR: '1' } });
 
@@ -16,13 +17,7 @@ symlinkSync('../run', join(root, 'var/run'));
 for (const [rel, content] of Object.entries({
   'usr/lib/modules/6.1.0-1-amd64/vmlinuz': 'k',
   'usr/lib/modules/6.1.0-1-amd64/initramfs.img': Buffer.from(
-    writeNewcCpio([
-      { kind: 'directory', path: 'usr' },
-      { kind: 'directory', path: 'usr/lib' },
-      { kind: 'directory', path: 'usr/lib/systemd' },
-      { kind: 'file', path: 'usr/lib/systemd/systemd', content: '\x7fELF', mode: 0o755 },
-      { kind: 'symlink', path: 'init', target: 'usr/lib/systemd/systemd' },
-    ]),
+    writeNewcCpio(systemdInitrd),
   ),
   'usr/bin/bootc': '#!/bin/sh\n',
   'usr/lib/bootc/kargs.d/10-console.toml': 'kargs = ["console=ttyS0"]\n',

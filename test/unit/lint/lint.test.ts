@@ -6,17 +6,9 @@ import { parse as parseYaml } from 'yaml';
 import { UserError } from '../../../src/core/errors.js';
 import { childPathBytes, LINTS, lintRootfs, renderLintList, renderOutcome, runLints, sysusersDeclared, tmpfilesPaths } from '../../../src/container/lint.js';
 import { RootfsView } from '../../../src/container/rootfs-view.js';
-import { writeNewcCpio, type CpioEntry } from '../../../src/boot/cpio.js';
+import { writeNewcCpio } from '../../../src/boot/cpio.js';
 
-/** dracut's layout in short: /init is a link to systemd. */
-const systemdInitrd: CpioEntry[] = [
-  { kind: 'directory', path: 'usr' },
-  { kind: 'directory', path: 'usr/lib' },
-  { kind: 'directory', path: 'usr/lib/systemd' },
-  { kind: 'file', path: 'usr/lib/systemd/systemd', content: '\x7fELF systemd', mode: 0o755 },
-  { kind: 'symlink', path: 'init', target: 'usr/lib/systemd/systemd' },
-];
-const scriptInitrd: CpioEntry[] = [{ kind: 'file', path: 'init', content: '#!/bin/sh\nexec run-init /root /sbin/init\n', mode: 0o755 }];
+import { scriptInitrd, systemdInitrd } from '../../support/initrd.js';
 
 const trees: string[] = [];
 afterEach(() => {
