@@ -27,7 +27,7 @@ const skip = explainSkip(
 // The image carries the CLI as it was when the fixtures were built.
 const skipGuestStatus = explainSkip(
   'qemu',
-  needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/status.js'), 'the fixture image carries a CLI without `bootc status`: rebuild the fixtures (`make fixtures`)'),
+  needsFile(join(v1RootfsDir, 'usr/bin/bootc'), 'the fixture image has no tool layer: rebuild the fixtures (`make fixtures`)'),
 );
 
 const HOST_CONFIG_DIR = '/run/bootc/install';

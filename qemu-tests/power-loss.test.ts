@@ -21,7 +21,7 @@ import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, updateScenarioSkip
 const skip = explainSkip(
   'qemu',
   updateScenarioSkipReason() ??
-    needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/upgrade.js'), 'the fixture image carries a CLI without `bootc switch`: rebuild the fixtures (`make fixtures`)'),
+    needsFile(join(v1RootfsDir, 'usr/bin/bootc'), 'the fixture image has no tool layer: rebuild the fixtures (`make fixtures`)'),
 );
 
 const RUNS = Number(process.env['BOOTC_POWER_CUT_RUNS'] ?? '2');

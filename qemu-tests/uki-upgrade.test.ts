@@ -23,7 +23,7 @@ const skip = explainSkip(
   'qemu',
   updateScenarioSkipReason() ??
     // The image carries the CLI as it was when the fixtures were built.
-    needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/boot/uki-boot-dir.js'), 'the fixture image carries a CLI without UKI updates: rebuild the fixtures (`npm run build && make fixtures`)'),
+    needsFile(join(v1RootfsDir, 'usr/bin/bootc'), 'the fixture image has no tool layer: rebuild the fixtures (`make fixtures`)'),
 );
 
 const GUEST_IMAGE = `${GUEST_REGISTRY}/fixture:latest`;

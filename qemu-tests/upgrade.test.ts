@@ -24,7 +24,7 @@ const skip = explainSkip(
   'qemu',
   updateScenarioSkipReason() ??
     // The image carries the CLI as it was when the fixtures were built.
-    needsFile(join(v1RootfsDir, 'usr/lib/bootc/dist/cli/upgrade.js'), 'the fixture image carries a CLI without `bootc upgrade`: rebuild the fixtures (`make fixtures`)') ??
+    needsFile(join(v1RootfsDir, 'usr/bin/bootc'), 'the fixture image has no tool layer: rebuild the fixtures (`make fixtures`)') ??
     needsFile(join(v1RootfsDir, 'usr/lib/systemd/system/bootc-finalize-staged.service'), 'the fixture image lacks bootc-finalize-staged.service: rebuild the fixtures (`make fixtures`)'),
 );
 
