@@ -5,25 +5,12 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { describe, expect, it } from 'vitest';
+import { parseWith as parse } from '../../support/cli-parse.js';
 import { commands, containerCommands, imageCommands, installCommands, type LazyCommand } from '../../../src/cli/commands.js';
 
 const verbName = (cmd: LazyCommand): string => String(cmd.command).split(' ')[0]!;
 const find = (list: LazyCommand[], name: string): LazyCommand => list.find((c) => verbName(c) === name)!;
 
-/** Parses `argv` (starting with the verb) against one command definition; returns the arguments its handler got. */
-async function parse(cmd: LazyCommand, argv: string[]): Promise<Record<string, unknown>> {
-  let got: Record<string, unknown> | undefined;
-  await yargs(argv)
-    .command({ ...cmd, handler: (a: Record<string, unknown>) => void (got = a) } as LazyCommand)
-    .strict()
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    })
-    .parseAsync();
-  if (!got) throw new Error(`the handler of ${argv[0]} did not run`);
-  return got;
-}
 
 /** The flags a command declares as arrays: the repeatable ones. */
 function repeatableFlags(cmd: LazyCommand): string[] {

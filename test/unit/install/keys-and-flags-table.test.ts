@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseWith as parse } from '../../support/cli-parse.js';
 import { imageCommands, installCommands, type LazyCommand } from '../../../src/cli/commands.js';
 import { buildDiskRequestOf, loadConfig, type BuildDiskArgs } from '../../../src/cli/build-disk.js';
 import { toDiskRequestOf, toFilesystemRequestOf, type ToDiskArgs, type ToFilesystemArgs } from '../../../src/cli/install.js';
@@ -183,18 +184,6 @@ describe('every install-config key: applied or refused by name', () => {
 
 const verb = (list: LazyCommand[], name: string): LazyCommand => list.find((c) => String(c.command).startsWith(`${name} `))!;
 
-async function parse(cmd: LazyCommand, argv: string[]): Promise<Record<string, unknown>> {
-  let got: Record<string, unknown> | undefined;
-  await yargs(argv)
-    .command({ ...cmd, handler: (a: Record<string, unknown>) => void (got = a) } as LazyCommand)
-    .strict()
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    })
-    .parseAsync();
-  return got!;
-}
 
 /** Every flag a command declares (kebab-case, as typed), help and version aside. */
 function declaredFlags(cmd: LazyCommand): string[] {
