@@ -104,13 +104,18 @@ step('made the SEA blob', () => {
 const target = join(out, 'bootc');
 const tmp = join(out, '.bootc.tmp');
 step('injected it into a copy of node', () => {
-  copyFileSync(process.execPath, tmp);
-  chmodSync(tmp, 0o755);
-  // postject prints one progress line and warnings about unnamed ELF notes it does not touch.
-  execFileSync(process.execPath, [join(repo, 'node_modules/postject/dist/cli.js'), tmp, 'NODE_SEA_BLOB', blob,
-    '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'ignore' });
-  const answer = execFileSync(tmp, ['--version'], { encoding: 'utf8' }).trim();
-  if (answer !== version) throw new Error(`dist/bootc answered --version with ${JSON.stringify(answer)}, expected ${version}`);
-  renameSync(tmp, target);
+  try {
+    copyFileSync(process.execPath, tmp);
+    chmodSync(tmp, 0o755);
+    // postject prints one progress line and warnings about unnamed ELF notes it does not touch.
+    execFileSync(process.execPath, [join(repo, 'node_modules/postject/dist/cli.js'), tmp, 'NODE_SEA_BLOB', blob,
+      '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'ignore' });
+    const answer = execFileSync(tmp, ['--version'], { encoding: 'utf8' }).trim();
+    if (answer !== version) throw new Error(`dist/bootc answered --version with ${JSON.stringify(answer)}, expected ${version}`);
+    renameSync(tmp, target);
+  } finally {
+    // A failed build leaves the previous dist/bootc, not a half-made one beside it.
+    rmSync(tmp, { force: true });
+  }
 });
 process.stderr.write(`dist: ${target} (bootc ${version})\n`);
