@@ -5,8 +5,13 @@
  */
 import type { Vm } from './harness.js';
 
-/** The Description= of bootc-finalize-staged.service, as systemd prints it when stopping it. */
-export const FINALIZE_UNIT_DESCRIPTION = 'Finalize the staged bootc deployment';
+/**
+ * bootc-finalize-staged.service on the console while it stops. systemd shortens a status
+ * line wider than the console with an ellipsis in the middle ("bootc-finalize-sta…alize the
+ * staged bootc deployment."), and where it cuts depends on the line: seen here both whole
+ * and cut, so either end of the line counts.
+ */
+export const FINALIZE_ON_CONSOLE = /Finalize the staged bootc deployment|bootc-finalize-sta|alize the staged bootc deployment/;
 
 const RESTARTING = /reboot: Restarting system/;
 
