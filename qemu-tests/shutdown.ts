@@ -8,10 +8,11 @@ import type { Vm } from './harness.js';
 /**
  * bootc-finalize-staged.service on the console while it stops. systemd shortens a status
  * line wider than the console with an ellipsis in the middle ("bootc-finalize-sta…alize the
- * staged bootc deployment."), and where it cuts depends on the line: seen here both whole
- * and cut, so either end of the line counts.
+ * staged bootc deployment."), so the unit name may be cut, and the path unit's line
+ * ("bootc-finalize-sta…t") starts the same; only the service's Description= ends in "bootc
+ * deployment", and the end of a line is never cut.
  */
-export const FINALIZE_ON_CONSOLE = /Finalize the staged bootc deployment|bootc-finalize-sta|alize the staged bootc deployment/;
+export const FINALIZE_ON_CONSOLE = /bootc deployment\.{0,3}\s*$/m;
 
 const RESTARTING = /reboot: Restarting system/;
 
