@@ -156,10 +156,11 @@ export function initrdPaddingBytes(imageInitramfsBytes: number): number {
 }
 
 /**
- * Writes `dest` = the image's initramfs, padding, the addon cpio, durably
- * (core/durable-file.ts): a crash leaves the old file or none.
+ * Writes `dest` = the image's initramfs, padding, the addon cpio (default: this one; an
+ * installer medium's is live-initrd.ts), durably (core/durable-file.ts): a crash leaves the
+ * old file or none.
  */
-export async function writeCombinedInitrd(imageInitramfs: string, dest: string): Promise<void> {
+export async function writeCombinedInitrd(imageInitramfs: string, dest: string, addon: Uint8Array = buildAddonInitrd()): Promise<void> {
   await withContext(`Writing the combined initrd ${dest}`, async () => {
     const { size } = await stat(imageInitramfs);
     await replaceFile(dest, async (tmp) => {
@@ -167,7 +168,7 @@ export async function writeCombinedInitrd(imageInitramfs: string, dest: string):
       const file = await open(tmp, 'a');
       try {
         await file.write(new Uint8Array(initrdPaddingBytes(size)));
-        await file.write(buildAddonInitrd());
+        await file.write(addon);
       } finally {
         await file.close();
       }
