@@ -14,8 +14,8 @@
  *   5. the same ISO with no disk to install to: the reason on the console, the installer
  *      starts on the consoles instead
  *
- * Images: "fx" is fixture:v1 (cloud kernel: quick to boot, no USB drivers) plus fdisk and
- * dosfstools, which the installer runs; "base" is localhost/debian-bootc:12 (full kernel)
+ * Images: "fx" is fixture:v1 (cloud kernel: quick to boot, no USB drivers) plus fdisk,
+ * dosfstools and mtools, which the installer runs; "base" is localhost/debian-bootc:12 (full kernel)
  * with the fixtures' root autologin on the serial console.
  */
 import { createHash } from 'node:crypto';
@@ -118,7 +118,7 @@ describe.skipIf(skip)('installer ISO (qemu)', () => {
   beforeAll(async () => {
     tmp = mkdtempSync('/var/tmp/bootc-iso-test-');
     const autologin = join(repo, 'fixtures/base/overlay/etc/systemd/system/serial-getty@ttyS0.service.d');
-    await buildImage(FX_IMAGE, ['FROM localhost/fixture:v1', 'RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fdisk dosfstools && rm -rf /var/lib/apt/lists/*'], join(tmp, 'fx'));
+    await buildImage(FX_IMAGE, ['FROM localhost/fixture:v1', 'RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fdisk dosfstools mtools && rm -rf /var/lib/apt/lists/*'], join(tmp, 'fx'));
     const baseContext = join(tmp, 'base');
     cpSync(autologin, join(baseContext, 'autologin'), { recursive: true });
     await buildImage(BASE_IMAGE, ['FROM localhost/debian-bootc:12', 'COPY autologin/ /etc/systemd/system/serial-getty@ttyS0.service.d/'], baseContext);
@@ -155,7 +155,7 @@ describe.skipIf(skip)('installer ISO (qemu)', () => {
       await until(vm, /Installed to \/dev\/vda[\s\S]*r reboot now/, INSTALL_TIMEOUT_MS);
       key(vm, 'q');
       await until(vm, /The installer has ended/);
-      key(vm, 'p');
+      key(vm, 'p' + ENTER);
       await Promise.race([vm.exited, new Promise((_, reject) => setTimeout(() => reject(new Error('the live system did not power off')), 120_000))]);
     } finally {
       await vm.dispose();

@@ -156,6 +156,7 @@ export function toolExecutable(): string {
 export const LIVE_INSTALL_PROGRAMS: ReadonlyArray<[program: string, debianPackage: string]> = [
   ['sfdisk', 'fdisk'],
   ['mkfs.fat', 'dosfstools'],
+  ['mcopy', 'mtools'],
   ['mkfs.ext4', 'e2fsprogs'],
   ['wipefs', 'util-linux'],
   ['blockdev', 'util-linux'],

@@ -109,11 +109,11 @@ describe('the live installer', () => {
     try {
       mkdirSync(join(root, 'usr/sbin'), { recursive: true });
       for (const p of ['mkfs.ext4', 'wipefs', 'blockdev', 'lsblk', 'blkid', 'mount', 'udevadm']) writeFileSync(join(root, 'usr/sbin', p), '');
-      expect(() => checkLiveInstallPrograms(root)).toThrow(/has no sfdisk, mkfs.fat/);
+      expect(() => checkLiveInstallPrograms(root)).toThrow(/has no sfdisk, mkfs.fat, mcopy/);
       try {
         checkLiveInstallPrograms(root);
       } catch (err) {
-        expect((err as { hint?: string }).hint).toContain('apt-get install fdisk dosfstools');
+        expect((err as { hint?: string }).hint).toContain('apt-get install fdisk dosfstools mtools');
       }
     } finally {
       rmSync(root, { recursive: true, force: true });
