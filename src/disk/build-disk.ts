@@ -45,7 +45,7 @@ import { stat } from 'node:fs/promises';
 import { TOOL_HELPERS_DIR } from '../core/exec.js';
 import type { InstallAnswers } from '../install/answers.js';
 import { buildIsoImage, checkIsoTools, IMAGE_LAYOUT_PATH, isoOutputPath, liveKernelArguments, mediumIndexJson, type LayoutBlob } from './iso-image.js';
-import { addLiveInstaller, mediumImageSource, type LiveInstallerSettings } from './live-system.js';
+import { addLiveInstaller, checkLiveInstallPrograms, mediumImageSource, type LiveInstallerSettings } from './live-system.js';
 import type { SigningKey } from '../uki/uki.js';
 
 /** What `--type` asks for: a disk image format, or `iso`, an installer medium. */
@@ -348,6 +348,9 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',
       });
+      // An ISO's live system runs the installer: an image that lacks its programs is
+      // refused before any output is written.
+      if (iso) checkLiveInstallPrograms(deployment.dir);
       const stateVar = sysrootPaths(staging).stateVar(stateroot);
       for (const user of req.config.users) await applyUser(deployment, stateVar, user);
       await writeBootMount(deployment, settings.bootMountSpec);
