@@ -29,7 +29,7 @@ check: deps
 	npm run --silent check
 
 # One executable, dist/bootc: runs where no Node.js is installed (scripts/build-dist.mjs).
-SEA_INPUTS := $(shell find src -name '*.ts') scripts/build-dist.mjs scripts/sea-main.cjs package.json
+SEA_INPUTS := $(shell find src -name '*.ts') scripts/build-dist.mjs package.json
 dist: dist/bootc
 dist/bootc: $(DEPS_STAMP) $(SEA_INPUTS)
 	node scripts/build-dist.mjs
