@@ -12,6 +12,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { run } from '../src/core/exec.js';
 import { REPO, alternate, median, medianSteps, round, timeSteps, type Timed } from './support.js';
 
@@ -50,13 +51,11 @@ async function layerBytes(store: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string, dflt: string): string => {
-    const i = args.indexOf(name);
-    return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-  };
-  const runs = Number(opt('--runs', '3'));
-  const image = opt('--image', 'containers-storage:localhost/debian-bootc:12');
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '3' }, image: { type: 'string', default: 'containers-storage:localhost/debian-bootc:12' } },
+  });
+  const runs = Number(values.runs);
+  const image = values.image;
   await run({ description: 'Checking dist/bootc (make dist)', argv: [BOOTC, '--version'] });
 
   const { ours: iso, peer: qcow2 } = await alternate('iso', runs, (dir) => build(image, 'iso', dir), (dir) => build(image, 'qcow2', dir));
