@@ -64,14 +64,38 @@ async function kernelKnowsPartitions(disk: string): Promise<boolean> {
   }
 }
 
+/** No udev daemon (containers, minimal live systems): settle fails, the kernel alone decides. */
+async function settleUdev(): Promise<void> {
+  await run({ description: 'Waiting for udev', argv: ['udevadm', 'settle', '--timeout=30'], okExitCodes: [1, 2, 3, 4] }).catch((err: unknown) => {
+    debug(`udevadm settle: ${String(err)}`);
+  });
+}
+
+/** Tries of BLKRRPART while the disk is busy, and the pause before the next (times the try). */
+const REREAD_TRIES = 6;
+const REREAD_PAUSE_MS = 500;
+
+/**
+ * The kernel reads the new table. Right after sfdisk, udev's probe of the disk (started by
+ * the table change) can hold it open and the kernel answers EBUSY: seen in a live system
+ * under qemu. Such a disk is let go once udev settles, so it is asked again; a table the
+ * kernel still cannot read after that is an error.
+ */
+async function rereadPartitionTable(disk: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await run({ description: `Re-reading the partition table of ${disk}`, argv: ['blockdev', '--rereadpt', disk], okExitCodes: attempt < REREAD_TRIES ? [1] : [] });
+    if (r.exitCode === 0) return;
+    debug(`${disk} busy on re-reading its partition table (try ${attempt}): ${r.stderr.trim()}`);
+    await settleUdev();
+    await new Promise((resolve) => setTimeout(resolve, REREAD_PAUSE_MS * attempt));
+  }
+}
+
 /** After the partition table is written: the node of each planned partition. */
 export async function openPartitionNodes(disk: string, partitions: readonly PlannedPartition[]): Promise<PartitionNodes> {
   return withContext(`Waiting for the partitions of ${disk}`, async () => {
-    await run({ description: `Re-reading the partition table of ${disk}`, argv: ['blockdev', '--rereadpt', disk] });
-    // No udev daemon (containers, minimal live systems): settle fails, the kernel alone decides.
-    await run({ description: 'Waiting for udev', argv: ['udevadm', 'settle', '--timeout=30'], okExitCodes: [1, 2, 3, 4] }).catch((err: unknown) => {
-      debug(`udevadm settle: ${String(err)}`);
-    });
+    await rereadPartitionTable(disk);
+    await settleUdev();
     if (await kernelKnowsPartitions(disk)) {
       const nodes = new Map<number, string>();
       const deadline = Date.now() + PARTITION_NODE_WAIT_MS;
