@@ -18,7 +18,8 @@
  *      system is the staged deployment plus the installer (live-system.ts, iso-image.ts)
  *   7. remove the work directory, whatever happened
  */
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
@@ -40,8 +41,6 @@ import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } 
 import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
 import { diskArchOf, type DiskArch } from './gpt.js';
 import { bootsUki } from '../uki/sealed.js';
-import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { TOOL_HELPERS_DIR } from '../core/exec.js';
 import type { InstallAnswers } from '../install/answers.js';
 import { buildIsoImage, checkIsoTools, IMAGE_LAYOUT_PATH, isoOutputPath, liveKernelArguments, mediumIndexJson, type LayoutBlob } from './iso-image.js';
