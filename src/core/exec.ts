@@ -46,11 +46,16 @@ export function tail(text: string, lines: number = STDERR_TAIL_LINES): string {
 export const TOOL_HELPERS_DIR = '/usr/lib/bootc/bin';
 const TOOL_HELPERS: ReadonlySet<string> = new Set(['getfattr', 'setfattr']);
 
+/** The file `program` runs from on PATH (`path`), or null when no directory of it has one. */
+export function findOnPath(program: string, path: string = process.env.PATH ?? ''): string | null {
+  for (const dir of path.split(':')) if (dir !== '' && existsSync(`${dir}/${program}`)) return `${dir}/${program}`;
+  return null;
+}
+
 /** Where `program` is run from: PATH, or for a helper the system lacks, the tool layer's copy. */
 export function resolveProgram(program: string, helpersDir: string = TOOL_HELPERS_DIR, path: string = process.env.PATH ?? ''): string {
   if (!TOOL_HELPERS.has(program)) return program;
-  const onPath = path.split(':').some((dir) => dir !== '' && existsSync(`${dir}/${program}`));
-  if (onPath) return program;
+  if (findOnPath(program, path) !== null) return program;
   const bundled = `${helpersDir}/${program}`;
   return existsSync(bundled) ? bundled : program;
 }

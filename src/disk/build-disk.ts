@@ -26,6 +26,7 @@ import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
 import { pullImage, type PulledImage } from '../oci/pull.js';
+import { blobPathIn } from '../oci/blob-cache.js';
 import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
 import type { LayerScanner } from '../install/image-files.js';
 import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
@@ -41,7 +42,7 @@ import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } 
 import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
 import { diskArchOf, type DiskArch } from './gpt.js';
 import { bootsUki } from '../uki/sealed.js';
-import { TOOL_HELPERS_DIR } from '../core/exec.js';
+import { findOnPath, TOOL_HELPERS_DIR } from '../core/exec.js';
 import type { InstallAnswers } from '../install/answers.js';
 import { buildIsoImage, checkIsoTools, IMAGE_LAYOUT_PATH, isoOutputPath, liveKernelArguments, mediumIndexJson, type LayoutBlob } from './iso-image.js';
 import { addLiveInstaller, checkLiveInstallPrograms, mediumImageSource, type LiveInstallerSettings } from './live-system.js';
@@ -230,9 +231,8 @@ async function imageSettings(
 function hostHelpers(): Record<string, string> {
   const helpers: Record<string, string> = {};
   for (const name of ['getfattr', 'setfattr']) {
-    const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), TOOL_HELPERS_DIR];
-    const found = dirs.map((d) => join(d, name)).find((p) => existsSync(p));
-    if (found) helpers[name] = found;
+    const found = findOnPath(name, `${process.env['PATH'] ?? ''}:${TOOL_HELPERS_DIR}`);
+    if (found !== null) helpers[name] = found;
   }
   return helpers;
 }
@@ -270,7 +270,7 @@ async function buildIso(req: BuildDiskRequest, pulled: PulledImage, deployment: 
       : {}),
   };
   await addLiveInstaller(deployment.dir, settings, hostHelpers());
-  const blobPath = (digest: string): string => join(pulled.cacheDir, 'blobs', ...digest.split(':'));
+  const blobPath = (digest: string): string => blobPathIn(pulled.cacheDir, digest);
   const manifestSize = (await stat(blobPath(pulled.manifestDigest))).size;
   const blobs: LayoutBlob[] = [pulled.manifestDigest, pulled.configDigest, ...pulled.layers.map((l) => l.descriptor.digest)].map((digest) => ({
     digest,
@@ -310,7 +310,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
     checkConfigForIso(req);
     await checkOutputsFree(req.outputDir, diskTypes, req.force);
     if (iso) {
-      await checkIsoTools();
+      checkIsoTools();
       if (!req.force && existsSync(isoOutputPath(req.outputDir))) {
         throw new UserError(`the output ${isoOutputPath(req.outputDir)} already exists`, { hint: 'remove it, choose another --output, or pass --force' });
       }

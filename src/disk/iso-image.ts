@@ -16,7 +16,8 @@
  */
 import { mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { run } from '../core/exec.js';
+import { findOnPath, run } from '../core/exec.js';
+import { debianPackageFor } from '../core/host-packages.js';
 import { UserError, withContext } from '../core/errors.js';
 import { replaceFile } from '../core/durable-file.js';
 import { copyToEsp, formatEsp, installSystemdBoot, writeEspText, writeLoaderConf, ESP_MIN_BYTES, type EspLocation } from '../boot/esp.js';
@@ -163,18 +164,12 @@ export function mediumIndexJson(manifest: { mediaType: string; digest: string; s
 }
 
 /** The xorriso and mksquashfs programs, checked before anything is pulled. */
-export async function checkIsoTools(): Promise<void> {
-  const missing: string[] = [];
-  for (const [program, pkg] of [
-    ['xorriso', 'xorriso'],
-    ['mksquashfs', 'squashfs-tools'],
-  ] as const) {
-    const found = await run({ description: `Looking for ${program}`, argv: ['sh', '-c', `command -v ${program}`], okExitCodes: [1, 127] });
-    if (found.exitCode !== 0) missing.push(`${program} (${pkg})`);
-  }
+export function checkIsoTools(): void {
+  const missing = ['xorriso', 'mksquashfs'].filter((program) => findOnPath(program) === null);
   if (missing.length > 0) {
-    throw new UserError(`building an installer ISO needs ${missing.join(' and ')}`, {
-      hint: `install them: apt-get install ${missing.map((m) => m.replace(/.*\((.*)\)/, '$1')).join(' ')}`,
+    const packages = missing.map((program) => debianPackageFor(program) ?? program);
+    throw new UserError(`building an installer ISO needs ${missing.map((p, i) => `${p} (${packages[i]})`).join(' and ')}`, {
+      hint: `install them: apt-get install ${packages.join(' ')}`,
     });
   }
 }

@@ -90,6 +90,11 @@ const inFlight = new Map<string, Promise<FetchBlobResult>>();
 /** Serialises read-modify-write of each cache's index.json within this process. */
 const indexLocks = new Map<string, Promise<unknown>>();
 
+/** Where a blob cache (an OCI layout) at `dir` keeps the blob `digest`. */
+export function blobPathIn(dir: string, digest: string): string {
+  return join(dir, 'blobs', 'sha256', sha256Hex(digest));
+}
+
 export class BlobCache {
 
   private constructor(readonly dir: string) {}
@@ -110,7 +115,7 @@ export class BlobCache {
   }
 
   blobPath(digest: string): string {
-    return join(this.dir, 'blobs', 'sha256', sha256Hex(digest));
+    return blobPathIn(this.dir, digest);
   }
 
   partialPath(digest: string): string {
