@@ -1,0 +1,318 @@
+/**
+ * Whether an image may be pulled: the signature policy (containers-policy.json(5)) applied
+ * to the manifest a pull is about to use, before anything of the image is stored.
+ *
+ * 1. Find the requirement list: the image's most specific policy scope.
+ * 2. `--enforce-container-sigpolicy`: refuse if that list would accept the image unsigned.
+ * 3. For each requirement (all must hold): insecureAcceptAnything passes; reject refuses;
+ *    signedBy needs one GPG signature from the lookaside storage, and sigstoreSigned one
+ *    sigstore attachment, that (a) verifies with a trusted key, (b) signs the digest of
+ *    exactly these manifest bytes and (c) claims an identity the requirement accepts.
+ *
+ * A refusal is a UserError naming the image, the policy file and scope, and for each
+ * signature why it was not accepted.
+ */
+import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { readFile, realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { UserError } from '../core/errors.js';
+import { run } from '../core/exec.js';
+import { GpgKeyring } from './gpg-verify.js';
+import { formatReference } from './reference.js';
+import { loadRegistriesD, signatureStorageFor, type RegistriesD, type RegistriesDPaths } from './registries-d.js';
+import {
+  SIGSTORE_PAYLOAD_TYPE,
+  SIMPLE_SIGNING_TYPE,
+  digestMatchesManifest,
+  identityProblem,
+  parseSignaturePayload,
+} from './signature-payload.js';
+import {
+  acceptAnythingPolicy,
+  imageDockerReference,
+  loadPolicy,
+  policyIdentity,
+  scopeFor,
+  type KeySource,
+  type PolicyLocation,
+  type PolicyPaths,
+  type PolicyRequirement,
+  type PolicyScope,
+  type SignaturePolicy,
+} from './signature-policy.js';
+import {
+  SIGSTORE_SIGNATURE_ANNOTATION,
+  SIGSTORE_SIGNATURE_MEDIA_TYPE,
+  fetchLookasideSignatures,
+  fetchSigstoreAttachments,
+  type SigstoreSignature,
+} from './signature-sources.js';
+import type { FetchedManifest, ImageReference, ImageSource } from './types.js';
+
+export interface TrustOptions {
+  /** Where the policy comes from (`--signature-policy`, a mounted root); default: containers/image's files. */
+  policyPaths?: PolicyPaths;
+  registriesDPaths?: RegistriesDPaths;
+  /** `--enforce-container-sigpolicy`: refuse images the policy would accept unsigned. */
+  enforce?: boolean;
+}
+
+/** What the policy decided for an accepted image, for logs and status. */
+export interface TrustVerdict {
+  scope: string;
+  /** e.g. "sigstoreSigned: signature 1 of 1 accepted"; empty when no signature was needed. */
+  signatures: string[];
+}
+
+type Needed = 'none' | 'signed';
+
+/** One pull's view of the policy: loaded once, then asked about one image. */
+export class ImageTrust {
+  private registriesD: Promise<RegistriesD> | null = null;
+
+  private constructor(
+    readonly policy: SignaturePolicy,
+    /** False when no policy file existed and acceptAnythingPolicy stands in. */
+    readonly fromFile: boolean,
+    private readonly options: TrustOptions,
+  ) {}
+
+  static async load(options: TrustOptions = {}): Promise<ImageTrust> {
+    const policy = await loadPolicy(options.policyPaths);
+    return new ImageTrust(policy ?? acceptAnythingPolicy('(no policy file: /etc/containers/policy.json is absent)'), policy !== null, options);
+  }
+
+  /** A given policy (tests, bench). */
+  static of(policy: SignaturePolicy, options: TrustOptions = {}): ImageTrust {
+    return new ImageTrust(policy, true, options);
+  }
+
+  /** Scope lookup; resolves paths and asks podman for its store only when the policy needs them. */
+  async scopeOf(ref: ImageReference): Promise<PolicyScope> {
+    return scopeFor(this.policy, policyIdentity(ref, await this.locate(ref)));
+  }
+
+  private async locate(ref: ImageReference): Promise<PolicyLocation> {
+    const transport = this.policy.transports.get(ref.transport === 'registry' ? 'docker' : ref.transport);
+    const specific = transport !== undefined && [...transport.keys()].some((s) => s !== '');
+    if (!specific) return {};
+    if (ref.transport === 'oci' || ref.transport === 'oci-archive') {
+      return { resolvedPath: await realpath(ref.name).catch(() => resolve(ref.name)) };
+    }
+    if (ref.transport === 'containers-storage') {
+      const out = await run({
+        description: 'Asking podman where its image store is (for the signature policy scopes)',
+        argv: ['podman', 'info', '--format', '{{.Store.GraphDriverName}}\t{{.Store.GraphRoot}}'],
+      });
+      const [driver, graphRoot] = out.stdout.trim().split('\t');
+      if (driver && graphRoot) return { store: { driver, graphRoot } };
+    }
+    return {};
+  }
+
+  /**
+   * Step 2, before any network: with `enforce`, refuse an image the applicable policy would
+   * take unsigned. Also run by check(); callers may run it early to fail fast.
+   */
+  async checkEnforced(ref: ImageReference): Promise<PolicyScope> {
+    const scope = await this.scopeOf(ref);
+    if (this.options.enforce && needed(scope.requirements) === 'none' && !scope.requirements.some((r) => r.type === 'reject')) {
+      throw new UserError(
+        `--enforce-container-sigpolicy: the signature policy ${this.policy.source} (${scope.describe}) would accept ${formatReference(ref)} without any signature`,
+        {
+          hint: this.fromFile
+            ? `require a signature for it in ${this.policy.source} (a signedBy or sigstoreSigned requirement for its scope), or drop --enforce-container-sigpolicy`
+            : 'write /etc/containers/policy.json with a signedBy or sigstoreSigned requirement for this image, or drop --enforce-container-sigpolicy',
+        },
+      );
+    }
+    return scope;
+  }
+
+  /** Steps 1–3 for the manifest `source` served; throws a UserError when the image is refused. */
+  async check(source: ImageSource, manifest: FetchedManifest, signal?: AbortSignal): Promise<TrustVerdict> {
+    const ref = source.reference;
+    const scope = await this.checkEnforced(ref);
+    const notes: string[] = [];
+    for (const [i, requirement] of scope.requirements.entries()) {
+      const refusal = await this.refusal(requirement, source, manifest, signal, notes);
+      if (refusal !== null) {
+        const which = scope.requirements.length > 1 ? `requirement ${i + 1} of ${scope.requirements.length} (${requirement.type})` : requirement.type;
+        throw new UserError(`image ${formatReference(ref)} (${manifest.digest}) is refused by the signature policy ${this.policy.source}, ${scope.describe}, ${which}: ${refusal}`, {
+          hint: refusalHint(requirement),
+        });
+      }
+    }
+    return { scope: scope.describe, signatures: notes };
+  }
+
+  /** Null when `requirement` accepts the image, else why not. */
+  private async refusal(requirement: PolicyRequirement, source: ImageSource, manifest: FetchedManifest, signal: AbortSignal | undefined, notes: string[]): Promise<string | null> {
+    switch (requirement.type) {
+      case 'insecureAcceptAnything':
+        return null;
+      case 'reject':
+        return 'this scope rejects every image';
+      case 'signedBy':
+        return this.gpgRefusal(requirement, source, manifest, signal, notes);
+      case 'sigstoreSigned':
+        return this.sigstoreRefusal(requirement, source, manifest, signal, notes);
+    }
+  }
+
+  private storageFor(ref: ImageReference): Promise<ReturnType<typeof signatureStorageFor> | null> {
+    const docker = imageDockerReference(ref);
+    if (ref.transport !== 'registry' || docker === null) return Promise.resolve(null);
+    this.registriesD ??= loadRegistriesD(this.options.registriesDPaths);
+    return this.registriesD.then((config) => signatureStorageFor(config, docker));
+  }
+
+  private async gpgRefusal(
+    requirement: Extract<PolicyRequirement, { type: 'signedBy' }>,
+    source: ImageSource,
+    manifest: FetchedManifest,
+    signal: AbortSignal | undefined,
+    notes: string[],
+  ): Promise<string | null> {
+    const ref = source.reference;
+    const storage = await this.storageFor(ref);
+    if (storage === null) return `no signature found: ${ref.transport} images carry no GPG signatures we can read`;
+    const found = await fetchLookasideSignatures(storage.lookaside, imageDockerReference(ref)!, manifest.digest, signal);
+    if (found.signatures.length === 0) return `no signature found (looked for ${found.firstUrl})`;
+    const keys = await readKeys(requirement.keys, this.policy.source);
+    await using keyring = await GpgKeyring.create(keys);
+    const reasons: string[] = [];
+    for (const [i, signature] of found.signatures.entries()) {
+      const outcome = await keyring.verify(signature);
+      if (!outcome.ok) {
+        reasons.push(outcome.unknownKey !== undefined ? `signed by another key (${outcome.unknownKey}, not in the policy's keys)` : outcome.why);
+        continue;
+      }
+      const problem = payloadProblem(outcome.payload, SIMPLE_SIGNING_TYPE, manifest, requirement, ref);
+      if (problem === null) {
+        notes.push(`signedBy: signature ${i + 1} by key ${outcome.primaryKey} accepted`);
+        return null;
+      }
+      reasons.push(problem);
+    }
+    return summarise(reasons);
+  }
+
+  private async sigstoreRefusal(
+    requirement: Extract<PolicyRequirement, { type: 'sigstoreSigned' }>,
+    source: ImageSource,
+    manifest: FetchedManifest,
+    signal: AbortSignal | undefined,
+    notes: string[],
+  ): Promise<string | null> {
+    const ref = source.reference;
+    const storage = await this.storageFor(ref);
+    if (storage === null) return `no signature found: ${ref.transport} images carry no sigstore signatures we can read`;
+    if (!storage.useSigstoreAttachments) {
+      return `no signature found: registries.d does not enable use-sigstore-attachments for ${ref.name}, so none were looked for`;
+    }
+    let signatures: SigstoreSignature[];
+    try {
+      signatures = await fetchSigstoreAttachments(source, manifest.digest, signal);
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError(`cannot read the sigstore signatures of ${formatReference(ref)}: ${(err as Error).message}`, { hint: 'the signatures in the registry are damaged; sign the image again', cause: err });
+    }
+    if (signatures.length === 0) return `no signature found (no sigstore attachment ${manifest.digest.replace(':', '-')}.sig in ${ref.name})`;
+    const keys = (await readKeys(requirement.keys, this.policy.source)).map((k, i) => publicKey(k, i, this.policy.source));
+    const reasons: string[] = [];
+    for (const [i, signature] of signatures.entries()) {
+      const problem = sigstoreProblem(signature, keys) ?? payloadProblem(signature.payload, SIGSTORE_PAYLOAD_TYPE, manifest, requirement, ref);
+      if (problem === null) {
+        notes.push(`sigstoreSigned: signature ${i + 1} of ${signatures.length} accepted`);
+        return null;
+      }
+      reasons.push(problem);
+    }
+    return summarise(reasons);
+  }
+}
+
+function needed(requirements: readonly PolicyRequirement[]): Needed {
+  return requirements.some((r) => r.type === 'signedBy' || r.type === 'sigstoreSigned') ? 'signed' : 'none';
+}
+
+function summarise(reasons: string[]): string {
+  return reasons.length === 1 ? reasons[0]! : `none of the ${reasons.length} signatures is accepted: ${reasons.map((r, i) => `(${i + 1}) ${r}`).join('; ')}`;
+}
+
+function refusalHint(requirement: PolicyRequirement): string {
+  switch (requirement.type) {
+    case 'reject':
+      return 'the policy does not allow this image at all; add a scope for it to policy.json if it should be';
+    case 'signedBy':
+      return 'sign the image with `skopeo copy --sign-by FINGERPRINT` into a registry whose lookaside storage registries.d names, with a key the policy lists';
+    case 'sigstoreSigned':
+      return 'sign the image with `skopeo copy --sign-by-sigstore-private-key KEY` (use-sigstore-attachments enabled in registries.d) with the key pair whose public half the policy lists';
+    default:
+      return 'check the signature policy';
+  }
+}
+
+/** The payload checks shared by both signature kinds: digest, then identity. */
+function payloadProblem(
+  payload: Uint8Array,
+  type: string,
+  manifest: FetchedManifest,
+  requirement: Extract<PolicyRequirement, { type: 'signedBy' | 'sigstoreSigned' }>,
+  ref: ImageReference,
+): string | null {
+  let parsed;
+  try {
+    parsed = parseSignaturePayload(payload, type);
+  } catch (err) {
+    return `the signed payload is not a valid ${type}: ${(err as Error).message}`;
+  }
+  if (!digestMatchesManifest(parsed.manifestDigest, manifest.bytes)) {
+    return `digest mismatch: the signature is for manifest ${parsed.manifestDigest}, not ${manifest.digest}`;
+  }
+  const problem = identityProblem(requirement.signedIdentity, imageDockerReference(ref), parsed.dockerReference);
+  return problem === null ? null : `identity mismatch: ${problem}`;
+}
+
+async function readKeys(keys: KeySource, policySource: string): Promise<Uint8Array[]> {
+  if (keys.kind === 'data') return keys.data;
+  return Promise.all(
+    keys.paths.map(async (path) => {
+      try {
+        return new Uint8Array(await readFile(path));
+      } catch (err) {
+        throw new UserError(`cannot read the key ${path} named by ${policySource}: ${(err as Error).message}`, { hint: 'install the public key there, or fix the keyPath in the policy', cause: err });
+      }
+    }),
+  );
+}
+
+function publicKey(data: Uint8Array, index: number, policySource: string): KeyObject {
+  try {
+    const text = Buffer.from(data).toString('utf8');
+    return text.includes('-----BEGIN') ? createPublicKey(text) : createPublicKey({ key: Buffer.from(data), format: 'der', type: 'spki' });
+  } catch (err) {
+    throw new UserError(`sigstore public key ${index + 1} of ${policySource} cannot be read: ${(err as Error).message}`, {
+      hint: 'give the PEM public key (`-----BEGIN PUBLIC KEY-----`) that `skopeo generate-sigstore-key` or `cosign generate-key-pair` wrote',
+    });
+  }
+}
+
+/** Null when one of `keys` made this sigstore signature, else why not. */
+function sigstoreProblem(signature: SigstoreSignature, keys: readonly KeyObject[]): string | null {
+  if (signature.mediaType !== SIGSTORE_SIGNATURE_MEDIA_TYPE) return `unexpected signature media type ${signature.mediaType}`;
+  const encoded = signature.annotations[SIGSTORE_SIGNATURE_ANNOTATION];
+  if (typeof encoded !== 'string' || encoded === '') return `the signature has no ${SIGSTORE_SIGNATURE_ANNOTATION} annotation`;
+  const raw = Buffer.from(encoded, 'base64');
+  for (const key of keys) {
+    try {
+      const algorithm = key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+      if (verifySignature(algorithm, signature.payload, key, raw)) return null;
+    } catch {
+      // a key of another kind cannot have made it: try the next
+    }
+  }
+  return keys.length === 1 ? 'signed by another key (or altered): it does not verify with the policy\'s public key' : `signed by another key (or altered): it verifies with none of the policy's ${keys.length} public keys`;
+}
+
