@@ -72,6 +72,7 @@ export interface SharedInstallArgs extends SigningFlags {
   bootloader?: Bootloader;
   bootupdSkipBootUuid?: boolean;
   enforceContainerSigpolicy?: boolean;
+  signaturePolicy?: string;
   quiet: boolean;
   progressFd?: number;
 }
@@ -135,6 +136,7 @@ export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockS
     storeDir: resolve(args.store),
     ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
     installerVersion: toolVersion(),
+    ...(args.signaturePolicy !== undefined ? { signaturePolicy: resolve(args.signaturePolicy) } : {}),
   };
 }
 

@@ -33,6 +33,7 @@ export interface SwitchArgs {
   transport: string;
   apply: boolean;
   retain?: boolean;
+  enforceContainerSigpolicy?: boolean;
   quiet: boolean;
   progressFd?: number;
   store?: string;
@@ -94,6 +95,7 @@ export async function runSwitch(args: SwitchArgs, out: NodeJS.WritableStream = p
   await stageAndReport(args, out, {
     switchTo: { image: formatImageName(reference), transport: reference.transport },
     retain: args.retain ?? false,
+    ...(args.enforceContainerSigpolicy ? { enforceContainerSigpolicy: true } : {}),
     command: ['bootc', 'switch', ...process.argv.slice(3)].join(' '),
   });
 }

@@ -22,6 +22,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
+import { ImageTrust } from '../oci/image-trust.js';
 import { pullImage, type PulledImage } from '../oci/pull.js';
 import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
 import type { LayerScanner } from '../install/image-files.js';
@@ -66,6 +67,8 @@ export interface BuildDiskRequest {
   uki?: boolean;
   /** Secure Boot: sign the UKI and systemd-boot. */
   signing?: SigningKey;
+  /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
+  signaturePolicy?: string;
 }
 
 export interface BuildDiskResult extends BuiltDisk {
@@ -222,15 +225,18 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
 
     stepEvent(progress, 0);
     const factsScanner = imageFactsScanner(name);
+    const trust = await ImageTrust.forFlags(req.signaturePolicy, false);
     const pulled = await pullImage(req.image, {
       cacheDir: req.storeDir,
       progress,
       signal: cancellation.signal,
       platform: req.platform,
       layerTap: factsScanner.tap,
+      trust,
     });
     const arch = diskArchOf(pulled.config.architecture);
     const { installConfig, settings } = await imageSettings(req, pulled, factsScanner, arch);
+    if (settings.enforceContainerSigpolicy) await trust.checkEnforced(req.image, true);
     const { stateroot, installConfigKargs, rootMountSpec, rootFsType: fsType } = settings;
     const cliKargs = buildDiskKargs(req);
     cancellation.check();

@@ -83,6 +83,8 @@ export interface InstallRequest extends InstallSourceRequest {
   progress?: Progress;
   /** For tests: where the host's /usr/local/lib, /etc and /run install configs are read. */
   hostRoot?: string;
+  /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
+  signaturePolicy?: string;
 }
 
 /**

@@ -82,6 +82,11 @@ export class ImageTrust {
     return new ImageTrust(policy ?? acceptAnythingPolicy('(no policy file: /etc/containers/policy.json is absent)'), policy !== null, options);
   }
 
+  /** `--signature-policy FILE` (else containers/image's files) and `--enforce-container-sigpolicy`. */
+  static forFlags(signaturePolicy: string | undefined, enforce: boolean | undefined): Promise<ImageTrust> {
+    return ImageTrust.load({ ...(signaturePolicy !== undefined ? { policyPaths: { explicit: signaturePolicy } } : {}), ...(enforce ? { enforce } : {}) });
+  }
+
   /** A given policy (tests, bench). */
   static of(policy: SignaturePolicy, options: TrustOptions = {}): ImageTrust {
     return new ImageTrust(policy, true, options);
@@ -114,9 +119,9 @@ export class ImageTrust {
    * Step 2, before any network: with `enforce`, refuse an image the applicable policy would
    * take unsigned. Also run by check(); callers may run it early to fail fast.
    */
-  async checkEnforced(ref: ImageReference): Promise<PolicyScope> {
+  async checkEnforced(ref: ImageReference, enforce: boolean = this.options.enforce ?? false): Promise<PolicyScope> {
     const scope = await this.scopeOf(ref);
-    if (this.options.enforce && needed(scope.requirements) === 'none' && !scope.requirements.some((r) => r.type === 'reject')) {
+    if (enforce && needed(scope.requirements) === 'none' && !scope.requirements.some((r) => r.type === 'reject')) {
       throw new UserError(
         `--enforce-container-sigpolicy: the signature policy ${this.policy.source} (${scope.describe}) would accept ${formatReference(ref)} without any signature`,
         {
