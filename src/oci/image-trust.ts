@@ -11,15 +11,18 @@
  *
  * A refusal is a UserError naming the image, the policy file and scope, and for each
  * signature why it was not accepted.
+ *
+ * The modules only signed images need are imported when a scope needs them, and warmed up
+ * while the manifest downloads (warmUp): the exec wrapper (execa, for gpgv) alone took
+ * ~150 ms to load and the YAML parser (registries.d) ~60 ms, which an unsigned pull should
+ * not pay and a signed one should not wait for (bench/sigpolicy.ts).
  */
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { readFile, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { run } from '../core/exec.js';
-import { GpgKeyring } from './gpg-verify.js';
 import { formatReference } from './reference.js';
-import { loadRegistriesD, signatureStorageFor, type RegistriesD, type RegistriesDPaths } from './registries-d.js';
+import type { RegistriesD, RegistriesDPaths, SignatureStorage } from './registries-d.js';
 import {
   SIGSTORE_PAYLOAD_TYPE,
   SIMPLE_SIGNING_TYPE,
@@ -40,13 +43,7 @@ import {
   type PolicyScope,
   type SignaturePolicy,
 } from './signature-policy.js';
-import {
-  SIGSTORE_SIGNATURE_ANNOTATION,
-  SIGSTORE_SIGNATURE_MEDIA_TYPE,
-  fetchLookasideSignatures,
-  fetchSigstoreAttachments,
-  type SigstoreSignature,
-} from './signature-sources.js';
+import type { SigstoreSignature } from './signature-sources.js';
 import type { FetchedManifest, ImageReference, ImageSource } from './types.js';
 
 export interface TrustOptions {
@@ -69,6 +66,8 @@ type Needed = 'none' | 'signed';
 /** One pull's view of the policy: loaded once, then asked about one image. */
 export class ImageTrust {
   private registriesD: Promise<RegistriesD> | null = null;
+  private gpg: Promise<typeof import('./gpg-verify.js')> | null = null;
+  private sources: Promise<typeof import('./signature-sources.js')> | null = null;
 
   private constructor(
     readonly policy: SignaturePolicy,
@@ -105,6 +104,7 @@ export class ImageTrust {
       return { resolvedPath: await realpath(ref.name).catch(() => resolve(ref.name)) };
     }
     if (ref.transport === 'containers-storage') {
+      const { run } = await import('../core/exec.js');
       const out = await run({
         description: 'Asking podman where its image store is (for the signature policy scopes)',
         argv: ['podman', 'info', '--format', '{{.Store.GraphDriverName}}\t{{.Store.GraphRoot}}'],
@@ -132,6 +132,31 @@ export class ImageTrust {
       );
     }
     return scope;
+  }
+
+  /**
+   * Start loading what checking `ref` will need (signature modules, registries.d), so it
+   * overlaps the manifest download; failures surface when check() awaits the same work.
+   */
+  warmUp(scope: PolicyScope, ref: ImageReference): void {
+    const types = new Set(scope.requirements.map((r) => r.type));
+    if (!types.has('signedBy') && !types.has('sigstoreSigned')) return;
+    const quiet = (p: Promise<unknown>): void => void p.catch(() => undefined);
+    quiet(this.signatureSources());
+    if (ref.transport === 'registry') quiet(this.loadRegistriesD());
+    if (types.has('signedBy')) quiet(this.gpgVerify());
+  }
+
+  private signatureSources(): Promise<typeof import('./signature-sources.js')> {
+    return (this.sources ??= import('./signature-sources.js'));
+  }
+
+  private gpgVerify(): Promise<typeof import('./gpg-verify.js')> {
+    return (this.gpg ??= import('./gpg-verify.js'));
+  }
+
+  private loadRegistriesD(): Promise<RegistriesD> {
+    return (this.registriesD ??= import('./registries-d.js').then((m) => m.loadRegistriesD(this.options.registriesDPaths)));
   }
 
   /** Steps 1–3 for the manifest `source` served; throws a UserError when the image is refused. */
@@ -165,11 +190,11 @@ export class ImageTrust {
     }
   }
 
-  private storageFor(ref: ImageReference): Promise<ReturnType<typeof signatureStorageFor> | null> {
+  private async storageFor(ref: ImageReference): Promise<Required<SignatureStorage> | null> {
     const docker = imageDockerReference(ref);
-    if (ref.transport !== 'registry' || docker === null) return Promise.resolve(null);
-    this.registriesD ??= loadRegistriesD(this.options.registriesDPaths);
-    return this.registriesD.then((config) => signatureStorageFor(config, docker));
+    if (ref.transport !== 'registry' || docker === null) return null;
+    const [config, { signatureStorageFor }] = await Promise.all([this.loadRegistriesD(), import('./registries-d.js')]);
+    return signatureStorageFor(config, docker);
   }
 
   private async gpgRefusal(
@@ -182,9 +207,11 @@ export class ImageTrust {
     const ref = source.reference;
     const storage = await this.storageFor(ref);
     if (storage === null) return `no signature found: ${ref.transport} images carry no GPG signatures we can read`;
+    const { fetchLookasideSignatures } = await this.signatureSources();
     const found = await fetchLookasideSignatures(storage.lookaside, imageDockerReference(ref)!, manifest.digest, signal);
     if (found.signatures.length === 0) return `no signature found (looked for ${found.firstUrl})`;
     const keys = await readKeys(requirement.keys, this.policy.source);
+    const { GpgKeyring } = await this.gpgVerify();
     await using keyring = await GpgKeyring.create(keys);
     const reasons: string[] = [];
     for (const [i, signature] of found.signatures.entries()) {
@@ -216,6 +243,7 @@ export class ImageTrust {
     if (!storage.useSigstoreAttachments) {
       return `no signature found: registries.d does not enable use-sigstore-attachments for ${ref.name}, so none were looked for`;
     }
+    const { fetchSigstoreAttachments, SIGSTORE_SIGNATURE_ANNOTATION, SIGSTORE_SIGNATURE_MEDIA_TYPE } = await this.signatureSources();
     let signatures: SigstoreSignature[];
     try {
       signatures = await fetchSigstoreAttachments(source, manifest.digest, signal);
@@ -227,7 +255,7 @@ export class ImageTrust {
     const keys = (await readKeys(requirement.keys, this.policy.source)).map((k, i) => publicKey(k, i, this.policy.source));
     const reasons: string[] = [];
     for (const [i, signature] of signatures.entries()) {
-      const problem = sigstoreProblem(signature, keys) ?? payloadProblem(signature.payload, SIGSTORE_PAYLOAD_TYPE, manifest, requirement, ref);
+      const problem = sigstoreProblem(signature, keys, SIGSTORE_SIGNATURE_MEDIA_TYPE, SIGSTORE_SIGNATURE_ANNOTATION) ?? payloadProblem(signature.payload, SIGSTORE_PAYLOAD_TYPE, manifest, requirement, ref);
       if (problem === null) {
         notes.push(`sigstoreSigned: signature ${i + 1} of ${signatures.length} accepted`);
         return null;
@@ -305,10 +333,10 @@ function publicKey(data: Uint8Array, index: number, policySource: string): KeyOb
 }
 
 /** Null when one of `keys` made this sigstore signature, else why not. */
-function sigstoreProblem(signature: SigstoreSignature, keys: readonly KeyObject[]): string | null {
-  if (signature.mediaType !== SIGSTORE_SIGNATURE_MEDIA_TYPE) return `unexpected signature media type ${signature.mediaType}`;
-  const encoded = signature.annotations[SIGSTORE_SIGNATURE_ANNOTATION];
-  if (typeof encoded !== 'string' || encoded === '') return `the signature has no ${SIGSTORE_SIGNATURE_ANNOTATION} annotation`;
+function sigstoreProblem(signature: SigstoreSignature, keys: readonly KeyObject[], mediaType: string, annotation: string): string | null {
+  if (signature.mediaType !== mediaType) return `unexpected signature media type ${signature.mediaType}`;
+  const encoded = signature.annotations[annotation];
+  if (typeof encoded !== 'string' || encoded === '') return `the signature has no ${annotation} annotation`;
   const raw = Buffer.from(encoded, 'base64');
   for (const key of keys) {
     try {

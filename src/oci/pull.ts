@@ -383,9 +383,10 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
   const progress = options.progress ?? Progress.silent();
   const signal = options.signal;
   // Independent start-up steps overlap: a pull is short enough that their latencies show.
-  const trusting = options.trust ? Promise.resolve(options.trust) : withContext('Reading the signature policy', () => ImageTrust.load());
-  // Refused by --enforce-container-sigpolicy before any network or export.
-  await (await trusting).checkEnforced(reference);
+  const trust = options.trust ?? (await withContext('Reading the signature policy', () => ImageTrust.load()));
+  // Refused by --enforce-container-sigpolicy before any network or export; what checking
+  // the signatures needs loads while the manifest downloads.
+  trust.warmUp(await trust.checkEnforced(reference), reference);
   const opening = withContext(`Opening ${imageName}`, () => openImageSource(reference, signal ? { signal } : {}));
   const [cache, source] = await Promise.all([
     withContext(`Opening the image cache ${options.cacheDir}`, () => BlobCache.open(options.cacheDir)).catch(async (err: unknown) => {
@@ -395,7 +396,6 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
     opening,
   ]);
   try {
-    const trust = await trusting;
     const image = await withContext(`Fetching the manifest of ${imageName}`, () => resolveImage(source, { ...options, trust }, cache));
     checkSignal(signal);
     const storingConfig = cache.storeBytes({ digest: image.configDigest, size: image.configBytes.byteLength }, image.configBytes, imageName);

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../core/errors.js';
 import { dockerNamespaces } from './signature-policy.js';
+import { lookasideBase } from './signature-sources.js';
 import type { DockerReference } from './reference.js';
 
 export interface SignatureStorage {
@@ -131,27 +132,4 @@ export function signatureStorageFor(config: RegistriesD, ref: DockerReference, u
 
 export function defaultLookaside(uid: number, home: string): string {
   return uid === 0 ? 'file:///var/lib/containers/sigstore' : `file://${join(home, '.local/share/containers/sigstore')}`;
-}
-
-function lookasideBase(url: string, where: string): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UserError(`${where}: lookaside ${JSON.stringify(url)} is not a URL`, { hint: 'write http://, https:// or file:// URLs' });
-  }
-  if (!['http:', 'https:', 'file:'].includes(parsed.protocol)) {
-    throw new UserError(`${where}: lookaside ${url} uses ${parsed.protocol}, which is not supported`, { hint: 'write http://, https:// or file:// URLs' });
-  }
-  return parsed;
-}
-
-/** `<lookaside>/<repository path>@sha256=<hex>/signature-<n>` (n from 1). */
-export function lookasideSignatureUrl(lookaside: string, ref: DockerReference, manifestDigest: string, n: number): URL {
-  const base = lookasideBase(lookaside, 'registries.d');
-  const repository = ref.name.slice(ref.name.indexOf('/') + 1);
-  const [algorithm, hex] = manifestDigest.split(':') as [string, string];
-  if (!/^[a-z0-9]+$/.test(algorithm) || !/^[a-f0-9]+$/.test(hex ?? '')) throw new Error(`not a digest: ${manifestDigest}`);
-  base.pathname = `${base.pathname.replace(/\/$/, '')}/${repository}@${algorithm}=${hex}/signature-${n}`;
-  return base;
 }

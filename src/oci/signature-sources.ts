@@ -14,10 +14,31 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../core/errors.js';
 import { sha256Digest } from './digest.js';
-import { lookasideSignatureUrl } from './registries-d.js';
 import type { DockerReference } from './reference.js';
 import type { ImageSource } from './types.js';
 
+export function lookasideBase(url: string, where: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UserError(`${where}: lookaside ${JSON.stringify(url)} is not a URL`, { hint: 'write http://, https:// or file:// URLs' });
+  }
+  if (!['http:', 'https:', 'file:'].includes(parsed.protocol)) {
+    throw new UserError(`${where}: lookaside ${url} uses ${parsed.protocol}, which is not supported`, { hint: 'write http://, https:// or file:// URLs' });
+  }
+  return parsed;
+}
+
+/** `<lookaside>/<repository path>@sha256=<hex>/signature-<n>` (n from 1). */
+export function lookasideSignatureUrl(lookaside: string, ref: DockerReference, manifestDigest: string, n: number): URL {
+  const base = lookasideBase(lookaside, 'registries.d');
+  const repository = ref.name.slice(ref.name.indexOf('/') + 1);
+  const [algorithm, hex] = manifestDigest.split(':') as [string, string];
+  if (!/^[a-z0-9]+$/.test(algorithm) || !/^[a-f0-9]+$/.test(hex ?? '')) throw new Error(`not a digest: ${manifestDigest}`);
+  base.pathname = `${base.pathname.replace(/\/$/, '')}/${repository}@${algorithm}=${hex}/signature-${n}`;
+  return base;
+}
 /** containers/image's bound on one signature, and on how many it reads for one image. */
 export const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
 export const MAX_SIGNATURES = 128;

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { dearmor, gpgVerdict } from '../../../src/oci/gpg-verify.js';
 import { parseDockerReference } from '../../../src/oci/reference.js';
-import { lookasideSignatureUrl, parseRegistriesD, signatureStorageFor } from '../../../src/oci/registries-d.js';
+import { parseRegistriesD, signatureStorageFor } from '../../../src/oci/registries-d.js';
 import { SIMPLE_SIGNING_TYPE, digestMatchesManifest, identityProblem, parseSignaturePayload, remapReference } from '../../../src/oci/signature-payload.js';
 import type { SignedIdentity } from '../../../src/oci/signature-policy.js';
-import { sigstoreAttachmentTag } from '../../../src/oci/signature-sources.js';
+import { lookasideSignatureUrl, sigstoreAttachmentTag } from '../../../src/oci/signature-sources.js';
 
 const D = 'sha256:' + 'b'.repeat(64);
 const payload = (critical: unknown, optional: unknown = { creator: 'test' }): Uint8Array => new Uint8Array(Buffer.from(JSON.stringify({ critical, optional })));
