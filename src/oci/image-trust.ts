@@ -208,11 +208,17 @@ export class ImageTrust {
     const storage = await this.storageFor(ref);
     if (storage === null) return `no signature found: ${ref.transport} images carry no GPG signatures we can read`;
     const { fetchLookasideSignatures } = await this.signatureSources();
-    const found = await fetchLookasideSignatures(storage.lookaside, imageDockerReference(ref)!, manifest.digest, signal);
+    // The keyring is written while the signatures download.
+    const keyringMade = Promise.all([readKeys(requirement.keys, this.policy.source), this.gpgVerify()]).then(([keys, { GpgKeyring }]) => GpgKeyring.create(keys));
+    let found;
+    try {
+      found = await fetchLookasideSignatures(storage.lookaside, imageDockerReference(ref)!, manifest.digest, signal);
+    } catch (err) {
+      await keyringMade.then((k) => k[Symbol.asyncDispose](), () => undefined);
+      throw err;
+    }
+    await using keyring = await keyringMade;
     if (found.signatures.length === 0) return `no signature found (looked for ${found.firstUrl})`;
-    const keys = await readKeys(requirement.keys, this.policy.source);
-    const { GpgKeyring } = await this.gpgVerify();
-    await using keyring = await GpgKeyring.create(keys);
     const reasons: string[] = [];
     for (const [i, signature] of found.signatures.entries()) {
       const outcome = await keyring.verify(signature);
