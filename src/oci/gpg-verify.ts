@@ -8,7 +8,7 @@
  * relies on through gpgme (same algorithms, subkey bindings, expiry and revocation rules),
  * it ships in every Debian-based image (apt needs it), and one call costs ~8 ms.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
@@ -75,26 +75,23 @@ export class GpgKeyring {
     return new GpgKeyring(dir, path);
   }
 
-  /** Verify one signature blob; the payload comes from gpgv's own output. */
+  /**
+   * Verify one signature blob; the payload is what gpgv writes out. The signature goes in on
+   * stdin and the payload comes back on stdout (status lines on stderr, each "[GNUPG:] "):
+   * no temporary file per signature.
+   */
   async verify(signature: Uint8Array): Promise<GpgOutcome> {
-    const work = await mkdtemp(join(this.dir, 'sig-'));
-    try {
-      const sigPath = join(work, 'signature');
-      const outPath = join(work, 'payload');
-      await writeFile(sigPath, signature);
-      // 0: good; 1: bad signature; 2: other trouble (unknown key, garbage). Status says which.
-      const result = await run({
-        description: 'Verifying a GPG image signature',
-        argv: ['gpgv', '--homedir', work, '--keyring', this.path, '--status-fd', '1', '--output', outPath, '--', sigPath],
-        okExitCodes: [0, 1, 2],
-      });
-      const verdict = gpgVerdict(result.stdout);
-      if (!verdict.ok) return verdict;
-      if (result.exitCode !== 0) return { ok: false, why: `gpgv exited with ${result.exitCode}` };
-      return { ...verdict, payload: new Uint8Array(await readFile(outPath)) };
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
+    // 0: good; 1: bad signature; 2: other trouble (unknown key, garbage). Status says which.
+    const result = await run({
+      description: 'Verifying a GPG image signature',
+      argv: ['gpgv', '--homedir', this.dir, '--keyring', this.path, '--status-fd', '2', '--output', '-'],
+      stdin: signature,
+      okExitCodes: [0, 1, 2],
+    });
+    const verdict = gpgVerdict(result.stderr);
+    if (!verdict.ok) return verdict;
+    if (result.exitCode !== 0) return { ok: false, why: `gpgv exited with ${result.exitCode}` };
+    return { ...verdict, payload: new Uint8Array(Buffer.from(result.stdout, 'utf8')) };
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
