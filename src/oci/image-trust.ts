@@ -68,6 +68,8 @@ export class ImageTrust {
   private registriesD: Promise<RegistriesD> | null = null;
   private gpg: Promise<typeof import('./gpg-verify.js')> | null = null;
   private sources: Promise<typeof import('./signature-sources.js')> | null = null;
+  /** Per reference: checkEnforced and check ask twice, and podman info is slow. */
+  private readonly scopes = new Map<string, Promise<PolicyScope>>();
 
   private constructor(
     readonly policy: SignaturePolicy,
@@ -93,7 +95,13 @@ export class ImageTrust {
 
   /** Scope lookup; resolves paths and asks podman for its store only when the policy needs them. */
   async scopeOf(ref: ImageReference): Promise<PolicyScope> {
-    return scopeFor(this.policy, policyIdentity(ref, await this.locate(ref)));
+    const key = formatReference(ref);
+    let scope = this.scopes.get(key);
+    if (!scope) {
+      scope = this.locate(ref).then((location) => scopeFor(this.policy, policyIdentity(ref, location)));
+      this.scopes.set(key, scope);
+    }
+    return scope;
   }
 
   private async locate(ref: ImageReference): Promise<PolicyLocation> {
