@@ -32,15 +32,19 @@ const GUEST_IMAGE = `${GUEST_REGISTRY}/fixture:latest`;
 
 /** Put this tree's CLI into the installed deployment, in place of the image's. */
 function injectCli(disk: string, work: string): void {
-  const loop = execFileSync('losetup', ['--find', '--show', '--partscan', disk], { encoding: 'utf8' }).trim();
+  // The root partition through a loop device of its own (offset and size from the table):
+  // partition nodes of a --partscan loop device need udev, which this host may not run.
+  const table = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as {
+    partitiontable: { sectorsize?: number; partitions: Array<{ start: number; size: number; type: string }> };
+  };
+  const sector = table.partitiontable.sectorsize ?? 512;
+  const esp = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+  const rootPart = table.partitiontable.partitions.find((p) => p.type.toUpperCase() !== esp);
+  if (!rootPart) throw new Error(`no root partition in ${disk}`);
+  const loop = execFileSync('losetup', ['--find', '--show', '--offset', String(rootPart.start * sector), '--sizelimit', String(rootPart.size * sector), disk], { encoding: 'utf8' }).trim();
   const mnt = mkdtempSync(join(work, 'root-'));
   try {
-    const root = execFileSync('lsblk', ['-nrpo', 'PATH,LABEL', loop], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.split(' '))
-      .find(([, label]) => label === 'root')?.[0];
-    if (!root) throw new Error(`no partition labelled root on ${disk}`);
-    execFileSync('mount', [root, mnt]);
+    execFileSync('mount', [loop, mnt]);
     try {
       const stateroot = join(mnt, 'bootc/deploy/default');
       const ids = readdirSync(stateroot, { withFileTypes: true }).filter((e) => e.isDirectory());

@@ -3,7 +3,8 @@
  * to the manifest a pull is about to use, before anything of the image is stored.
  *
  * 1. Find the requirement list: the image's most specific policy scope.
- * 2. `--enforce-container-sigpolicy`: refuse if that list would accept the image unsigned.
+ * 2. Before any network: `--enforce-container-sigpolicy` refuses if that list would accept
+ *    the image unsigned; a `reject` in it refuses the image outright.
  * 3. For each requirement (all must hold): insecureAcceptAnything passes; reject refuses;
  *    signedBy needs one GPG signature from the lookaside storage, and sigstoreSigned one
  *    sigstore attachment, that (a) verifies with a trusted key, (b) signs the digest of
@@ -143,6 +144,26 @@ export class ImageTrust {
   }
 
   /**
+   * What needs no manifest, before any network: the enforce check, and a `reject` in the
+   * scope (as containers/image, which refuses those without reading the image). Also run
+   * by check().
+   */
+  async precheck(ref: ImageReference): Promise<PolicyScope> {
+    const scope = await this.checkEnforced(ref);
+    const rejecting = scope.requirements.findIndex((r) => r.type === 'reject');
+    if (rejecting !== -1) throw this.refused(ref, null, scope, rejecting, 'this scope rejects every image');
+    return scope;
+  }
+
+  private refused(ref: ImageReference, digest: string | null, scope: PolicyScope, index: number, why: string): UserError {
+    const requirement = scope.requirements[index]!;
+    const which = scope.requirements.length > 1 ? `requirement ${index + 1} of ${scope.requirements.length} (${requirement.type})` : requirement.type;
+    return new UserError(`image ${formatReference(ref)}${digest !== null ? ` (${digest})` : ''} is refused by the signature policy ${this.policy.source}, ${scope.describe}, ${which}: ${why}`, {
+      hint: refusalHint(requirement),
+    });
+  }
+
+  /**
    * Start loading what checking `ref` will need (signature modules, registries.d), so it
    * overlaps the manifest download; failures surface when check() awaits the same work.
    */
@@ -170,16 +191,11 @@ export class ImageTrust {
   /** Steps 1–3 for the manifest `source` served; throws a UserError when the image is refused. */
   async check(source: ImageSource, manifest: FetchedManifest, signal?: AbortSignal): Promise<TrustVerdict> {
     const ref = source.reference;
-    const scope = await this.checkEnforced(ref);
+    const scope = await this.precheck(ref);
     const notes: string[] = [];
     for (const [i, requirement] of scope.requirements.entries()) {
       const refusal = await this.refusal(requirement, source, manifest, signal, notes);
-      if (refusal !== null) {
-        const which = scope.requirements.length > 1 ? `requirement ${i + 1} of ${scope.requirements.length} (${requirement.type})` : requirement.type;
-        throw new UserError(`image ${formatReference(ref)} (${manifest.digest}) is refused by the signature policy ${this.policy.source}, ${scope.describe}, ${which}: ${refusal}`, {
-          hint: refusalHint(requirement),
-        });
-      }
+      if (refusal !== null) throw this.refused(ref, manifest.digest, scope, i, refusal);
     }
     return { scope: scope.describe, signatures: notes };
   }

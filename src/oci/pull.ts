@@ -384,9 +384,9 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
   const signal = options.signal;
   // Independent start-up steps overlap: a pull is short enough that their latencies show.
   const trust = options.trust ?? (await withContext('Reading the signature policy', () => ImageTrust.load()));
-  // Refused by --enforce-container-sigpolicy before any network or export; what checking
-  // the signatures needs loads while the manifest downloads.
-  trust.warmUp(await trust.checkEnforced(reference), reference);
+  // Refused by --enforce-container-sigpolicy or a `reject` scope before any network or
+  // export; what checking the signatures needs loads while the manifest downloads.
+  trust.warmUp(await trust.precheck(reference), reference);
   const opening = withContext(`Opening ${imageName}`, () => openImageSource(reference, signal ? { signal } : {}));
   const [cache, source] = await Promise.all([
     withContext(`Opening the image cache ${options.cacheDir}`, () => BlobCache.open(options.cacheDir)).catch(async (err: unknown) => {
