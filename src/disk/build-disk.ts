@@ -31,6 +31,7 @@ import { renderFstab } from '../install/os-config.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { withSignaturePolicy } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import { addUser, isPasswordHash } from '../deploy/users.js';
 import { sysrootPaths } from '../deploy/paths.js';
@@ -252,7 +253,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       const uki = bootsUki(req, imported.tree.entries);
       const deployment = await createDeployment(staging, imported, name, {
         stateroot,
-        targetImage: req.targetImage ?? defaultTargetImage(req.image),
+        targetImage: withSignaturePolicy(req.targetImage ?? defaultTargetImage(req.image), settings.enforceContainerSigpolicy),
         kargs: [...installConfigKargs, ...cliKargs],
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',

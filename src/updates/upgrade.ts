@@ -32,7 +32,7 @@ import { CERTIFICATE_TABLE_DIRECTORY, parsePe } from '../uki/pe.js';
 import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
 import { createDeployment, imageCreated, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
-import type { Origin } from '../deploy/origin.js';
+import { withSignaturePolicy, type Origin } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import { ImageTrust, type TrustOptions } from '../oci/image-trust.js';
 import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
@@ -166,8 +166,6 @@ export interface UpgradeOptions {
   rebootRequiredPath?: string;
   /** The command line as the user typed it, recorded in the lock. */
   command?: string;
-  /** `bootc switch --enforce-container-sigpolicy`: the new image must be one the policy requires signed. */
-  enforceContainerSigpolicy?: boolean;
   /** Where the signature policy is read (tests); default: the booted system's /etc/containers. */
   trust?: TrustOptions;
 }
@@ -180,7 +178,8 @@ export type UpgradeOutcome =
   | { kind: 'unchanged-spec'; text: string }
   | { kind: 'staged'; text: string; stagedId: string };
 
-const sameImage = (a: Origin['image'], b: Origin['image']): boolean => a.image === b.image && a.transport === b.transport;
+/** Same image and transport, and the same enforcement (upstream compares the whole reference). */
+const sameImage = (a: Origin['image'], b: Origin['image']): boolean => a.image === b.image && a.transport === b.transport && a.signature === b.signature;
 
 /** An OCI distribution-spec tag. */
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -197,7 +196,7 @@ export function retaggedImage(image: Origin['image'], tag: string): Origin['imag
     });
   }
   const { digest: _digest, ...untagged } = ref;
-  return { image: formatImageName({ ...untagged, tag }), transport: ref.transport };
+  return withSignaturePolicy({ image: formatImageName({ ...untagged, tag }), transport: ref.transport }, image.signature === 'containerPolicy');
 }
 
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> {
@@ -225,7 +224,9 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     const name = displayImage(target);
     const switching = !sameImage(target, booted.origin.image);
     // The booted system's own policy governs what it may become; refused images leave nothing.
-    const trust = await ImageTrust.load({ ...options.trust, ...(options.enforceContainerSigpolicy ? { enforce: true } : {}) });
+    // An image followed with `signature: containerPolicy` (switched or installed with
+    // --enforce-container-sigpolicy) must be one the policy requires signed, every time.
+    const trust = await ImageTrust.load({ ...options.trust, ...(target.signature === 'containerPolicy' ? { enforce: true } : {}) });
 
     if (options.check) {
       const meta = await fetchManifestAndConfig(reference, { signal: cancellation.signal, trust });

@@ -234,7 +234,7 @@ describe.skipIf(skip)('signature policy on pulls from a real registry', () => {
     // Refused before any network: nothing listens on port 1.
     const trust = await ImageTrust.load({ policyPaths: { explicit: policy }, registriesDPaths: { dir: registriesD } });
     const early = await pullImage(parseReference('127.0.0.1:1/elsewhere/os:v1'), { cacheDir: join(work, 'cache', 'early'), trust }).catch((e: unknown) => unwrapContext(e).root as Error);
-    expect(early.message).toMatch(/^image 127\.0\.0\.1:1\/elsewhere\/os:v1 is refused by the signature policy .*standard\.json, default, reject: this scope rejects every image$/);
+    expect((early as Error).message).toMatch(/^image 127\.0\.0\.1:1\/elsewhere\/os:v1 is refused by the signature policy .*standard\.json, default, reject: this scope rejects every image$/);
   });
 
   it('every requirement of a scope must hold: GPG and sigstore both required refuses an image with one', async () => {
