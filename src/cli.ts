@@ -63,4 +63,8 @@ function installSignalHandlers(): void {
 }
 
 installSignalHandlers();
-process.exitCode = await main(hideBin(process.argv));
+// A promise, not a top-level await: the single executable is one CommonJS script
+// (scripts/build-dist.mjs), where top-level await cannot be.
+void main(hideBin(process.argv)).then((code) => {
+  process.exitCode = code;
+});

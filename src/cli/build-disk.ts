@@ -9,7 +9,8 @@ import { UserError, withContext } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import { buildConfigFromDocument, parseBuildConfig, parseSize, type BuildConfig } from '../disk/build-config.js';
 import { buildDisk, type BuildDiskRequest } from '../disk/build-disk.js';
-import type { DiskImageType } from '../disk/disk-image.js';
+import type { BuildType } from '../disk/build-disk.js';
+import { loadAnswers } from '../install/answers.js';
 import type { RootFsType } from '../disk/root-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
@@ -18,7 +19,9 @@ import { signingKeyFromFlags } from '../uki/uki.js';
 export interface BuildDiskArgs {
   image: string;
   /** Empty: qcow2, bib's default. */
-  type: DiskImageType[];
+  type: BuildType[];
+  /** --installer-answers FILE (with --type iso). */
+  installerAnswers?: string;
   rootfs?: RootFsType;
   size?: string;
   config?: string;
@@ -63,11 +66,25 @@ export async function loadConfig(path: string | undefined, stdin: NodeJS.Readabl
   return parseBuildConfig(text, path);
 }
 
+/** The request of the flags with the files they name read: config.toml, the answers. */
+export async function buildDiskRequestFrom(args: BuildDiskArgs): Promise<BuildDiskRequest> {
+  const config = await loadConfig(args.config);
+  return buildDiskRequestOf(args, config, args.installerAnswers === undefined ? undefined : await readInstallerAnswers(args.installerAnswers));
+}
+
+/** --installer-answers: checked now (a bad file is refused before anything is pulled), kept as written. */
+async function readInstallerAnswers(file: string): Promise<NonNullable<BuildDiskRequest['installerAnswers']>> {
+  const answers = await loadAnswers(file);
+  const text = await readFile(file, 'utf8');
+  return { file, text, answers };
+}
+
 /** Every flag into the library's request (the table test checks none is dropped). */
-export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig): BuildDiskRequest {
+export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig, installerAnswers?: BuildDiskRequest['installerAnswers']): BuildDiskRequest {
   const target = args.targetImgref === undefined ? undefined : parseReference(args.targetImgref);
   const signing = signingKeyFromFlags(args);
   return {
+    ...(installerAnswers ? { installerAnswers } : {}),
     uki: args.uki,
     ...(signing ? { signing } : {}),
     image: parseReference(args.image),
@@ -90,8 +107,7 @@ export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig): Bu
 
 export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
   parseReference(args.image); // a malformed reference is refused before the config is read
-  const config = await loadConfig(args.config);
-  const request = buildDiskRequestOf(args, config);
+  const request = await buildDiskRequestFrom(args);
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
     const result = await buildDisk({ ...request, progress });
@@ -99,9 +115,14 @@ export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
     const lines = [
       `Built from ${args.image}`,
       `  Digest: ${result.manifestDigest}`,
-      `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
-      `  Root filesystem: ${result.rootFsType} UUID=${result.rootFsUuid}`,
-      `  Kernel arguments: ${result.boot.kernelArguments.join(' ')}`,
+      ...(result.disk
+        ? [
+            `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
+            `  Root filesystem: ${result.rootFsType} UUID=${result.disk.rootFsUuid}`,
+            `  Kernel arguments: ${result.disk.boot.kernelArguments.join(' ')}`,
+          ]
+        : []),
+      ...(result.liveKernelArguments ? [`  Installer medium kernel arguments: ${result.liveKernelArguments.join(' ')}`] : []),
       ...Object.values(result.outputs).map((p) => `  Output: ${p}`),
     ];
     process.stdout.write(lines.join('\n') + '\n');

@@ -32,18 +32,19 @@ export const imageCommands: LazyCommand[] = [
   },
   {
     command: 'build-disk <image>',
-    describe: 'Build a bootable disk image (qcow2, raw, vmdk, vhd) from a container image, without loop devices or mounts (needs root)',
+    describe: 'Build a bootable disk image (qcow2, raw, vmdk, vhd) or an installer ISO from a container image, without loop devices or mounts (needs root)',
     builder: (y) =>
       y
         .positional('image', { type: 'string', describe: 'Image reference, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' })
         // No yargs default: with one, a bare trailing `--type` would silently mean qcow2.
-        .option('type', repeatable('Disk image type (default qcow2); repeat for several', ['qcow2', 'raw', 'vmdk', 'vhd']))
+        .option('type', repeatable('Disk image type (default qcow2), or iso for an installer medium; repeat for several', ['qcow2', 'raw', 'vmdk', 'vhd', 'iso']))
         .option('rootfs', { choices: ['ext4', 'btrfs', 'xfs'], describe: 'Root filesystem type (default: the image\'s install config [install.filesystem.root] type, else ext4); xfs is refused here: it needs a loop device' })
         .option('size', { type: 'string', describe: 'Disk size, e.g. 10G or "20 GiB" (default: what the image needs plus room to grow)' })
         // requiresArg: without it yargs takes a lone `-` for a positional (stdin) and leaves --config empty.
         .option('config', { type: 'string', requiresArg: true, describe: 'bootc-image-builder config.toml or config.json (users, kernel append, root minsize); - reads JSON from stdin' })
-        .option('output', { type: 'string', default: '.', describe: 'Output directory (qcow2/disk.qcow2, image/disk.raw, vmdk/disk.vmdk, vpc/disk.vhd)' })
-        .option('karg', repeatable('Kernel argument to add (after the image\'s kargs.d and bib\'s defaults); repeat for several'))
+        .option('output', { type: 'string', default: '.', describe: 'Output directory (qcow2/disk.qcow2, image/disk.raw, vmdk/disk.vmdk, vpc/disk.vhd, bootiso/install.iso)' })
+        .option('karg', repeatable('Kernel argument to add (after the image\'s kargs.d and bib\'s defaults; for an ISO: of the live system only); repeat for several'))
+        .option('installer-answers', { type: 'string', requiresArg: true, describe: 'ISO: an answers file the interactive installer saved; the medium installs with no input and powers off (or reboots, as the file says)' })
         .option('default-kernel-args', {
           type: 'boolean',
           default: true,
@@ -351,6 +352,7 @@ export const commands: LazyCommand[] = [
       return y
         .option('plain', { type: 'boolean', default: false, global: false, describe: 'Interactive installer: no colours (also with NO_COLOR)' })
         .option('source-imgref', { type: 'string', global: false, describe: 'Interactive installer: the image offered first' })
+        .option('target-imgref', { type: 'string', global: false, describe: 'Interactive installer: the image the installed system follows for updates (default: the image installed)' })
         .option('store', { type: 'string', default: '/var/cache/bootc/store', global: false, describe: 'Blob store for pulled images, kept between runs' })
         .option('log-file', { type: 'string', global: false, describe: 'Interactive installer: where the full log is written (default /var/log/bootc-install-<time>.log)' });
     },

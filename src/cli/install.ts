@@ -16,7 +16,8 @@ import { toolVersion } from '../core/version.js';
 import { signingKeyFromFlags } from '../uki/uki.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';
-import { addUserToInstalledDisk, withAnswersFile, type AnswerUser } from '../install/answers.js';
+import { addUserToInstalledDisk, withAnswersFile, type AnswerUser, type FinishAction } from '../install/answers.js';
+import { run } from '../core/exec.js';
 import { pullImage } from '../oci/pull.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
 
@@ -141,7 +142,7 @@ export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockS
 }
 
 export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
-  const args: ToDiskArgs & { answerUser?: AnswerUser } = given.config !== undefined ? await withAnswersFile(given, given.config) : given;
+  const args: ToDiskArgs & { answerUser?: AnswerUser; finish?: FinishAction } = given.config !== undefined ? await withAnswersFile(given, given.config) : given;
   if (args.device === undefined) {
     throw new UserError('no disk to install to', { hint: 'name it, e.g. `bootc install to-disk /dev/vdb`, or give an answers file with --config' });
   }
@@ -165,6 +166,11 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
     );
   } finally {
     await progress.close();
+  }
+  // The answers' `finish`: an unattended install ends the machine's session as asked.
+  if (args.finish !== undefined) {
+    process.stdout.write(args.finish === 'poweroff' ? 'Powering off, as the answers file asks.\n' : 'Rebooting, as the answers file asks.\n');
+    await run({ description: `Asking systemd to ${args.finish === 'poweroff' ? 'power off' : 'reboot'}`, argv: ['systemctl', args.finish] });
   }
 }
 

@@ -37,6 +37,8 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   lz4: 'lz4',
   bzip2: 'bzip2',
   sbsign: 'sbsigntool',
+  xorriso: 'xorriso',
+  mksquashfs: 'squashfs-tools',
   sbverify: 'sbsigntool',
   objdump: 'binutils',
   skopeo: 'skopeo',

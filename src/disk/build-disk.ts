@@ -14,7 +14,9 @@
  *      the install config's boot-mount-spec (/boot in its /etc/fstab)
  *   5. write the disk: GPT, root filesystem from the staged root, ESP with systemd-boot and
  *      the boot entry (src/disk/disk-image.ts), converted to the requested types
- *   6. remove the work directory, whatever happened
+ *   6. --type iso, last (it adds to the staged tree): the installer medium, whose live
+ *      system is the staged deployment plus the installer (live-system.ts, iso-image.ts)
+ *   7. remove the work directory, whatever happened
  */
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,13 +42,24 @@ import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } 
 import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
 import { diskArchOf, type DiskArch } from './gpt.js';
 import { bootsUki } from '../uki/sealed.js';
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { TOOL_HELPERS_DIR } from '../core/exec.js';
+import type { InstallAnswers } from '../install/answers.js';
+import { buildIsoImage, checkIsoTools, IMAGE_LAYOUT_PATH, isoOutputPath, liveKernelArguments, mediumIndexJson, type LayoutBlob } from './iso-image.js';
+import { addLiveInstaller, checkLiveInstallPrograms, mediumImageSource, type LiveInstallerSettings } from './live-system.js';
 import type { SigningKey } from '../uki/uki.js';
+
+/** What `--type` asks for: a disk image format, or `iso`, an installer medium. */
+export type BuildType = DiskImageType | 'iso';
 
 export interface BuildDiskRequest {
   image: ImageReference;
   /** The image the installed system follows for updates; default: `image`. */
   targetImage?: { image: string; transport: string };
-  types: readonly DiskImageType[];
+  types: readonly BuildType[];
+  /** --installer-answers (with `iso`): the medium installs with no input. */
+  installerAnswers?: { file: string; text: string; answers: InstallAnswers };
   outputDir: string;
   /** --rootfs; default: the image's install config, else ext4. */
   rootfs?: RootFsType;
@@ -72,11 +85,17 @@ export interface BuildDiskRequest {
   signaturePolicy?: string;
 }
 
-export interface BuildDiskResult extends BuiltDisk {
+export interface BuildDiskResult {
+  /** Output path of each requested type. */
+  outputs: Partial<Record<BuildType, string>>;
+  /** The disk image built; null when only an ISO was asked for. */
+  disk: BuiltDisk | null;
   manifestDigest: string;
   deployment: Deployment;
   rootFsType: RootFsType;
   installConfig: InstallConfig | null;
+  /** The live system's kernel arguments, when an ISO was built. */
+  liveKernelArguments?: string[];
 }
 
 /**
@@ -212,9 +231,80 @@ async function imageSettings(
   return { installConfig, settings };
 }
 
+/** Programs of the tool layer a live system lacks when its image has no `attr`: the host's. */
+function hostHelpers(): Record<string, string> {
+  const helpers: Record<string, string> = {};
+  for (const name of ['getfattr', 'setfattr']) {
+    const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), TOOL_HELPERS_DIR];
+    const found = dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+    if (found) helpers[name] = found;
+  }
+  return helpers;
+}
+
+/**
+ * What config.toml asks that an ISO cannot carry: its users and kernel arguments are for a
+ * disk image's system, and a system installed from the medium gets the installer's (the
+ * answers file's) instead; the live system's kernel arguments are --karg.
+ */
+function checkConfigForIso(req: BuildDiskRequest): void {
+  const iso = req.types.includes('iso');
+  if (!iso && req.installerAnswers) {
+    throw new UserError('--installer-answers is for an installer medium', { hint: 'add --type iso' });
+  }
+  if (!iso) return;
+  const hint = 'build the ISO in a run of its own; users and kernel arguments of installed systems go in the installer answers (--installer-answers), the live system\'s kernel arguments in --karg';
+  if (req.config.users.length > 0) throw new UserError('the build configuration\'s [[customizations.user]] cannot be carried to systems installed from an ISO', { hint });
+  if (req.config.kernelAppend.length > 0) throw new UserError('the build configuration\'s [customizations.kernel] append cannot be carried to systems installed from an ISO', { hint });
+}
+
+/** Step 6: the medium's live system and the image's layout on it, from the staged deployment. */
+async function buildIso(req: BuildDiskRequest, pulled: PulledImage, deployment: Deployment, work: string): Promise<{ output: string; kargs: string[] }> {
+  const target = req.targetImage ?? defaultTargetImage(req.image);
+  const settings: LiveInstallerSettings = {
+    source: mediumImageSource(IMAGE_LAYOUT_PATH),
+    target: target.transport === 'registry' ? target.image : `${target.transport}:${target.image}`,
+    ...(req.installerAnswers
+      ? {
+          answers: {
+            text: req.installerAnswers.text,
+            namesImage: req.installerAnswers.answers.source !== undefined,
+            finish: req.installerAnswers.answers.finish,
+          },
+        }
+      : {}),
+  };
+  await addLiveInstaller(deployment.dir, settings, hostHelpers());
+  const blobPath = (digest: string): string => join(pulled.cacheDir, 'blobs', ...digest.split(':'));
+  const manifestSize = (await stat(blobPath(pulled.manifestDigest))).size;
+  const blobs: LayoutBlob[] = [pulled.manifestDigest, pulled.configDigest, ...pulled.layers.map((l) => l.descriptor.digest)].map((digest) => ({
+    digest,
+    hostPath: blobPath(digest),
+  }));
+  const kargs = buildDiskKargs(req);
+  const output = isoOutputPath(req.outputDir);
+  const isoWork = await mkdtemp(join(work, 'iso-'));
+  await buildIsoImage({
+    liveRootDir: deployment.dir,
+    kargs,
+    layout: {
+      indexJson: mediumIndexJson(
+        { mediaType: pulled.manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest: pulled.manifestDigest, size: manifestSize },
+        req.image.tag ?? 'latest',
+      ),
+      blobs,
+    },
+    output,
+    workDir: isoWork,
+  });
+  return { output, kargs: liveKernelArguments(kargs) };
+}
+
 export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult> {
   const progress = req.progress ?? Progress.silent();
   const name = formatReference(req.image);
+  const diskTypes = req.types.filter((t): t is DiskImageType => t !== 'iso');
+  const iso = req.types.includes('iso');
   return withContext(`Building a disk image from ${name}`, async () => {
     if (process.getuid?.() !== 0) {
       throw new UserError('building a disk image needs root: the staged files belong to root and other users of the image', {
@@ -222,7 +312,14 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       });
     }
     if (req.rootfs !== undefined) checkRootFs(req.rootfs, false);
-    await checkOutputsFree(req.outputDir, req.types, req.force);
+    checkConfigForIso(req);
+    await checkOutputsFree(req.outputDir, diskTypes, req.force);
+    if (iso) {
+      await checkIsoTools();
+      if (!req.force && existsSync(isoOutputPath(req.outputDir))) {
+        throw new UserError(`the output ${isoOutputPath(req.outputDir)} already exists`, { hint: 'remove it, choose another --output, or pass --force' });
+      }
+    }
 
     stepEvent(progress, 0);
     const factsScanner = imageFactsScanner(name);
@@ -258,35 +355,56 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',
       });
+      // An ISO's live system runs the installer: an image that lacks its programs is
+      // refused before any output is written.
+      if (iso) checkLiveInstallPrograms(deployment.dir);
       const stateVar = sysrootPaths(staging).stateVar(stateroot);
       for (const user of req.config.users) await applyUser(deployment, stateVar, user);
       await writeBootMount(deployment, settings.bootMountSpec);
       cancellation.check();
 
       stepEvent(progress, 3);
-      const disk = await buildDiskImage({
-        sysrootDir: staging,
-        deployment: {
-          stateroot: deployment.stateroot,
-          deploymentId: deployment.id,
-          deploymentDir: deployment.dir,
-          imageVersion: imageVersion(pulled.config) ?? undefined,
-          installConfigKargs,
-          kargDeletes: settings.kargDeletes,
-          cliKargs,
-          ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
-          ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
-        },
-        outputDir: req.outputDir,
-        types: req.types,
-        rootfs: fsType,
-        arch,
-        sizeBytes: req.sizeBytes,
-        rootMinBytes: req.config.rootMinSize,
-        force: req.force,
-      });
+      const disk =
+        diskTypes.length === 0
+          ? null
+          : await buildDiskImage({
+              sysrootDir: staging,
+              deployment: {
+                stateroot: deployment.stateroot,
+                deploymentId: deployment.id,
+                deploymentDir: deployment.dir,
+                imageVersion: imageVersion(pulled.config) ?? undefined,
+                installConfigKargs,
+                kargDeletes: settings.kargDeletes,
+                cliKargs,
+                ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
+                ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
+              },
+              outputDir: req.outputDir,
+              types: diskTypes,
+              rootfs: fsType,
+              arch,
+              sizeBytes: req.sizeBytes,
+              rootMinBytes: req.config.rootMinSize,
+              force: req.force,
+            });
+      const outputs: Partial<Record<BuildType, string>> = { ...disk?.outputs };
+      let liveKernelArguments: string[] | undefined;
+      if (iso) {
+        const built = await buildIso(req, pulled, deployment, staging);
+        outputs.iso = built.output;
+        liveKernelArguments = built.kargs;
+      }
       stepEvent(progress, STEPS.length);
-      return { ...disk, manifestDigest: pulled.manifestDigest, deployment, rootFsType: fsType, installConfig };
+      return {
+        outputs,
+        disk,
+        manifestDigest: pulled.manifestDigest,
+        deployment,
+        rootFsType: fsType,
+        installConfig,
+        ...(liveKernelArguments ? { liveKernelArguments } : {}),
+      };
     } finally {
       await rm(staging, { recursive: true, force: true });
     }

@@ -2,9 +2,11 @@
  * Install answers: everything the interactive installer asks, as a TOML file that
  * `bootc install to-disk --config answers.toml` replays unattended.
  *
- *   [image]   source (any transport), target (optional: the image to follow for updates)
+ *   [image]   source (any transport), target (optional: the image to follow for updates);
+ *             optional as a whole: an installer medium installs its own image without it
  *   [disk]    one of path, serial, wwn, model, size = "largest" | "smallest"; wipe
- *   [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot
+ *   [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot,
+ *             finish = "poweroff" | "reboot" (what to do once installed; default: nothing)
  *
  * A disk selector other than `path` is matched against the disks `lsblk -J -b -O` lists,
  * leaving out disks that cannot be installed to (the running system, anything mounted,
@@ -33,8 +35,11 @@ export type DiskSelector =
   | { by: 'model'; model: string }
   | { by: 'size'; size: 'largest' | 'smallest' };
 
+export type FinishAction = 'poweroff' | 'reboot';
+
 export interface InstallAnswers {
-  source: string;
+  /** Absent: the image is given otherwise (--source-imgref, or the medium's own). */
+  source?: string;
   target?: string;
   disk: DiskSelector;
   wipe: boolean;
@@ -46,6 +51,8 @@ export interface InstallAnswers {
   stateroot?: string;
   /** A login account added to the installed system. */
   user?: AnswerUser;
+  /** Once installed: power off or reboot (unattended media); absent: nothing. */
+  finish?: FinishAction;
 }
 
 export interface AnswerUser {
@@ -57,7 +64,7 @@ export interface AnswerUser {
 
 const HINT =
   'an answers file has [image] source, [disk] with one of path, serial, wwn, model or size ("largest"/"smallest") and wipe, ' +
-  'and [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot, user, user-password-hash, user-groups (the installer writes one with "Save answers")';
+  'and [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot, user, user-password-hash, user-groups, finish ("poweroff"/"reboot") (the installer writes one with "Save answers")';
 
 /** A login name useradd accepts on Debian and Fedora alike. */
 export function checkUserName(name: string): string | null {
@@ -81,7 +88,7 @@ export const HOSTNAME_KARG = 'systemd.hostname';
 const str = z.string().min(1);
 const answersSchema = z
   .object({
-    image: z.object({ source: str, target: str.optional() }).strict(),
+    image: z.object({ source: str, target: str.optional() }).strict().optional(),
     disk: z
       .object({
         path: str.optional(),
@@ -103,6 +110,7 @@ const answersSchema = z
         user: str.optional(),
         'user-password-hash': str.optional(),
         'user-groups': z.array(str).optional(),
+        finish: z.enum(['poweroff', 'reboot']).optional(),
       })
       .strict()
       .optional(),
@@ -147,8 +155,8 @@ export function parseAnswers(file: string, text: string): InstallAnswers {
     user = { name: options.user, passwordHash: options['user-password-hash'], groups: options['user-groups'] ?? [] };
   }
   return {
-    source: image.source,
-    ...(image.target !== undefined ? { target: image.target } : {}),
+    ...(image !== undefined ? { source: image.source } : {}),
+    ...(image?.target !== undefined ? { target: image.target } : {}),
     disk: selector,
     wipe: disk.wipe ?? false,
     ...(options.filesystem !== undefined ? { filesystem: options.filesystem } : {}),
@@ -158,6 +166,7 @@ export function parseAnswers(file: string, text: string): InstallAnswers {
     ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
     ...(options.stateroot !== undefined ? { stateroot: options.stateroot } : {}),
     ...(user !== undefined ? { user } : {}),
+    ...(options.finish !== undefined ? { finish: options.finish } : {}),
   };
 }
 
@@ -165,8 +174,11 @@ const tomlString = (s: string): string => JSON.stringify(s);
 
 /** The file the installer saves; parseAnswers(renderAnswers(a)) gives `a` back. */
 export function renderAnswers(a: InstallAnswers): string {
-  const lines = ['# bootc install answers: replay with `bootc install to-disk --config FILE`', '', '[image]', `source = ${tomlString(a.source)}`];
-  if (a.target !== undefined) lines.push(`target = ${tomlString(a.target)}`);
+  const lines = ['# bootc install answers: replay with `bootc install to-disk --config FILE`'];
+  if (a.source !== undefined) {
+    lines.push('', '[image]', `source = ${tomlString(a.source)}`);
+    if (a.target !== undefined) lines.push(`target = ${tomlString(a.target)}`);
+  }
   lines.push('', '[disk]', '# one of: path, serial, wwn, model, size = "largest" | "smallest"');
   const d = a.disk;
   const value = d.by === 'path' ? d.path : d.by === 'serial' ? d.serial : d.by === 'wwn' ? d.wwn : d.by === 'model' ? d.model : d.size;
@@ -181,6 +193,7 @@ export function renderAnswers(a: InstallAnswers): string {
     lines.push(`user = ${tomlString(a.user.name)}`, `user-password-hash = ${tomlString(a.user.passwordHash)}`);
     if (a.user.groups.length > 0) lines.push(`user-groups = [${a.user.groups.map(tomlString).join(', ')}]`);
   }
+  if (a.finish !== undefined) lines.push(`finish = ${tomlString(a.finish)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -216,7 +229,8 @@ export interface DiskCandidate {
   refusal: string | null;
 }
 
-const WHOLE_DISK_TYPES = new Set(['disk', 'loop']);
+/** Optical drives are listed too (an installer medium is one), always refused. */
+const WHOLE_DISK_TYPES = new Set(['disk', 'loop', 'rom']);
 const clean = (s: string | null | undefined): string | null => (s === null || s === undefined || s.trim() === '' ? null : s.trim());
 
 /**
@@ -239,13 +253,18 @@ export function parseDiskInventory(lsblkText: string, runningRoot: string | null
     if (!WHOLE_DISK_TYPES.has(dev.type) || dev.size === 0) continue;
     const all = [...walkDevices(dev)];
     let refusal: string | null = null;
-    try {
-      checkInstallTarget({ device: dev, probe: {}, runningRoot }, true);
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      refusal = err.message;
+    const holdsMedium = all.some((d) => mediumDevices.includes(d['maj:min']));
+    if (dev.type === 'rom') {
+      refusal = holdsMedium ? `${dev.path} holds the install medium (the image is read from it)` : `${dev.path} is an optical drive: it cannot be installed to`;
+    } else {
+      try {
+        checkInstallTarget({ device: dev, probe: {}, runningRoot }, true);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        refusal = err.message;
+      }
     }
-    if (refusal === null && all.some((d) => mediumDevices.includes(d['maj:min']))) refusal = `${dev.path} holds the install medium (the image is read from it)`;
+    if (refusal === null && holdsMedium) refusal = `${dev.path} holds the install medium (the image is read from it)`;
     disks.push({
       path: dev.path,
       sizeBytes: dev.size,
@@ -384,9 +403,9 @@ export function applyAnswers<T extends ToDiskFlags>(flags: T, answers: InstallAn
 }
 
 /** Loader for replay: the answers file, and the disk its selector names unless DEVICE was given. */
-export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: string): Promise<T & { answerUser?: AnswerUser }> {
+export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: string): Promise<T & { answerUser?: AnswerUser; finish?: FinishAction }> {
   const answers = await loadAnswers(file);
-  const user = answers.user !== undefined ? { answerUser: answers.user } : {};
+  const user = { ...(answers.user !== undefined ? { answerUser: answers.user } : {}), ...(answers.finish !== undefined ? { finish: answers.finish } : {}) };
   if (flags.device !== undefined) return { ...applyAnswers(flags, answers, flags.device), ...user };
   const disks = await readDiskInventory(flags.sourceImgref ?? answers.source);
   const disk = await withContext(`Choosing the disk of ${file}`, async () => matchDisk(answers.disk, disks));

@@ -33,6 +33,8 @@ export interface InstallerProps {
   onExit: (code: number, message?: string) => void;
   /** A reference to offer first (`bootc install --source-imgref`). */
   defaultSource?: string;
+  /** What a system installed from `defaultSource` follows for updates (`--target-imgref`). */
+  defaultTarget?: string;
   now?: () => number;
 }
 
@@ -65,7 +67,7 @@ export function Installer(props: InstallerProps) {
   );
 }
 
-function InstallerScreens({ services, log, plain, onExit, defaultSource, now = Date.now }: InstallerProps) {
+function InstallerScreens({ services, log, plain, onExit, defaultSource, defaultTarget, now = Date.now }: InstallerProps) {
   const [screen, setScreen, screenRef] = useStateRef<Screen>({ name: 'image' });
   const [showLog, setShowLog] = useState(false);
   /** Images found on media; null while still looking. */
@@ -172,6 +174,8 @@ function InstallerScreens({ services, log, plain, onExit, defaultSource, now = D
       }
       const c: InstallChoices = {
         source,
+        // The default image's target; another image chosen follows itself.
+        ...(defaultTarget !== undefined && source === defaultSource ? { target: defaultTarget } : {}),
         disk,
         filesystem: options.filesystem,
         ...(rootSize !== '' ? { rootSize } : {}),

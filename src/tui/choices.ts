@@ -9,6 +9,8 @@ import { parseRootSize, planInstallLayout } from '../install/to-disk.js';
 
 export interface InstallChoices {
   source: string;
+  /** What the installed system follows for updates; absent: `source`. */
+  target?: string;
   disk: DiskCandidate;
   filesystem: InstallFsType;
   /** As typed (e.g. "20G"); absent: the rest of the disk. */
@@ -51,6 +53,7 @@ export function renderPlan(c: InstallChoices): string[] {
   lines.push(
     '',
     `INSTALL ${c.source}`,
+    ...(c.target !== undefined ? [`  updates from: ${c.target}`] : []),
     `  kernel arguments: ${kargs.length > 0 ? kargs.join(' ') : '(the image\'s own)'}`,
     ...(c.hostname !== undefined ? [`  host name: ${c.hostname}`] : []),
     ...(c.rootSshAuthorizedKeys !== undefined ? [`  root SSH keys from ${c.rootSshAuthorizedKeys}`] : []),
@@ -69,6 +72,7 @@ export function confirmsErase(typed: string, disk: DiskCandidate): boolean {
 export function answersOf(c: InstallChoices): InstallAnswers {
   return {
     source: c.source,
+    ...(c.target !== undefined ? { target: c.target } : {}),
     disk: selectorFor(c.disk),
     wipe: true,
     filesystem: c.filesystem,

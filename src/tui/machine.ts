@@ -16,7 +16,7 @@ import { loadInstallConfig } from '../install/config-files.js';
 import { readImageFacts } from '../install/image-facts.js';
 import { installToDisk, parseRootSize } from '../install/to-disk.js';
 import { pullImage } from '../oci/pull.js';
-import { parseReference } from '../oci/reference.js';
+import { formatImageName, parseReference } from '../oci/reference.js';
 import { writeFileAtomic } from '../core/durable-file.js';
 import { toolVersion } from '../core/version.js';
 import type { InstallChoices } from './choices.js';
@@ -120,9 +120,11 @@ export class Machine implements InstallerServices {
 
   private async installOnce(c: InstallChoices, progress: Progress): Promise<InstallOutcome> {
     const image = parseReference(c.source);
+    const target = c.target !== undefined ? parseReference(c.target) : undefined;
     const result = await installToDisk({
       device: c.disk.path,
       image,
+      ...(target !== undefined ? { targetImage: { image: formatImageName(target), transport: target.transport } } : {}),
       viaLoopback: false,
       wipe: true,
       filesystem: c.filesystem,

@@ -17,6 +17,7 @@ import { LogBook } from './services.js';
 export interface InteractiveInstallArgs {
   plain: boolean;
   sourceImgref?: string;
+  targetImgref?: string;
   store: string;
   logFile?: string;
 }
@@ -50,6 +51,7 @@ export async function runInteractiveInstall(args: InteractiveInstallArgs): Promi
         log={log}
         plain={wantsPlain(args.plain)}
         {...(args.sourceImgref !== undefined ? { defaultSource: args.sourceImgref } : {})}
+        {...(args.targetImgref !== undefined ? { defaultTarget: args.targetImgref } : {})}
         onExit={(code, message) => {
           outcome = { code, ...(message !== undefined ? { message } : {}) };
           instance.unmount();

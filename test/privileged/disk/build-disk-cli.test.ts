@@ -118,6 +118,24 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     );
   }, 60_000);
 
+  it('--type iso: refuses an image the live installer could not run in, naming the packages, with nothing written', async () => {
+    // fixture:v1 has no sfdisk, mkfs.fat or mtools; a qcow2 asked for in the same run is not made either.
+    await expectRefused(ociLayoutRef('v1'), ['--type', 'iso', '--type', 'qcow2'], /the image cannot run the installer: it has no sfdisk, mkfs\.fat, mcopy/, /apt-get install fdisk dosfstools mtools/);
+  }, 180_000);
+
+  it('--type iso: refuses config.toml users and --installer-answers without iso, before pulling', async () => {
+    const config = join(tmp, 'users.toml');
+    writeFileSync(config, '[[customizations.user]]\nname = "admin"\n');
+    const storeBefore = filesUnder(store);
+    await expectRefused(ociLayoutRef('v1'), ['--type', 'iso', '--config', config], /\[\[customizations\.user\]\] cannot be carried to systems installed from an ISO/, /installer answers/);
+    const answers = join(tmp, 'answers.toml');
+    writeFileSync(answers, '[disk]\nsize = "largest"\n');
+    await expectRefused(ociLayoutRef('v1'), ['--installer-answers', answers], /--installer-answers is for an installer medium/, /add --type iso/);
+    writeFileSync(answers, '[disk]\nsize = "huge"\n');
+    await expectRefused(ociLayoutRef('v1'), ['--type', 'iso', '--installer-answers', answers], /answers\.toml: `disk\.size`/, /an answers file has/);
+    expect(filesUnder(store)).toEqual(storeBefore);
+  }, 60_000);
+
   it('refuses a config.toml with an unknown key before pulling', async () => {
     const config = join(tmp, 'bad-config.toml');
     writeFileSync(config, '[customizations.kernel]\nappend = "quiet"\n[customizations.bogus]\nx = 1\n');

@@ -11,7 +11,7 @@ import yargs, { type Argv } from 'yargs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseWith as parse } from '../../support/cli-parse.js';
 import { imageCommands, installCommands, type LazyCommand } from '../../../src/cli/commands.js';
-import { buildDiskRequestOf, loadConfig, type BuildDiskArgs } from '../../../src/cli/build-disk.js';
+import { buildDiskRequestFrom, loadConfig, type BuildDiskArgs } from '../../../src/cli/build-disk.js';
 import { toDiskRequestOf, toFilesystemRequestOf, type ToDiskArgs, type ToFilesystemArgs } from '../../../src/cli/install.js';
 import { mergeKernelArguments } from '../../../src/boot/kargs.js';
 import { BIB_DEFAULT_KERNEL_ARGS, buildDiskKargs } from '../../../src/disk/build-disk.js';
@@ -196,6 +196,9 @@ function declaredFlags(cmd: LazyCommand): string[] {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'keys-and-flags-'));
+// Files build-disk's flags name are read when its request is made.
+writeFileSync(join(tmp, 'config.toml'), '[customizations.kernel]\nappend = "quiet"\n');
+writeFileSync(join(tmp, 'medium-answers.toml'), '[disk]\nsize = "largest"\nwipe = true\n[options]\nfinish = "reboot"\n');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A flag's row: the words to add, and what must follow in the request the command makes. */
@@ -276,14 +279,19 @@ const TO_FILESYSTEM: Record<string, FlagCase> = {
 
 const BUILD_DISK: Record<string, FlagCase> = {
   image: positional('image'),
-  type: { argv: ['--type', 'raw', '--type', 'vhd'], check: ({ request }) => expect(request['types']).toEqual(['raw', 'vhd']) },
+  type: { argv: ['--type', 'raw', '--type', 'vhd', '--type', 'iso'], check: ({ request }) => expect(request['types']).toEqual(['raw', 'vhd', 'iso']) },
+  'installer-answers': {
+    argv: ['--type', 'iso', '--installer-answers', join(tmp, 'medium-answers.toml')],
+    check: ({ request }) =>
+      expect(request['installerAnswers']).toMatchObject({ answers: { disk: { by: 'size', size: 'largest' }, wipe: true, finish: 'reboot' } }),
+  },
   rootfs: { argv: ['--rootfs', 'btrfs'], check: ({ request }) => expect(request['rootfs']).toBe('btrfs') },
   size: { argv: ['--size', '20 GiB'], check: ({ request }) => expect(request['sizeBytes']).toBe(20 * 2 ** 30) },
   config: {
     argv: ['--config', join(tmp, 'config.toml')],
-    check: async ({ args }) => {
-      writeFileSync(join(tmp, 'config.toml'), '[customizations.kernel]\nappend = "quiet"\n');
+    check: async ({ args, request }) => {
       expect((await loadConfig(args['config'] as string)).kernelAppend).toEqual(['quiet']);
+      expect((request['config'] as { kernelAppend: string[] }).kernelAppend).toEqual(['quiet']);
     },
   },
   output: { argv: ['--output', '/srv/out'], check: ({ request }) => expect(request['outputDir']).toBe('/srv/out') },
@@ -329,7 +337,7 @@ const FLAG_TABLES: Array<{ name: string; cmd: LazyCommand; table: Record<string,
     cmd: verb(imageCommands, 'build-disk'),
     table: BUILD_DISK,
     positionals: ['oci:/srv/os:v1'],
-    request: async (args) => ({ ...buildDiskRequestOf(args as unknown as BuildDiskArgs, await loadConfig(undefined)) }),
+    request: async (args) => ({ ...(await buildDiskRequestFrom(args as unknown as BuildDiskArgs)) }),
   },
 ];
 

@@ -63,6 +63,17 @@ describe('parseDiskInventory', () => {
     expect(refused.refusal).toBe('/dev/sda holds the install medium (the image is read from it)');
   });
 
+  it('lists optical drives, always refused: the medium itself, or any other', () => {
+    const cd = device('loop-empty.json', 'sr0', { path: '/dev/sr0', type: 'rom', size: 700 * 1024 ** 2, tran: 'sata', 'maj:min': '11:0', ro: true });
+    const withCd = parseDiskInventory(listing(cd, device('loop-empty.json', 'vda', { path: '/dev/vda', type: 'disk', size: 8 * GiB, 'maj:min': '254:0' })), null, ['11:0']);
+    expect(withCd.map((d) => [d.path, d.refusal])).toEqual([
+      ['/dev/sr0', '/dev/sr0 holds the install medium (the image is read from it)'],
+      ['/dev/vda', null],
+    ]);
+    expect(parseDiskInventory(listing(cd), null)[0]!.refusal).toBe('/dev/sr0 is an optical drive: it cannot be installed to');
+    expect(() => matchDisk({ by: 'size', size: 'largest' }, withCd.slice(0, 1))).toThrow(/no disk matches the largest disk/);
+  });
+
   it('says so when lsblk output is not JSON', () => {
     expect(() => parseDiskInventory('lsblk: unknown column', null)).toThrow(UserError);
   });
@@ -133,6 +144,15 @@ describe('answers file', () => {
     expect(parseAnswers('a.toml', renderAnswers(full))).toEqual(full);
     const minimal: InstallAnswers = { source: 'quay.io/x/y', disk: { by: 'size', size: 'largest' }, wipe: false, kargs: [] };
     expect(parseAnswers('a.toml', renderAnswers(minimal))).toEqual(minimal);
+    // An installer medium's answers: no image (the medium's own), and what to do after.
+    const medium: InstallAnswers = { disk: { by: 'size', size: 'largest' }, wipe: true, kargs: [], finish: 'reboot' };
+    expect(parseAnswers('a.toml', renderAnswers(medium))).toEqual(medium);
+    expect(renderAnswers(medium)).not.toContain('[image]');
+  });
+
+  it('takes finish = "poweroff" or "reboot" only', () => {
+    expect(parseAnswers('a.toml', '[disk]\npath = "/dev/vda"\n[options]\nfinish = "poweroff"\n').finish).toBe('poweroff');
+    expect(() => parseAnswers('a.toml', '[disk]\npath = "/dev/vda"\n[options]\nfinish = "halt"\n')).toThrow(/`options.finish`/);
   });
 
   it('renders readable TOML', () => {
@@ -169,7 +189,6 @@ describe('answers file', () => {
     ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\nserial = "S"\n', /it has path, serial/],
     ['[image]\nsource = "x"\n[disk]\nsize = "biggest"\n', /`disk.size`/],
     ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\ncolour = "red"\n', /unknown key `options.colour`/],
-    ['[disk]\npath = "/dev/sda"\n', /`image`/],
     ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nroot-size = "big"\n', /invalid --root-size "big"/],
     ['[image]\nsource = "x"\n[disk]\npath = "/dev/sda"\n[options]\nhostname = "-bad"\n', /"-bad" is not a valid host name/],
     ['[image\n', /answers.toml is not valid TOML/],

@@ -78,12 +78,12 @@ afterEach(() => {
   unmounts = [];
 });
 
-function start(machine: FakeMachine, opts: { plain?: boolean; defaultSource?: string } = {}): Session {
+function start(machine: FakeMachine, opts: { plain?: boolean; defaultSource?: string; defaultTarget?: string } = {}): Session {
   const exits: Session['exits'] = [];
   const log = new LogBook();
   const r = render(
     <Box width={80}>
-      <Installer services={machine} log={log} plain={opts.plain ?? true} onExit={(code, message) => exits.push({ code, ...(message ? { message } : {}) })} {...(opts.defaultSource ? { defaultSource: opts.defaultSource } : {})} />
+      <Installer services={machine} log={log} plain={opts.plain ?? true} onExit={(code, message) => exits.push({ code, ...(message ? { message } : {}) })} {...(opts.defaultSource ? { defaultSource: opts.defaultSource } : {})} {...(opts.defaultTarget ? { defaultTarget: opts.defaultTarget } : {})} />
     </Box>,
   );
   unmounts.push(r.unmount);
@@ -231,6 +231,28 @@ describe('options screen', () => {
 });
 
 describe('plan and confirmation', () => {
+  it('an installer medium: the default image installs following its target; another image follows itself', async () => {
+    const medium = 'oci:/run/bootc/medium/bootc/image';
+    const target = 'quay.io/example/os:stable';
+    const machine = new FakeMachine();
+    const s = start(machine, { defaultSource: medium, defaultTarget: target });
+    await s.until('(default)');
+    await s.press(KEY.enter);
+    await s.until('2/5 Disk');
+    await s.press(KEY.down, KEY.enter);
+    await s.until('3/5 Options');
+    await s.press(KEY.enter);
+    expect(await s.until('4/5 Plan')).toContain(`updates from: ${target}`);
+    const other = start(new FakeMachine(), { defaultSource: medium, defaultTarget: target });
+    await other.until('os.tar');
+    await other.press(KEY.down, KEY.enter);
+    await other.until('2/5 Disk');
+    await other.press(KEY.down, KEY.enter);
+    await other.until('3/5 Options');
+    await other.press(KEY.enter);
+    expect(await other.until('4/5 Plan')).not.toContain('updates from:');
+  });
+
   it('shows exactly what is erased and created', async () => {
     const s = start(new FakeMachine());
     await s.until('os.tar');
