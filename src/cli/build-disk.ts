@@ -40,6 +40,7 @@ export interface BuildDiskArgs {
   uki: boolean;
   signKey?: string;
   signCert?: string;
+  signaturePolicy?: string;
 }
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -100,6 +101,7 @@ export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig, ins
     workDir: resolve(args.workDir),
     platform: args.platform === undefined ? undefined : parsePlatform(args.platform),
     force: args.force,
+    ...(args.signaturePolicy !== undefined ? { signaturePolicy: resolve(args.signaturePolicy) } : {}),
   };
 }
 

@@ -59,6 +59,7 @@ export const imageCommands: LazyCommand[] = [
         .option('work-dir', { type: 'string', default: '/var/tmp', describe: 'Where the root filesystem is staged (needs room for the image)' })
         .option('platform', { type: 'string', describe: 'Platform to build for from a multi-arch image (os/arch[/variant])' })
         .option('force', { type: 'boolean', default: false, describe: 'Replace existing output files' })
+        .option('signature-policy', { type: 'string', requiresArg: true, describe: 'Signature policy file to use instead of /etc/containers/policy.json' })
         .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
         .option('progress-fd', { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' }),
     handler: async (argv) => {
@@ -85,7 +86,8 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
     .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none'], describe: 'Bootloader to install: systemd-boot is the only one here; others are refused' })
     .option('bootupd-skip-boot-uuid', { type: 'boolean', describe: 'bootupd/GRUB static configs: refused (no bootupd here)' })
-    .option('enforce-container-sigpolicy', { type: 'boolean', describe: 'Require a signature policy: refused until container signature verification lands' })
+    .option('enforce-container-sigpolicy', { type: 'boolean', describe: 'Refuse the image unless the signature policy (containers-policy.json) requires it to be signed' })
+    .option('signature-policy', { type: 'string', requiresArg: true, describe: 'Signature policy file to use instead of /etc/containers/policy.json' })
     .option('generic-image', {
       type: 'boolean',
       default: false,
@@ -302,6 +304,7 @@ export const commands: LazyCommand[] = [
         .option('transport', { type: 'string', default: 'registry', describe: 'Transport of TARGET: registry, oci, oci-archive, docker-archive, containers-storage' })
         .option('apply', { type: 'boolean', default: false, describe: 'Reboot into the new image once it is staged' })
         .option('retain', { type: 'boolean', default: false, describe: 'Keep the booted image in the store after its deployment is gone (switching back fetches nothing)' })
+        .option('enforce-container-sigpolicy', { type: 'boolean', default: false, describe: 'Refuse TARGET unless the signature policy (/etc/containers/policy.json) requires it to be signed' })
         .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
         .option('store', { type: 'string', hidden: true, describe: 'Blob store for pulled images (default /var/cache/bootc/store)' })
         .option('progress-fd', { type: 'number', hidden: true, describe: 'Write progress as JSON lines to this file descriptor' }),

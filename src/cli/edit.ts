@@ -80,6 +80,9 @@ export async function runEdit(args: EditArgs, out: NodeJS.WritableStream = proce
       out.write((await rollback({ command: 'bootc edit' })).text);
       return;
     case 'switch':
-      await runSwitch({ target: plan.image.image, transport: plan.image.transport, apply: false, quiet: args.quiet ?? false }, out);
+      await runSwitch(
+        { target: plan.image.image, transport: plan.image.transport, apply: false, quiet: args.quiet ?? false, enforceContainerSigpolicy: plan.image.signature === 'containerPolicy' },
+        out,
+      );
   }
 }

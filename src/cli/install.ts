@@ -73,6 +73,7 @@ export interface SharedInstallArgs extends SigningFlags {
   bootloader?: Bootloader;
   bootupdSkipBootUuid?: boolean;
   enforceContainerSigpolicy?: boolean;
+  signaturePolicy?: string;
   quiet: boolean;
   progressFd?: number;
 }
@@ -136,6 +137,7 @@ export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockS
     storeDir: resolve(args.store),
     ...(args.platform !== undefined ? { platform: parsePlatform(args.platform) } : {}),
     installerVersion: toolVersion(),
+    ...(args.signaturePolicy !== undefined ? { signaturePolicy: resolve(args.signaturePolicy) } : {}),
   };
 }
 

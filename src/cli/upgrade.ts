@@ -11,6 +11,7 @@ import { pathExists } from '../core/fs-probe.js';
 import { createProgress } from '../core/progress.js';
 import { finalizeStaged } from '../updates/finalize.js';
 import { upgrade, type UpgradeOptions } from '../updates/upgrade.js';
+import { withSignaturePolicy } from '../deploy/origin.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
 import { DEFAULT_STORE_DIR } from './install.js';
@@ -33,6 +34,7 @@ export interface SwitchArgs {
   transport: string;
   apply: boolean;
   retain?: boolean;
+  enforceContainerSigpolicy?: boolean;
   quiet: boolean;
   progressFd?: number;
   store?: string;
@@ -92,7 +94,7 @@ export async function runSwitch(args: SwitchArgs, out: NodeJS.WritableStream = p
   // Parsed now, so a malformed reference fails before the lock and the network.
   const reference = parseReference(args.target, transport as Transport);
   await stageAndReport(args, out, {
-    switchTo: { image: formatImageName(reference), transport: reference.transport },
+    switchTo: withSignaturePolicy({ image: formatImageName(reference), transport: reference.transport }, args.enforceContainerSigpolicy === true),
     retain: args.retain ?? false,
     command: ['bootc', 'switch', ...process.argv.slice(3)].join(' '),
   });

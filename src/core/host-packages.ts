@@ -42,6 +42,7 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   sbverify: 'sbsigntool',
   objdump: 'binutils',
   skopeo: 'skopeo',
+  gpgv: 'gpgv',
   podman: 'podman',
   mmdebstrap: 'mmdebstrap',
   umoci: 'umoci',

@@ -111,7 +111,7 @@ export function checkBootableTree(entries: readonly TreeEntry[], imageName: stri
 export interface DeployOptions {
   stateroot: string;
   /** The image to follow for updates. */
-  targetImage: { image: string; transport: string };
+  targetImage: Origin['image'];
   /** Machine-local kernel arguments (--karg, install config), recorded in the origin. */
   kargs: readonly string[];
   architecture: string;

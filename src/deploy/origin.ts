@@ -15,8 +15,12 @@ export interface Origin {
   version: typeof ORIGIN_VERSION;
   stateroot: string;
   id: string;
-  /** The image to follow for updates, as the user wrote it (e.g. `quay.io/x/y:latest`). */
-  image: { image: string; transport: string };
+  /**
+   * The image to follow for updates, as the user wrote it (e.g. `quay.io/x/y:latest`).
+   * `signature: 'containerPolicy'` (upstream's spec): installed or switched with
+   * --enforce-container-sigpolicy, so every update of it is held to that too.
+   */
+  image: FollowedImage;
   /** What was actually deployed. */
   manifestDigest: string;
   configDigest: string;
@@ -40,6 +44,17 @@ export interface Origin {
   bootType?: 'type1' | 'uki';
 }
 
+export interface FollowedImage {
+  image: string;
+  transport: string;
+  signature?: 'containerPolicy';
+}
+
+/** `image` with `signature: containerPolicy` when `enforce`, without it otherwise. */
+export function withSignaturePolicy(image: { image: string; transport: string }, enforce: boolean): FollowedImage {
+  return { image: image.image, transport: image.transport, ...(enforce ? { signature: 'containerPolicy' as const } : {}) };
+}
+
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** The first thing wrong with `doc` as an origin record, or null. */
@@ -54,6 +69,7 @@ export function originProblem(doc: unknown): string | null {
   if (typeof image !== 'object' || image === null || typeof image['image'] !== 'string' || typeof image['transport'] !== 'string') {
     return 'image: expected {image, transport} strings';
   }
+  if (image['signature'] !== undefined && image['signature'] !== 'containerPolicy') return 'image.signature: expected "containerPolicy"';
   for (const key of ['manifestDigest', 'configDigest'] as const) {
     if (typeof d[key] !== 'string' || !DIGEST.test(d[key] as string)) return `${key}: expected a sha256 digest`;
   }
@@ -85,7 +101,7 @@ export function parseOrigin(text: string, source: string): Origin {
     });
   }
   const d = doc as Origin;
-  return { ...d, image: { image: d.image.image, transport: d.image.transport }, pinned: d.pinned ?? false };
+  return { ...d, image: withSignaturePolicy(d.image, d.image.signature === 'containerPolicy'), pinned: d.pinned ?? false };
 }
 
 export function renderOrigin(origin: Origin): string {

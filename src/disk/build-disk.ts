@@ -25,6 +25,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
+import { ImageTrust } from '../oci/image-trust.js';
 import { pullImage, type PulledImage } from '../oci/pull.js';
 import { blobPathIn } from '../oci/blob-cache.js';
 import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
@@ -34,6 +35,7 @@ import { renderFstab } from '../install/os-config.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { withSignaturePolicy } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import { addUser, isPasswordHash } from '../deploy/users.js';
 import { sysrootPaths } from '../deploy/paths.js';
@@ -79,6 +81,8 @@ export interface BuildDiskRequest {
   uki?: boolean;
   /** Secure Boot: sign the UKI and systemd-boot. */
   signing?: SigningKey;
+  /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
+  signaturePolicy?: string;
 }
 
 export interface BuildDiskResult {
@@ -318,15 +322,18 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
 
     stepEvent(progress, 0);
     const factsScanner = imageFactsScanner(name);
+    const trust = await ImageTrust.forFlags(req.signaturePolicy, false);
     const pulled = await pullImage(req.image, {
       cacheDir: req.storeDir,
       progress,
       signal: cancellation.signal,
       platform: req.platform,
       layerTap: factsScanner.tap,
+      trust,
     });
     const arch = diskArchOf(pulled.config.architecture);
     const { installConfig, settings } = await imageSettings(req, pulled, factsScanner, arch);
+    if (settings.enforceContainerSigpolicy) await trust.checkEnforced(req.image, true);
     const { stateroot, installConfigKargs, rootMountSpec, rootFsType: fsType } = settings;
     const cliKargs = buildDiskKargs(req);
     cancellation.check();
@@ -342,7 +349,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       const uki = bootsUki(req, imported.tree.entries);
       const deployment = await createDeployment(staging, imported, name, {
         stateroot,
-        targetImage: req.targetImage ?? defaultTargetImage(req.image),
+        targetImage: withSignaturePolicy(req.targetImage ?? defaultTargetImage(req.image), settings.enforceContainerSigpolicy),
         kargs: [...installConfigKargs, ...cliKargs],
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',

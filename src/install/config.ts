@@ -217,7 +217,7 @@ export const INSTALL_CONFIG_KEYS: Readonly<Record<string, Readonly<Record<Instal
   'bootupd.skip-boot-uuid': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
   bootloader: { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
   'discoverable-partitions': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
-  'enforce-container-sigpolicy': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  'enforce-container-sigpolicy': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
 };
 
 function refuse(key: string, value: unknown, why: string, hint: string): never {
@@ -269,13 +269,6 @@ export function checkInstallConfig(config: InstallConfig | null, command: Instal
   if (blsAppend !== undefined) {
     refuse('[install.ostree] bls-append-except-default', blsAppend, 'extra arguments on the non-default boot entries are not implemented', 'leave it out; per-deployment kernel arguments come from kargs, kargs.d and --karg');
   }
-  const noSigpolicy = 'container signature verification (containers-policy.json) is not implemented yet, so the policy could not be enforced';
-  if (flags.enforceContainerSigpolicy === true) {
-    refuseFlag('--enforce-container-sigpolicy', noSigpolicy, 'leave --enforce-container-sigpolicy out until signature verification lands');
-  }
-  if (config?.['enforce-container-sigpolicy'] === true) {
-    refuse('enforce-container-sigpolicy', true, noSigpolicy, 'set enforce-container-sigpolicy = false or leave it out until signature verification lands');
-  }
 }
 
 /** `discoverable-partitions = true`: no root= on the command line; systemd-gpt-auto-generator finds the root by its GPT type. */
@@ -318,6 +311,8 @@ export interface InstallSettings {
   kargDeletes: string[];
   /** The root partition must carry the DPS root type of the architecture. */
   discoverablePartitions: boolean;
+  /** --enforce-container-sigpolicy, else the key: the image must be one the policy requires signed. */
+  enforceContainerSigpolicy: boolean;
 }
 
 /** Refuses what `command` cannot honour (checkInstallConfig), then resolves the rest. */
@@ -334,6 +329,7 @@ export function resolveInstallSettings(config: InstallConfig | null, flags: Inst
     installConfigKargs: [...(config?.kargs ?? [])],
     kargDeletes: [...(config?.['karg-deletes'] ?? []), ...(flags.kargDeletes ?? [])],
     discoverablePartitions: usesDiscoverablePartitions(config),
+    enforceContainerSigpolicy: flags.enforceContainerSigpolicy ?? config?.['enforce-container-sigpolicy'] ?? false,
   };
 }
 

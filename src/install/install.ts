@@ -23,6 +23,7 @@ import { installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLoc
 import { bootsUki } from '../uki/sealed.js';
 import type { SigningKey } from '../uki/uki.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { withSignaturePolicy } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
@@ -83,6 +84,8 @@ export interface InstallRequest extends InstallSourceRequest {
   progress?: Progress;
   /** For tests: where the host's /usr/local/lib, /etc and /run install configs are read. */
   hostRoot?: string;
+  /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
+  signaturePolicy?: string;
 }
 
 /**
@@ -93,12 +96,13 @@ export interface InstallRequest extends InstallSourceRequest {
  */
 export function imageAndKargs(
   req: InstallSourceRequest,
-  settings: Pick<InstallSettings, 'installConfigKargs' | 'kargDeletes'>,
+  settings: Pick<InstallSettings, 'installConfigKargs' | 'kargDeletes' | 'enforceContainerSigpolicy'>,
 ): Pick<InstallOnRootRequest, 'targetImage' | 'installConfigKargs' | 'kargDeletes' | 'cliKargs' | 'uki' | 'signing'> {
   return {
     ...(req.uki !== undefined ? { uki: req.uki } : {}),
     ...(req.signing ? { signing: req.signing } : {}),
-    targetImage: req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport },
+    // Enforced at install: every later update of the image is held to the policy as well.
+    targetImage: withSignaturePolicy(req.targetImage ?? { image: formatImageName(req.image), transport: req.image.transport }, settings.enforceContainerSigpolicy),
     installConfigKargs: settings.installConfigKargs,
     kargDeletes: settings.kargDeletes,
     cliKargs: req.kargs,

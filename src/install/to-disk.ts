@@ -8,7 +8,7 @@
  *   2. --via-loopback: attach the file to a loop device (detached again whatever happens)
  *   3. check the disk: whole disk, not the running root, not in LVM/RAID/LUKS use, nothing
  *      mounted, no partitions unless --wipe (block-device.ts); nothing is written before
- *   4. pull the image; from its layers, refuse an image without a kernel and read its
+ *   4. pull the image, once the signature policy accepts it (image-trust.ts); from its layers, refuse an image without a kernel and read its
  *      install configuration (+ the host's): filesystem type, stateroot, kargs,
  *      karg-deletes, root-mount-spec, boot-mount-spec, discoverable-partitions (no root=);
  *      keys it cannot honour (block other than direct, bootloader other than systemd, …)
@@ -35,6 +35,7 @@ import { formatEsp } from '../boot/esp.js';
 import { DEFAULT_ESP_BYTES, GiB, MiB, diskArchOf, formatSize, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
 import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
+import { ImageTrust } from '../oci/image-trust.js';
 import { hostPlatform, pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
@@ -246,6 +247,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
 
       // 4
       stepEvent(progress, 1);
+      const trust = await ImageTrust.forFlags(req.signaturePolicy, req.policy?.enforceContainerSigpolicy);
       // The facts are gathered from the layers as they download; cached layers are read after.
       const factsScanner = imageFactsScanner(name);
       const pulled = await withContext(`Pulling ${name}`, () =>
@@ -254,6 +256,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
           progress,
           signal: cancellation.signal,
           layerTap: factsScanner.tap,
+          trust,
           ...(req.platform ? { platform: req.platform } : {}),
         }),
       );
@@ -273,6 +276,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         },
         'to-disk',
       );
+      // The image's own install config may ask for enforcement too (only known after the pull).
+      if (settings.enforceContainerSigpolicy) await trust.checkEnforced(req.image, true);
       const fsType = settings.rootFsType;
       const stateroot = checkStateroot(settings.stateroot);
       info(`Installing image: ${name}`);

@@ -24,6 +24,7 @@ import { info, warn } from '../core/log.js';
 import { Progress } from '../core/progress.js';
 import { ESP_TYPE_GUID, ROOT_TYPE_GUIDS, diskArchOf } from '../disk/gpt.js';
 import { parseSfdiskJson } from '../disk/partition-table.js';
+import { ImageTrust } from '../oci/image-trust.js';
 import { pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
@@ -175,8 +176,9 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     const espBytes = await deviceSizeBytes(esp);
 
     // 4
+    const trust = await ImageTrust.forFlags(req.signaturePolicy, req.policy?.enforceContainerSigpolicy);
     const pulled = await withContext(`Pulling ${name}`, () =>
-      pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, ...(req.platform ? { platform: req.platform } : {}) }),
+      pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, trust, ...(req.platform ? { platform: req.platform } : {}) }),
     );
     const imageFacts = await readImageFacts(pulled);
     const config = await loadInstallConfig(imageFacts.installConfigFiles, {
@@ -194,6 +196,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       },
       'to-filesystem',
     );
+    if (settings.enforceContainerSigpolicy) await trust.checkEnforced(req.image, true);
     const rootMountSpec = settings.rootMountSpec;
     if (rootMountSpec === '' && settings.discoverablePartitions) await checkDiscoverableRoot(root.source, pulled.config.architecture);
     if (!settings.rootFsTypeDefaulted && settings.rootFsType !== root.fsType) {

@@ -2,8 +2,9 @@
  * Pulling an image into the blob cache. Steps:
  *
  * 1. Open the transport's ImageSource for the reference.
- * 2. Fetch the manifest the reference names; verify its digest. An index is resolved to the
- *    manifest for the wanted platform (this machine's, or --platform).
+ * 2. Fetch the manifest the reference names; verify its digest, then the signature policy
+ *    (image-trust.ts) on exactly those bytes, before anything else of the image is read. An
+ *    index is resolved to the manifest for the wanted platform (this machine's, or --platform).
  * 3. Fetch the config (from the cache when present), verify it, and check its platform
  *    and that it has one diff-id per layer.
  * 4. Fetch the layers missing from the cache, a few at a time; each is verified by size and
@@ -32,6 +33,7 @@ import {
   type ImageConfig,
   type ImageManifest,
 } from './manifest.js';
+import { ImageTrust, type TrustVerdict } from './image-trust.js';
 import { formatReference } from './reference.js';
 import { openImageSource } from './transport.js';
 import type { Descriptor, FetchedManifest, ImageReference, ImageSource, Platform } from './types.js';
@@ -67,12 +69,19 @@ export interface PulledImage {
   cacheDir: string;
   /** Blob bytes read from the source in this pull (manifests excluded). */
   bytesFetched: number;
+  /** What the signature policy decided. */
+  trust: TrustVerdict;
 }
 
 export interface FetchOptions {
   /** Default: this machine's (linux/amd64 on x86-64). */
   platform?: Platform;
   signal?: AbortSignal;
+  /**
+   * The signature policy the manifest must satisfy. pullImage loads containers/image's
+   * default files when it is not given; fetchManifestAndConfig checks only when given.
+   */
+  trust?: ImageTrust;
 }
 
 export interface PullOptions extends FetchOptions {
@@ -139,13 +148,17 @@ function verifyManifestBytes(fetched: FetchedManifest, expected: Pick<Descriptor
  * Steps 2 and 3: the platform manifest and config of the image `source` serves. The config
  * comes from `cache` when it is there.
  */
-async function resolveImage(source: ImageSource, options: FetchOptions, cache?: BlobCache): Promise<ImageMetadata> {
+async function resolveImage(source: ImageSource, options: FetchOptions, cache?: BlobCache): Promise<ImageMetadata & { trust: TrustVerdict | null }> {
   const reference = source.reference;
   const imageName = formatReference(reference);
   const wanted = options.platform ?? hostPlatform();
 
   const top = await source.getManifest();
   verifyManifestBytes(top, { digest: reference.digest ?? top.digest }, imageName);
+  // The policy judges the manifest the reference names (an index, for a multi-platform
+  // image), as upstream's image proxy does; the platform manifest is bound to it by digest.
+  const trust = options.trust ? await options.trust.check(source, top, options.signal) : null;
+  checkSignal(options.signal);
   let doc = parseManifestDocument(top.bytes, top.mediaType, imageName);
   let fetched = top;
   let manifestDescriptor: Descriptor = { mediaType: '', digest: top.digest, size: top.bytes.byteLength };
@@ -196,6 +209,7 @@ async function resolveImage(source: ImageSource, options: FetchOptions, cache?: 
     configBytes,
     configFetched,
     layers: manifest.layers.map((descriptor, i) => ({ descriptor, diffId: config.diffIds[i]! })),
+    trust,
   };
 }
 
@@ -369,6 +383,10 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
   const progress = options.progress ?? Progress.silent();
   const signal = options.signal;
   // Independent start-up steps overlap: a pull is short enough that their latencies show.
+  const trust = options.trust ?? (await withContext('Reading the signature policy', () => ImageTrust.load()));
+  // Refused by --enforce-container-sigpolicy or a `reject` scope before any network or
+  // export; what checking the signatures needs loads while the manifest downloads.
+  trust.warmUp(await trust.precheck(reference), reference);
   const opening = withContext(`Opening ${imageName}`, () => openImageSource(reference, signal ? { signal } : {}));
   const [cache, source] = await Promise.all([
     withContext(`Opening the image cache ${options.cacheDir}`, () => BlobCache.open(options.cacheDir)).catch(async (err: unknown) => {
@@ -378,7 +396,7 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
     opening,
   ]);
   try {
-    const image = await withContext(`Fetching the manifest of ${imageName}`, () => resolveImage(source, options, cache));
+    const image = await withContext(`Fetching the manifest of ${imageName}`, () => resolveImage(source, { ...options, trust }, cache));
     checkSignal(signal);
     const storingConfig = cache.storeBytes({ digest: image.configDigest, size: image.configBytes.byteLength }, image.configBytes, imageName);
     storingConfig.catch(() => undefined);
@@ -435,6 +453,7 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
       layers: image.layers,
       cacheDir: options.cacheDir,
       bytesFetched,
+      trust: image.trust!,
     };
   } finally {
     await source.close();

@@ -197,6 +197,32 @@ function validateDigest(input: string, digest: string): void {
   }
 }
 
+/**
+ * A docker reference as signatures and policy.json spell it (containers/image's
+ * ParseNormalizedNamed): no transport, Docker Hub names expanded, and no default tag, so
+ * a bare repository stays a bare repository.
+ */
+export interface DockerReference {
+  /** `host/path/repo`. */
+  name: string;
+  tag?: string;
+  digest?: string;
+}
+
+export function parseDockerReference(input: string): DockerReference {
+  const parts = parseNamed(input, input.trim());
+  return {
+    name: `${parts.registry}/${parts.repository}`,
+    ...(parts.tag !== undefined ? { tag: parts.tag } : {}),
+    ...(parts.digest !== undefined ? { digest: parts.digest } : {}),
+  };
+}
+
+/** `name[:tag][@digest]`. */
+export function formatDockerReference(ref: DockerReference): string {
+  return `${ref.name}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
+}
+
 function parseRegistryReference(input: string, text: string): ImageReference {
   if (text.startsWith('/')) {
     throw invalid(input, 'a registry reference does not start with "/"', `for a local OCI layout write oci:${text}`);

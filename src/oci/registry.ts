@@ -25,7 +25,7 @@ import { cancellation } from '../core/cancel.js';
 import { debug } from '../core/log.js';
 import { toolVersion } from '../core/version.js';
 import { sha256Digest } from './digest.js';
-import { ACCEPTED_MANIFEST_TYPES, MAX_MANIFEST_BYTES, checkManifestSize, parseManifestDocument } from './manifest.js';
+import { ACCEPTED_MANIFEST_TYPES, MAX_MANIFEST_BYTES, MediaType, checkManifestSize, parseManifestDocument } from './manifest.js';
 import { formatReference } from './reference.js';
 import {
   backoffDelayMs,
@@ -245,6 +245,26 @@ export class RegistryClient {
       }
     }
     return { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), mediaType, digest };
+  }
+
+  /** The raw bytes of the manifest at `tag` (bounded), or null on 404; not parsed. */
+  async getRawManifest(tag: string, accept: readonly string[], options: { signal?: AbortSignal } = {}): Promise<Uint8Array | null> {
+    const res = await this.request({
+      method: 'GET',
+      url: this.url(`manifests/${tag}`),
+      headers: { accept: accept.join(', ') },
+      auth: 'registry',
+      signal: options.signal,
+      purpose: `fetching the manifest tagged ${tag}`,
+    });
+    if (res.statusCode === 404) {
+      await errorBody(res);
+      return null;
+    }
+    if (res.statusCode !== 200) throw await this.unexpectedStatus(res, `fetching the manifest tagged ${tag}`);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES);
+    if (bytes === null) checkManifestSize(MAX_MANIFEST_BYTES + 1, `${this.imageName} (tag ${tag})`);
+    return new Uint8Array(bytes!);
   }
 
   /**
@@ -588,6 +608,10 @@ class RegistrySource implements ImageSource {
 
   getBlob(descriptor: Descriptor, options?: BlobFetchOptions): Promise<NodeJS.ReadableStream> {
     return this.firstThatWorks((c) => c.getBlob(descriptor, options));
+  }
+
+  getTaggedManifest(tag: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array | null> {
+    return this.firstThatWorks((c) => c.getRawManifest(tag, [MediaType.ociManifest], options));
   }
 
   async close(): Promise<void> {

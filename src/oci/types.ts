@@ -76,4 +76,9 @@ export interface ImageSource {
   getBlob(descriptor: Descriptor, options?: BlobFetchOptions): Promise<NodeJS.ReadableStream>;
   /** Credentials or temp files to release. */
   close(): Promise<void>;
+  /**
+   * Registries only: the raw manifest stored under `tag` (sigstore signatures live at
+   * `sha256-<hex>.sig`), or null when there is none. Read from the endpoint that served the image.
+   */
+  getTaggedManifest?(tag: string, options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
 }

@@ -6,13 +6,13 @@
 import { UserError } from '../core/errors.js';
 
 export interface HostSpec {
-  image: { image: string; transport: string } | null;
+  image: { image: string; transport: string; signature?: 'containerPolicy' } | null;
   bootOrder: 'default' | 'rollback';
 }
 
 export type EditPlan =
   | { kind: 'unchanged' }
-  | { kind: 'switch'; image: { image: string; transport: string } }
+  | { kind: 'switch'; image: NonNullable<HostSpec['image']> }
   | { kind: 'rollback' };
 
 const HINT = 'edit the output of `bootc status --format yaml`; only spec.image and spec.bootOrder can change';
@@ -42,7 +42,12 @@ export function specOf(doc: unknown, source: string): HostSpec {
     for (const key of Object.keys(i)) {
       if (key !== 'image' && key !== 'transport' && key !== 'signature') fail(source, `unknown key spec.image.${key}`);
     }
-    image = { image: i['image'], transport };
+    // Upstream's values: containerPolicy (enforced), insecure (the default here), ostreeRemote.
+    const signature = i['signature'];
+    if (signature !== undefined && signature !== 'containerPolicy' && signature !== 'insecure') {
+      fail(source, `spec.image.signature ${JSON.stringify(signature)} is not supported: use "containerPolicy" (the signature policy must require a signature) or leave it out`);
+    }
+    image = { image: i['image'], transport, ...(signature === 'containerPolicy' ? { signature } : {}) };
   }
   const bootOrder = s['bootOrder'] ?? 'default';
   if (bootOrder !== 'default' && bootOrder !== 'rollback') fail(source, `spec.bootOrder must be "default" or "rollback", not ${JSON.stringify(bootOrder)}`);
@@ -54,7 +59,11 @@ export function planEdit(current: HostSpec, requested: HostSpec, source: string)
     if (current.image !== null) fail(source, 'spec.image cannot be removed');
   }
   const imageChanged =
-    requested.image !== null && (current.image === null || requested.image.image !== current.image.image || requested.image.transport !== current.image.transport);
+    requested.image !== null &&
+    (current.image === null ||
+      requested.image.image !== current.image.image ||
+      requested.image.transport !== current.image.transport ||
+      requested.image.signature !== current.image.signature);
   const orderChanged = requested.bootOrder !== current.bootOrder;
   if (imageChanged && orderChanged) {
     fail(source, 'spec.image and spec.bootOrder cannot change in one edit');

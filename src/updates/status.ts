@@ -23,11 +23,14 @@ import { parseEntryFileName, type BootCounter } from '../boot/bls.js';
 import { parseUkiFileName } from '../boot/uki-entry.js';
 import type { DeploymentInfo, DeploymentsView } from './deployments.js';
 import { HOST_LOCATIONS, readBootedDeployment, type SysrootLocations } from './booted.js';
+import { withSignaturePolicy } from '../deploy/origin.js';
 import { readCachedUpdate, readEtcConflicts, type CachedUpdate } from './update-records.js';
 
 export interface ImageReferenceDoc {
   image: string;
   transport: string;
+  /** Upstream omits it when nothing is enforced. */
+  signature?: 'containerPolicy';
 }
 
 export interface ImageStatus {
@@ -115,7 +118,7 @@ export function bootStateOf(counter: BootCounter | undefined): BootState {
 function imageStatusOf(info: DeploymentInfo): ImageStatus {
   const origin = info.origin;
   return {
-    image: { image: origin.image.image, transport: origin.image.transport },
+    image: withSignaturePolicy(origin.image, origin.image.signature === 'containerPolicy'),
     version: origin.imageVersion,
     timestamp: origin.imageCreated,
     imageDigest: origin.manifestDigest,
@@ -198,7 +201,7 @@ export function hostStatus(view: DeploymentsView | null, records: StatusRecords 
     apiVersion: 'org.containers.bootc/v1',
     kind: 'BootcHost',
     metadata: { name: 'host' },
-    spec: { image: { image: following.image, transport: following.transport }, bootOrder: view.rollbackQueued ? 'rollback' : 'default' },
+    spec: { image: withSignaturePolicy(following, following.signature === 'containerPolicy'), bootOrder: view.rollbackQueued ? 'rollback' : 'default' },
     status: {
       staged: staged
         ? bootEntryOf(staged, records, {

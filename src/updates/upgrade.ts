@@ -3,7 +3,8 @@
  *
  *   1. under the update lock, pull the image the booted origin follows, or with `--tag` the
  *      same repository at another tag, which it follows from then on (`--check`: manifest
- *      and config only)
+ *      and config only); the booted system's signature policy (/etc/containers/policy.json)
+ *      must accept its manifest before anything else of it is read
  *   2. same digest as booted (or as already staged): nothing to do
  *   3. import into the physical root, check out a new deployment with the booted origin's
  *      kargs, copy its kernel and combined initrd to the ESP under bootc/<id>/; no entry yet.
@@ -31,8 +32,9 @@ import { CERTIFICATE_TABLE_DIRECTORY, parsePe } from '../uki/pe.js';
 import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
 import { createDeployment, imageCreated, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
-import type { Origin } from '../deploy/origin.js';
+import { withSignaturePolicy, type Origin } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
+import { ImageTrust, type TrustOptions } from '../oci/image-trust.js';
 import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull.js';
 import { formatImageName, formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
@@ -164,6 +166,8 @@ export interface UpgradeOptions {
   rebootRequiredPath?: string;
   /** The command line as the user typed it, recorded in the lock. */
   command?: string;
+  /** Where the signature policy is read (tests); default: the booted system's /etc/containers. */
+  trust?: TrustOptions;
 }
 
 export type UpgradeOutcome =
@@ -174,7 +178,8 @@ export type UpgradeOutcome =
   | { kind: 'unchanged-spec'; text: string }
   | { kind: 'staged'; text: string; stagedId: string };
 
-const sameImage = (a: Origin['image'], b: Origin['image']): boolean => a.image === b.image && a.transport === b.transport;
+/** Same image and transport, and the same enforcement (upstream compares the whole reference). */
+const sameImage = (a: Origin['image'], b: Origin['image']): boolean => a.image === b.image && a.transport === b.transport && a.signature === b.signature;
 
 /** An OCI distribution-spec tag. */
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -191,7 +196,7 @@ export function retaggedImage(image: Origin['image'], tag: string): Origin['imag
     });
   }
   const { digest: _digest, ...untagged } = ref;
-  return { image: formatImageName({ ...untagged, tag }), transport: ref.transport };
+  return withSignaturePolicy({ image: formatImageName({ ...untagged, tag }), transport: ref.transport }, image.signature === 'containerPolicy');
 }
 
 export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> {
@@ -218,9 +223,13 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
     const reference = parseReference(target.image, target.transport as Transport);
     const name = displayImage(target);
     const switching = !sameImage(target, booted.origin.image);
+    // The booted system's own policy governs what it may become; refused images leave nothing.
+    // An image followed with `signature: containerPolicy` (switched or installed with
+    // --enforce-container-sigpolicy) must be one the policy requires signed, every time.
+    const trust = await ImageTrust.load({ ...options.trust, ...(target.signature === 'containerPolicy' ? { enforce: true } : {}) });
 
     if (options.check) {
-      const meta = await fetchManifestAndConfig(reference, { signal: cancellation.signal });
+      const meta = await fetchManifestAndConfig(reference, { signal: cancellation.signal, trust });
       if (meta.manifestDigest === booted.origin.manifestDigest || meta.manifestDigest === view.staged?.origin.manifestDigest) {
         await recordCachedUpdate(loc.sysroot, null);
         return { kind: 'no-update', text: 'No update available.\n' };
@@ -245,6 +254,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
       cacheDir: options.storeDir,
       progress,
       signal: cancellation.signal,
+      trust,
       // Layers an earlier deployment brought are in the store already: only new ones travel.
       alreadyHave: (layer) => pathExists(layerIndexPath(layout, layer.diffId)),
     });

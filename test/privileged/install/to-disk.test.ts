@@ -269,14 +269,20 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     expect(await readBootEntry(espLoc, entry!)).toContain(`options rw console=ttyS0,115200 bootc.deploy=default/${result.deployment.id}\n`);
   }, 300_000);
 
-  it('refuses an install config key it cannot honour, by name, before writing anything', async () => {
+  it('--enforce-container-sigpolicy, and the install config key, refuse an image the policy accepts unsigned, before writing anything', async () => {
     const file = diskFile('sigpolicy.raw', '4G');
+    const policy = join(tmp, 'accept-anything.json');
+    writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+    // The flag: refused before the pull.
+    const byFlag = await refusal(request(file, { viaLoopback: true, signaturePolicy: policy, policy: { enforceContainerSigpolicy: true } }));
+    expect(byFlag.message).toMatch(/--enforce-container-sigpolicy: the signature policy .*accept-anything\.json \(default\) would accept oci:.*:v1 without any signature/);
+    expect(byFlag.hint).toMatch(/signedBy or sigstoreSigned/);
+    // The key (here the host's install config): refused once the config is known, still before the disk.
     const hostRoot = join(tmp, 'host-sigpolicy');
     mkdirSync(join(hostRoot, 'etc/bootc/install'), { recursive: true });
     writeFileSync(join(hostRoot, 'etc/bootc/install/50-test.toml'), '[install]\nenforce-container-sigpolicy = true\n');
-    const err = await refusal(request(file, { viaLoopback: true, hostRoot }));
-    expect(err.message).toMatch(/`enforce-container-sigpolicy = true`: container signature verification/);
-    expect(err.hint).toMatch(/enforce-container-sigpolicy = false/);
+    const byKey = await refusal(request(file, { viaLoopback: true, hostRoot, signaturePolicy: policy }));
+    expect(byKey.message).toMatch(/would accept oci:.*:v1 without any signature/);
     expect(sh('du', '--block-size=1', file).split('\t')[0]).toBe('0');
     expect(loopsOf(file)).toBe('');
   }, 300_000);

@@ -134,7 +134,8 @@ const KEY_CASES: Record<string, KeyCase> = {
     config: { 'enforce-container-sigpolicy': true },
     toml: 'enforce-container-sigpolicy = true',
     harmless: [{ 'enforce-container-sigpolicy': false }],
-    refusedAs: /`enforce-container-sigpolicy = true`: container signature verification .* is not implemented yet/,
+    // The pipelines then refuse an image the signature policy would accept unsigned (privileged tests).
+    applied: (s) => expect(s.enforceContainerSigpolicy).toBe(true),
   },
 };
 
@@ -176,6 +177,7 @@ describe('every install-config key: applied or refused by name', () => {
       installConfigKargs: [],
       kargDeletes: [],
       discoverablePartitions: false,
+      enforceContainerSigpolicy: false,
     });
   });
 });
@@ -237,9 +239,13 @@ const SHARED_INSTALL: Record<string, FlagCase> = {
   'bootupd-skip-boot-uuid': { argv: ['--bootupd-skip-boot-uuid'], check: () => undefined, refusedAs: /^--bootupd-skip-boot-uuid: it configures bootupd's GRUB/ },
   'enforce-container-sigpolicy': {
     argv: ['--enforce-container-sigpolicy'],
-    check: () => undefined,
-    refusedAs: /^--enforce-container-sigpolicy: container signature verification .* is not implemented yet/,
+    check: ({ request }) => {
+      const policy = request['policy'] as Record<string, unknown>;
+      expect(policy['enforceContainerSigpolicy']).toBe(true);
+      expect(resolveInstallSettings(null, policy, 'to-disk').enforceContainerSigpolicy).toBe(true);
+    },
   },
+  'signature-policy': { argv: ['--signature-policy', 'p.json'], check: ({ request }) => expect(request['signaturePolicy']).toBe(resolve('p.json')) },
 };
 
 const TO_DISK: Record<string, FlagCase> = {
@@ -306,6 +312,7 @@ const BUILD_DISK: Record<string, FlagCase> = {
   'work-dir': { argv: ['--work-dir', '/srv/work'], check: ({ request }) => expect(request['workDir']).toBe('/srv/work') },
   platform: { argv: ['--platform', 'linux/arm64'], check: ({ request }) => expect(request['platform']).toEqual({ os: 'linux', architecture: 'arm64' }) },
   force: { argv: ['--force'], check: ({ request }) => expect(request['force']).toBe(true) },
+  'signature-policy': { argv: ['--signature-policy', 'p.json'], check: ({ request }) => expect(request['signaturePolicy']).toBe(resolve('p.json')) },
   quiet: { argv: ['--quiet'], check: ({ args }) => expect(args['quiet']).toBe(true) },
   'progress-fd': { argv: ['--progress-fd', '3'], check: ({ args }) => expect(args['progressFd']).toBe(3) },
 };
