@@ -5,7 +5,7 @@
  * UserError naming the Debian package to install.
  */
 import { existsSync } from 'node:fs';
-import { execa, type ResultPromise } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { ExternalCommandError, UserError } from './errors.js';
 import { commandLine } from './shell-quote.js';
 import { debianPackageFor } from './host-packages.js';
@@ -72,74 +72,93 @@ function isEnoent(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ENOENT';
 }
 
+/** The environment a command runs with: ours, plus what the spec sets. */
+function environment(spec: CommandSpec): NodeJS.ProcessEnv | undefined {
+  return spec.env ? { ...process.env, ...spec.env } : undefined;
+}
+
+/** How a finished child ended: its exit code, or the signal that stopped it. */
+interface Ending {
+  exitCode: number | null;
+  signal: string | null;
+}
+
+/**
+ * Waits for `child` to exit with its streams closed, keeping the tail of what it wrote to
+ * stderr. Rejects with the missing-program UserError when it could not be started.
+ */
+function ending(child: ChildProcess, spec: CommandSpec, stderr: Buffer[]): Promise<Ending> {
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => reject(isEnoent(err) ? missingProgram(spec) : err));
+    child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+  });
+}
+
+function failure(spec: CommandSpec, ended: Ending, stderr: string): ExternalCommandError {
+  return new ExternalCommandError({
+    description: spec.description,
+    commandLine: commandLine(spec.argv, spec.env),
+    exitCode: ended.exitCode,
+    signal: ended.signal,
+    stderr: tail(stderr),
+    hint: spec.hint,
+  });
+}
+
 /** Run a program to completion and return its output as text. */
 export async function run(spec: CommandSpec): Promise<CommandResult> {
   const [name, ...args] = spec.argv;
-  const program = resolveProgram(name);
   debug(`exec: ${commandLine(spec.argv, spec.env)}`);
-  let result;
+  const child = spawn(resolveProgram(name), args, {
+    cwd: spec.cwd,
+    env: environment(spec),
+    stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
+  const ended = ending(child, spec, stderr);
+  if (spec.stdin !== undefined) {
+    // A program that exits before reading all its input explains itself by its exit status.
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(spec.stdin);
+  }
+  let timedOut = false;
+  const timer = spec.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), child.kill()), spec.timeoutMs);
   try {
-    result = await execa(program, args, {
-      cwd: spec.cwd,
-      env: spec.env ? { ...spec.env } : undefined,
-      input: spec.stdin,
-      timeout: spec.timeoutMs,
-      reject: false,
-      stripFinalNewline: false,
-      encoding: 'utf8',
-    });
-  } catch (err) {
-    if (isEnoent(err)) throw missingProgram(spec);
-    throw err;
+    const result = await ended;
+    const out = Buffer.concat(stdout).toString('utf8');
+    const err = Buffer.concat(stderr).toString('utf8');
+    const exitCode = result.exitCode;
+    const ok = exitCode === 0 || (exitCode !== null && (spec.okExitCodes ?? []).includes(exitCode));
+    if (!ok || timedOut) throw failure(spec, timedOut ? { exitCode, signal: 'timeout' } : result, err);
+    return { stdout: out, stderr: err, exitCode: exitCode ?? 0 };
+  } finally {
+    clearTimeout(timer);
   }
-  if (result.failed && isEnoent(result.cause)) throw missingProgram(spec);
-  const exitCode = result.exitCode ?? null;
-  const ok = exitCode === 0 || (exitCode !== null && (spec.okExitCodes ?? []).includes(exitCode));
-  if (!ok || result.timedOut) {
-    throw new ExternalCommandError({
-      description: spec.description,
-      commandLine: commandLine(spec.argv, spec.env),
-      exitCode,
-      signal: result.timedOut ? 'timeout' : (result.signal ?? null),
-      stderr: tail(String(result.stderr ?? '')),
-      hint: spec.hint,
-    });
-  }
-  return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: exitCode ?? 0 };
 }
 
 /**
  * Start a program whose stdout or stdin the caller streams (e.g. `tar`, `qemu-img`).
- * The returned promise rejects with the same ExternalCommandError as `run`.
+ * `done` rejects with the same errors as `run`.
  */
 export function spawnStreaming(
   spec: CommandSpec & { stdio?: { stdin?: 'pipe' | 'ignore' | 'inherit'; stdout?: 'pipe' | 'ignore' | 'inherit' } },
-): { child: ResultPromise; done: Promise<void> } {
+): { child: ChildProcess; done: Promise<void> } {
   const [name, ...args] = spec.argv;
-  const program = resolveProgram(name);
   debug(`exec (streaming): ${commandLine(spec.argv, spec.env)}`);
-  const child = execa(program, args, {
+  const child = spawn(resolveProgram(name), args, {
     cwd: spec.cwd,
-    env: spec.env ? { ...spec.env } : undefined,
-    stdin: spec.stdio?.stdin ?? 'pipe',
-    stdout: spec.stdio?.stdout ?? 'pipe',
-    stderr: 'pipe',
-    reject: false,
-    buffer: { stdout: false, stderr: true },
-    encoding: 'buffer',
+    env: environment(spec),
+    stdio: [spec.stdio?.stdin ?? 'pipe', spec.stdio?.stdout ?? 'pipe', 'pipe'],
   });
-  const done = child.then((result) => {
-    if (result.failed && isEnoent(result.cause)) throw missingProgram(spec);
-    if (result.exitCode !== 0) {
-      throw new ExternalCommandError({
-        description: spec.description,
-        commandLine: commandLine(spec.argv, spec.env),
-        exitCode: result.exitCode ?? null,
-        signal: result.signal ?? null,
-        stderr: tail(Buffer.from(result.stderr as Uint8Array).toString('utf8')),
-        hint: spec.hint,
-      });
-    }
+  const stderr: Buffer[] = [];
+  const done = ending(child, spec, stderr).then((result) => {
+    if (result.exitCode !== 0) throw failure(spec, result, Buffer.concat(stderr).toString('utf8'));
   });
+  // The caller awaits `done` once it has streamed what it wanted; a failure before then is
+  // reported there, not as an unhandled rejection.
+  done.catch(() => undefined);
   return { child, done };
 }
