@@ -11,10 +11,24 @@
  * `bootc switch` to fixture:v3, which never reaches boot-complete.target: systemd-boot
  * tries it three times, then boots v2 again by itself, and `bootc status` says so. Last,
  * `bootc usr-overlay` makes /usr writable until the next boot.
+ *
+ * Every pull above is held to the booted system's signature policy: the guest's
+ * /etc/containers/policy.json rejects everything but 10.0.2.100:5000/fixture signed with
+ * the fleet's sigstore key (registries.d: use-sigstore-attachments). First, while v2 is
+ * unsigned, `bootc upgrade` refuses it and leaves nothing behind (no staged record,
+ * deployment, boot entry, cached blob or reboot-required), and `switch
+ * --enforce-container-sigpolicy` to a scope that takes unsigned images is refused; then the
+ * host attaches a signature for v2's manifest (as `skopeo copy
+ * --sign-by-sigstore-private-key` would) and the upgrade above goes through. v3 is signed
+ * from the start.
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsFile } from '../test/support/tier.js';
+import { attachSigstoreSignature, makeSigstoreKeyPair, type SigstoreKeyPair } from '../test/support/signing.js';
 import { v1RootfsDir } from '../fixtures/paths.js';
 import type { Vm } from './harness.js';
 import { FINALIZE_ON_CONSOLE, timedReboot } from './shutdown.js';
@@ -29,10 +43,26 @@ const skip = explainSkip(
 );
 
 const GUEST_IMAGE = `${GUEST_REGISTRY}/fixture:latest`;
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The fleet's policy: fixture images signed with its key, `open/` unsigned, nothing else. */
+function guestPolicy(): string {
+  return JSON.stringify({
+    default: [{ type: 'reject' }],
+    transports: {
+      docker: {
+        [`${GUEST_REGISTRY}/fixture`]: [{ type: 'sigstoreSigned', keyPath: '/etc/pki/containers/fleet.pub', signedIdentity: { type: 'matchRepository' } }],
+        [`${GUEST_REGISTRY}/open`]: [{ type: 'insecureAcceptAnything' }],
+      },
+    },
+  });
+}
 
 describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
   let scenario: UpdateScenario | undefined;
   let vm: Vm | undefined;
+  let keys: SigstoreKeyPair;
+  const digests: Record<string, string> = {};
   const guest = (): Vm => {
     if (!vm) throw new Error('the VM did not start');
     return vm;
@@ -40,12 +70,50 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
 
   beforeAll(async () => {
     scenario = await prepareUpdateScenario({ name: 'upgrade-qemu', push: { 'fixture:latest': 'v2', 'fixture:v2': 'v2', 'fixture:v3': 'v3' }, follows: 'fixture:latest' });
+    keys = await makeSigstoreKeyPair(join(scenario.tmp, 'keys'), 'fleet');
+    for (const tag of ['v2', 'v3']) {
+      const raw = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${scenario.registry.host}/fixture:${tag}`]);
+      digests[tag] = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+    }
+    await attachSigstoreSignature(scenario.registry.port, 'fixture', digests['v3']!, `${GUEST_REGISTRY}/fixture:v3`, keys.privateKey);
     vm = await bootScenario(scenario, 'upgrade');
+    const g = vm;
+    const pem = readFileSync(keys.publicKeyPath).toString('base64');
+    await g.runOk('mkdir -p /etc/pki/containers /etc/containers/registries.d');
+    await g.runOk(`echo ${pem} | base64 -d > /etc/pki/containers/fleet.pub`);
+    await g.runOk(`printf 'docker:\\n  ${GUEST_REGISTRY}:\\n    use-sigstore-attachments: true\\n' > /etc/containers/registries.d/fleet.yaml`);
+    await g.runOk(`printf '%s' '${guestPolicy()}' > /etc/containers/policy.json`);
   }, 900_000);
   afterAll(async () => {
     await vm?.dispose();
     await scenario?.dispose();
   });
+
+  it('signature policy: an unsigned v2 is refused with the reason, nothing is staged, deployed, cached or entered', async () => {
+    const g = guest();
+    expect(await g.runOk('cat /usr/lib/fixture-release')).toBe('1');
+    const leftovers = 'ls /sysroot/bootc/deploy/default; ls /boot/loader/entries; ls /var/cache/bootc/store/blobs/sha256 2>/dev/null | wc -l';
+    const before = await g.runOk(leftovers);
+    const r = await g.run('bootc upgrade --quiet', 900_000);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).toMatch(
+      new RegExp(`image ${escape(GUEST_IMAGE)} \\(${digests['v2']}\\) is refused by the signature policy /etc/containers/policy\\.json, transports\\.docker "${escape(GUEST_REGISTRY)}/fixture", sigstoreSigned: no signature found`),
+    );
+    expect(await g.runOk('test -e /sysroot/bootc/staged && echo staged || echo none')).toBe('none');
+    expect(await g.runOk('test -e /run/reboot-required && echo yes || echo no')).toBe('no');
+    expect(await g.runOk(leftovers)).toBe(before);
+    const status = JSON.parse(await g.runOk('bootc status --format json')) as { status: { staged: unknown } };
+    expect(status.status.staged).toBeNull();
+    // `--check` is held to the policy too, and a scope the policy does not name is rejected.
+    expect((await g.run('bootc upgrade --check', 300_000)).stdout).toMatch(/sigstoreSigned: no signature found/);
+    expect((await g.run(`bootc switch --quiet ${GUEST_REGISTRY}/elsewhere/os:v1`, 300_000)).stdout).toMatch(/default, reject: this scope rejects every image/);
+    // --enforce-container-sigpolicy refuses a scope that would take unsigned images.
+    const enforced = await g.run(`bootc switch --quiet --enforce-container-sigpolicy ${GUEST_REGISTRY}/open/os:v1`, 300_000);
+    expect(enforced.exitCode).not.toBe(0);
+    expect(enforced.stdout).toMatch(new RegExp(`--enforce-container-sigpolicy: the signature policy /etc/containers/policy\\.json \\(transports\\.docker "${escape(GUEST_REGISTRY)}/open"\\) would accept`));
+    // Signed by the fleet key from here on: the upgrade below goes through the same policy.
+    await attachSigstoreSignature(scenario!.registry.port, 'fixture', digests['v2']!, GUEST_IMAGE, keys.privateKey);
+  }, 1_800_000);
 
   it('update --check, upgrade --tag v2, a timed finalising shutdown: v2 with the local /etc change and /var kept', async () => {
     const g = guest();
@@ -73,6 +141,8 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
     expect(await g.runOk('cat /var/kept-file')).toBe('kept');
     const spec = JSON.parse(await g.runOk('bootc status --format json')) as { spec: { image: { image: string } } };
     expect(spec.spec.image.image).toBe(tagged);
+    const booted = JSON.parse(await g.runOk('bootc status --format json')) as { status: { booted: { image: { imageDigest: string } } } };
+    expect(booted.status.booted.image.imageDigest).toBe(digests['v2']);
     expect(await g.runOk('bootc upgrade --quiet', 300_000)).toContain(`No changes in: ${tagged}`);
     // Finalised and nothing new staged: the next shutdown has nothing to run.
     expect((await g.run('systemctl is-active bootc-finalize-staged.service')).stdout.trim()).toBe('inactive');
