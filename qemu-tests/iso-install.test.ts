@@ -5,10 +5,12 @@
  *   1. the ISO as a CD-ROM beside a blank 8 GB virtio disk: the installer starts on the
  *      serial console by itself; the CD-ROM is listed but refused; Esc at the confirmation
  *      leaves the disk byte-for-byte unchanged; then an install, which ends offering reboot
- *   2. that disk boots alone: the image, /usr read-only, /etc writable, `bootc status`
- *      naming the reference the medium was built with, and no installer
+ *   2. that disk holds a GPT with an ESP carrying a boot entry, and a root partition
+ *      (read on the host: the boot below covers the same install path)
  *   3. an unattended ISO (--installer-answers; built together with a raw disk in one run):
- *      installs with no input and powers off; the disk boots with the answers' host name
+ *      installs with no input and powers off; the disk boots alone with the answers' host
+ *      name into the image: /usr read-only, /etc writable, `bootc status` naming the
+ *      reference the medium was built with, and no installer
  *   4. the same kind of unattended ISO, of an image with a full kernel, written as a USB
  *      stick (hybrid) into a machine with no other disk: it boots, the answers match no
  *      disk (the stick is the medium), the reason is on the console, nothing is written,
@@ -18,6 +20,7 @@
  * dosfstools and mtools, which the installer runs; "base" is localhost/debian-bootc:12 (full kernel)
  * with the fixtures' root autologin on the serial console.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -179,25 +182,20 @@ describe.skipIf(skip)('installer ISO (qemu)', () => {
     }
   }, INSTALL_TIMEOUT_MS + 2 * LIVE_BOOT_TIMEOUT_MS);
 
-  it('the installed disk boots alone into the image: /usr read-only, /etc writable, status names the image, no installer', async () => {
+  it('the interactive install left an ESP with a boot entry and a root partition (its boot is the unattended disk\'s below: same install path)', () => {
     expect(interactiveDisk).not.toBe('');
-    const vm = await startVm({ name: 'iso-installed', boot: { kind: 'uefi' }, disks: [{ path: interactiveDisk }] });
-    try {
-      await vm.waitForLogin();
-      const status = JSON.parse(await vm.runOk('bootc status --format json')) as { spec: { image: { image: string } }; status: { booted: unknown } };
-      expect(status.spec.image.image).toBe(TARGET);
-      expect(status.status.booted).not.toBeNull();
-      expect((await vm.run('touch /usr/bootc-iso-test')).exitCode).not.toBe(0);
-      await vm.runOk('touch /etc/bootc-iso-test && rm /etc/bootc-iso-test');
-      expect(await vm.runOk('test -e /usr/lib/bootc/live/installer.sh && echo live || echo installed')).toBe('installed');
-      expect(await vm.runOk('findmnt -n -o FSTYPE /')).not.toBe('overlay');
-      await vm.poweroff();
-    } finally {
-      await vm.dispose();
-    }
-  }, LIVE_BOOT_TIMEOUT_MS + 120_000);
+    const table = JSON.parse(execFileSync('sfdisk', ['--json', interactiveDisk], { encoding: 'utf8' })) as {
+      partitiontable: { label: string; partitions: Array<{ start: number; type: string }> };
+    };
+    expect(table.partitiontable.label).toBe('gpt');
+    const esp = table.partitiontable.partitions.find((p) => p.type.toUpperCase() === 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
+    expect(esp).toBeDefined();
+    expect(table.partitiontable.partitions.length).toBeGreaterThanOrEqual(2);
+    const entries = execFileSync('mdir', ['-b', '-i', `${interactiveDisk}@@${esp!.start * 512}`, '::/loader/entries'], { encoding: 'utf8' });
+    expect(entries).toMatch(/\.conf/);
+  });
 
-  it('unattended ISO: installs onto the disk the answers select with no input, powers off; the disk boots', async () => {
+  it('unattended ISO: installs onto the disk the answers select with no input, powers off; the disk boots alone into the image: /usr read-only, /etc writable, status names the image, no installer', async () => {
     const disk = blankDisk('unattended.raw');
     const live = await startVm({ name: 'iso-unattended', boot: { kind: 'uefi' }, disks: [{ path: disk }], extraArgs: cdrom(iso.unattended) });
     try {
@@ -210,8 +208,13 @@ describe.skipIf(skip)('installer ISO (qemu)', () => {
     try {
       await vm.waitForLogin();
       expect(await vm.runOk('hostname')).toBe(UNATTENDED_HOSTNAME);
-      const status = JSON.parse(await vm.runOk('bootc status --format json')) as { spec: { image: { image: string } } };
+      const status = JSON.parse(await vm.runOk('bootc status --format json')) as { spec: { image: { image: string } }; status: { booted: unknown } };
       expect(status.spec.image.image).toBe(TARGET);
+      expect(status.status.booted).not.toBeNull();
+      expect((await vm.run('touch /usr/bootc-iso-test')).exitCode).not.toBe(0);
+      await vm.runOk('touch /etc/bootc-iso-test && rm /etc/bootc-iso-test');
+      expect(await vm.runOk('test -e /usr/lib/bootc/live/installer.sh && echo live || echo installed')).toBe('installed');
+      expect(await vm.runOk('findmnt -n -o FSTYPE /')).not.toBe('overlay');
       await vm.poweroff();
     } finally {
       await vm.dispose();
