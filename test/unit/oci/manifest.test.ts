@@ -17,6 +17,7 @@ import {
 } from '../../../src/oci/manifest.js';
 import { shortLayerId, sha256Hex } from '../../../src/oci/digest.js';
 import type { Descriptor } from '../../../src/oci/types.js';
+import { userErrorOf } from '../../support/user-error.js';
 
 const IMAGE = 'quay.io/example/os:latest';
 const d = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
@@ -33,16 +34,6 @@ function manifestJson(layers: Descriptor[], extra: Record<string, unknown> = {})
     layers,
     ...extra,
   });
-}
-
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UserError);
-    return err as UserError;
-  }
-  throw new Error('expected a UserError');
 }
 
 describe('parseManifestDocument', () => {
@@ -91,7 +82,7 @@ describe('parseManifestDocument', () => {
     ['negative size', manifestJson([{ ...layer(1), size: -1 }]), undefined, /malformed: layers\.0\.size/],
     ['unknown layer type', manifestJson([layer(1, 'application/vnd.example.layer+squashfs')]), undefined, /layer of unsupported media type/],
   ])('rejects %s with a UserError naming the image', (_name, text, served, message) => {
-    const err = userError(() => parseManifestDocument(text, served, IMAGE));
+    const err = userErrorOf(() => parseManifestDocument(text, served, IMAGE));
     expect(err.message).toMatch(message);
     expect(err.message).toContain(IMAGE);
     expect(err.hint).toBeTruthy();
@@ -111,7 +102,7 @@ describe('parseManifestDocument', () => {
       /image index of image .* malformed: manifests\.0\.digest: expected a sha256 digest/,
     ],
   ])('rejects %s, naming the field', (_name, text, message) => {
-    const err = userError(() => parseManifestDocument(text, undefined, IMAGE));
+    const err = userErrorOf(() => parseManifestDocument(text, undefined, IMAGE));
     expect(err.message).toMatch(message);
     expect(err.message).toContain(IMAGE);
   });
@@ -139,12 +130,12 @@ describe('parseManifestDocument', () => {
 
   it('rejects a manifest above 4 MiB before parsing it', () => {
     const huge = manifestJson([], { annotations: { pad: 'x'.repeat(MAX_MANIFEST_BYTES) } });
-    expect(userError(() => parseManifestDocument(huge, undefined, IMAGE)).message).toMatch(/more than the 4194304-byte limit/);
+    expect(userErrorOf(() => parseManifestDocument(huge, undefined, IMAGE)).message).toMatch(/more than the 4194304-byte limit/);
   });
 
   it('rejects more than 128 layers', () => {
     const layers = Array.from({ length: MAX_LAYERS + 1 }, (_, i) => layer(i + 1));
-    expect(userError(() => parseManifestDocument(manifestJson(layers), undefined, IMAGE)).message).toMatch(/129 layers/);
+    expect(userErrorOf(() => parseManifestDocument(manifestJson(layers), undefined, IMAGE)).message).toMatch(/129 layers/);
     expect(parseManifestDocument(manifestJson(layers.slice(0, MAX_LAYERS)), undefined, IMAGE).kind).toBe('manifest');
   });
 });
@@ -161,7 +152,7 @@ describe('layerCompression', () => {
     expect(layerCompression(type, IMAGE)).toBe(compression);
   });
   it('names an unknown layer type', () => {
-    expect(userError(() => layerCompression('application/x-tar+lz4', IMAGE)).message).toContain('"application/x-tar+lz4"');
+    expect(userErrorOf(() => layerCompression('application/x-tar+lz4', IMAGE)).message).toContain('"application/x-tar+lz4"');
   });
 });
 
@@ -191,7 +182,7 @@ describe('parseImageConfig', () => {
   });
 
   it('rejects a config whose diff-ids do not match the layer count', () => {
-    const err = userError(() => parseImageConfig(config({ rootfs: { type: 'layers', diff_ids: [d(11)] } }), m, IMAGE));
+    const err = userErrorOf(() => parseImageConfig(config({ rootfs: { type: 'layers', diff_ids: [d(11)] } }), m, IMAGE));
     expect(err.message).toMatch(/1 layer diff-ids but the manifest has 2 layers/);
   });
 
@@ -202,7 +193,7 @@ describe('parseImageConfig', () => {
     ['rootfs of another type', config({ rootfs: { type: 'snapshot', diff_ids: [d(11), d(12)] } }), /malformed: rootfs\.type: expected "layers"/],
     ['a bad diff-id', config({ rootfs: { type: 'layers', diff_ids: [d(11), 'sha256:xyz'] } }), /malformed: rootfs\.diff_ids\.1: expected a sha256 digest/],
   ])('rejects %s, naming the field', (_name, text, message) => {
-    expect(userError(() => parseImageConfig(text, m, IMAGE)).message).toMatch(message);
+    expect(userErrorOf(() => parseImageConfig(text, m, IMAGE)).message).toMatch(message);
   });
 
   it('accepts a null runtime config (Docker writes one for images without)', () => {
@@ -210,7 +201,7 @@ describe('parseImageConfig', () => {
   });
 
   it('rejects a config without rootfs', () => {
-    expect(userError(() => parseImageConfig(config({ rootfs: undefined }), m, IMAGE)).message).toMatch(/config of image .* malformed: rootfs/);
+    expect(userErrorOf(() => parseImageConfig(config({ rootfs: undefined }), m, IMAGE)).message).toMatch(/config of image .* malformed: rootfs/);
   });
 });
 
@@ -235,7 +226,7 @@ describe('platforms', () => {
   });
 
   it.each(['amd64', 'linux/', 'linux/amd64/v8/x', 'Linux/AMD64'])('rejects --platform %s', (text) => {
-    expect(userError(() => parsePlatform(text)).hint).toMatch(/--platform os\/arch/);
+    expect(userErrorOf(() => parsePlatform(text)).hint).toMatch(/--platform os\/arch/);
   });
 
   const entry = (n: number, architecture: string, variant?: string, os = 'linux'): Descriptor => ({
@@ -267,20 +258,20 @@ describe('platforms', () => {
   });
 
   it('names the wanted and the available platforms when none fits', () => {
-    const err = userError(() => selectPlatformManifest(index, { os: 'linux', architecture: 'amd64' }, IMAGE));
+    const err = userErrorOf(() => selectPlatformManifest(index, { os: 'linux', architecture: 'amd64' }, IMAGE));
     expect(err.message).toBe(`image ${IMAGE} has no linux/amd64 variant; it has: linux/arm64, linux/arm/v6, linux/arm/v7, linux/s390x`);
     expect(err.hint).toContain('--platform');
   });
 
   it('ignores entries without a platform', () => {
     const bare: ImageIndex = { ...index, manifests: [{ mediaType: MediaType.ociManifest, digest: d(9), size: 1 }] };
-    expect(userError(() => selectPlatformManifest(bare, { os: 'linux', architecture: 'amd64' }, IMAGE)).message).toMatch(/no platforms at all/);
+    expect(userErrorOf(() => selectPlatformManifest(bare, { os: 'linux', architecture: 'amd64' }, IMAGE)).message).toMatch(/no platforms at all/);
   });
 
   it('checks a single-arch image by its config', () => {
     const config = { architecture: 'arm64', os: 'linux', labels: {}, diffIds: [] };
     expect(() => checkConfigPlatform(config, { os: 'linux', architecture: 'arm64' }, IMAGE)).not.toThrow();
-    expect(userError(() => checkConfigPlatform(config, { os: 'linux', architecture: 'amd64' }, IMAGE)).message).toBe(
+    expect(userErrorOf(() => checkConfigPlatform(config, { os: 'linux', architecture: 'amd64' }, IMAGE)).message).toBe(
       `image ${IMAGE} has no linux/amd64 variant; it has: linux/arm64`,
     );
   });
@@ -292,6 +283,6 @@ describe('digests', () => {
     expect(shortLayerId(`sha256:${'ab'.repeat(32)}`)).toBe('ab'.repeat(10) + 'a');
   });
   it.each(['sha512:' + 'a'.repeat(128), 'sha256:ABC', 'nonsense'])('refuses %s', (digest) => {
-    expect(userError(() => sha256Hex(digest, 'blob x')).message).toMatch(/blob x/);
+    expect(userErrorOf(() => sha256Hex(digest, 'blob x')).message).toMatch(/blob x/);
   });
 });

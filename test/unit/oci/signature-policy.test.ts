@@ -6,20 +6,11 @@ import { UserError } from '../../../src/core/errors.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { loadPolicy, parsePolicy, policyCandidates, policyIdentity, scopeFor, type PolicyRequirement } from '../../../src/oci/signature-policy.js';
 import { findDuplicateKey } from '../../../src/oci/strict-json.js';
+import { userErrorOf } from '../../support/user-error.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
 const accept = [{ type: 'insecureAcceptAnything' }];
 const reject = [{ type: 'reject' }];
-
-function errorOf(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UserError);
-    return err as UserError;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('parsePolicy: strict, like containers/image', () => {
   it('reads every requirement and signedIdentity form', () => {
@@ -69,11 +60,11 @@ describe('parsePolicy: strict, like containers/image', () => {
     ['the oci scope "/"', { default: accept, transports: { oci: { '/': accept } } }, /"\/" is not allowed/],
     ['a docker-archive scope', { default: accept, transports: { 'docker-archive': { '/a.tar': accept } } }, /only the transport default scope/],
   ])('refuses %s', (_what, doc, message) => {
-    expect(errorOf(() => parsePolicy(JSON.stringify(doc), 'p.json')).message).toMatch(message);
+    expect(userErrorOf(() => parsePolicy(JSON.stringify(doc), 'p.json')).message).toMatch(message);
   });
 
   it('refuses a key given twice', () => {
-    expect(errorOf(() => parsePolicy('{"default": [{"type": "reject"}], "default": [{"type": "insecureAcceptAnything"}]}', 'p.json')).message).toMatch(/"default" twice/);
+    expect(userErrorOf(() => parsePolicy('{"default": [{"type": "reject"}], "default": [{"type": "insecureAcceptAnything"}]}', 'p.json')).message).toMatch(/"default" twice/);
   });
 
   it.each([
@@ -83,7 +74,7 @@ describe('parsePolicy: strict, like containers/image', () => {
     ['X.509 signedBy', { type: 'signedBy', keyType: 'X509Certificates', keyPath: '/c' }, /keyType "X509Certificates" is not supported/],
     ['signedBaseLayer', { type: 'signedBaseLayer', layerReference: {} }, /signedBaseLayer requirement is not supported/],
   ])('refuses %s as not supported', (_what, requirement, message) => {
-    expect(errorOf(() => parsePolicy(JSON.stringify({ default: [requirement] }), 'p.json')).message).toMatch(message);
+    expect(userErrorOf(() => parsePolicy(JSON.stringify({ default: [requirement] }), 'p.json')).message).toMatch(message);
   });
 });
 

@@ -2,19 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { normaliseEntryPath, decodeTarName } from '../../../src/store/entry-path.js';
 import { LayerIndexBuilder, type TarEntryHeader } from '../../../src/store/layer-entries.js';
+import { userErrorOf } from '../../support/user-error.js';
 
 function h(name: string, type: string | null, extra: Partial<TarEntryHeader> = {}): TarEntryHeader {
   return { name, type, linkname: null, mode: 0o755, uid: 0, gid: 0, size: 0, xattrs: [], ...extra };
-}
-
-function errorOf(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UserError);
-    return err as UserError;
-  }
-  throw new Error('expected a UserError');
 }
 
 describe('entry path normalisation', () => {
@@ -26,7 +17,7 @@ describe('entry path normalisation', () => {
   });
 
   it('refuses .. anywhere', () => {
-    expect(errorOf(() => normaliseEntryPath('../etc/passwd')).message).toMatch(/escapes the image root/);
+    expect(userErrorOf(() => normaliseEntryPath('../etc/passwd')).message).toMatch(/escapes the image root/);
     expect(() => normaliseEntryPath('usr/../../x')).toThrow(UserError);
     expect(() => normaliseEntryPath('/a/..')).toThrow(UserError);
   });
@@ -66,11 +57,11 @@ describe('LayerIndexBuilder', () => {
   it('refuses a hardlink to a missing target, to a directory, or outside the image', () => {
     const b = new LayerIndexBuilder();
     b.classify(h('d/', 'directory'));
-    expect(errorOf(() => b.classify(h('x', 'link', { linkname: 'nowhere' }))).message).toMatch(
+    expect(userErrorOf(() => b.classify(h('x', 'link', { linkname: 'nowhere' }))).message).toMatch(
       /hardlink \/x points to \/nowhere, which is not earlier in the same layer/,
     );
-    expect(errorOf(() => b.classify(h('y', 'link', { linkname: 'd' }))).message).toMatch(/points to directory \/d/);
-    expect(errorOf(() => b.classify(h('z', 'link', { linkname: '../../etc/shadow' }))).message).toMatch(
+    expect(userErrorOf(() => b.classify(h('y', 'link', { linkname: 'd' }))).message).toMatch(/points to directory \/d/);
+    expect(userErrorOf(() => b.classify(h('z', 'link', { linkname: '../../etc/shadow' }))).message).toMatch(
       /hardlink target .* escapes the image root/,
     );
   });
@@ -78,7 +69,7 @@ describe('LayerIndexBuilder', () => {
   it('refuses an entry below a symlink of the same layer', () => {
     const b = new LayerIndexBuilder();
     b.classify(h('a', 'symlink', { linkname: '/etc' }));
-    const err = errorOf(() => b.classify(h('a/b', 'file', { size: 1 })));
+    const err = userErrorOf(() => b.classify(h('a/b', 'file', { size: 1 })));
     expect(err.message).toMatch(/"a\/b" has a symlinked parent: \/a is a symlink \(to "\/etc"\)/);
     expect(() => b.classify(h('a/.wh.passwd', 'file'))).toThrow(/symlinked parent/);
   });
