@@ -16,7 +16,7 @@ import { toolVersion } from '../core/version.js';
 import { signingKeyFromFlags } from '../uki/uki.js';
 import { loadInstallConfig, readImageInstallConfigFiles, readTreeInstallConfigFiles } from '../install/config-files.js';
 import { renderPrintConfiguration } from '../install/config.js';
-import { addUserToInstalledDisk, withAnswersFile, type AnswerUser, type FinishAction } from '../install/answers.js';
+import { withAnswersFile, type AnswerUser, type FinishAction } from '../install/answers.js';
 import { run } from '../core/exec.js';
 import { pullImage } from '../oci/pull.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
@@ -150,10 +150,7 @@ export async function runInstallToDisk(given: ToDiskArgs): Promise<void> {
   const request = toDiskRequestOf({ ...args, device });
   const progress = await createProgress({ progressFd: args.progressFd, quiet: args.quiet });
   try {
-    const result = await installToDisk({ ...request, progress });
-    if (args.answerUser !== undefined) {
-      await addUserToInstalledDisk(resolve(device), args.viaLoopback, result.layout.root, result.deployment, args.answerUser);
-    }
+    const result = await installToDisk({ ...request, ...(args.answerUser !== undefined ? { users: [args.answerUser] } : {}), progress });
     await progress.close();
     process.stdout.write(
       [

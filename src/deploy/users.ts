@@ -1,9 +1,14 @@
 /**
- * Adding users to a deployment's /etc (bootc-image-builder's `[[customizations.user]]`).
- * Pure text edits of passwd, shadow and group, so they are tested without root; the caller
- * reads and writes the files and creates the home directory under the stateroot's /var.
+ * Adding users to a deployment's /etc: bootc-image-builder's `[[customizations.user]]`, and
+ * the installer's answers. addUser is the pure text edit of passwd, shadow and group (tested
+ * without root); addUsers applies it to a deployment before it is finalised: the files
+ * written durably with the owner and mode the image gave them, each home under the
+ * stateroot's /var, an SSH key in it when given.
  */
-import { UserError } from '../core/errors.js';
+import { chmod, chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError, withContext } from '../core/errors.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 
 export interface AccountFiles {
   passwd: string;
@@ -111,4 +116,63 @@ export function addUser(files: AccountFiles, user: NewUser, now: Date = new Date
 /** A crypt(3) hash as shadow stores it: "$id$…" (yescrypt "$y$", sha512 "$6$", …). */
 export function isPasswordHash(value: string): boolean {
   return /^\$[0-9a-z]+\$/.test(value);
+}
+
+/** A user to add, with the SSH public key to put in its home (bib's `key`). */
+export interface UserToAdd extends NewUser {
+  sshKey?: string;
+}
+
+/** Where a home directory lives in the stateroot's /var: /home is a link to /var/home. */
+export function homeInVar(home: string, user: string): string {
+  if (home.startsWith('/var/')) return home.slice('/var/'.length);
+  if (home.startsWith('/home/')) return home.slice(1);
+  throw new UserError(`the home directory ${home} of user "${user}" is not under /home or /var`, {
+    hint: 'on an image-based system only /var is persistent and writable; put homes under /home (a link to /var/home)',
+  });
+}
+
+const ACCOUNT_FILES = [
+  ['passwd', 0o644],
+  ['group', 0o644],
+  ['shadow', 0o640],
+] as const;
+
+/**
+ * Adds `users` to the deployment at `deploymentDir` (its etc/passwd, group, shadow), with
+ * their homes under `stateVar` (the stateroot's /var). A file the image has keeps its owner
+ * and mode (Debian's shadow is root:shadow 0640); a new one is root's.
+ */
+export async function addUsers(deploymentDir: string, stateVar: string, users: readonly UserToAdd[]): Promise<void> {
+  if (users.length === 0) return;
+  const etc = join(deploymentDir, 'etc');
+  const read = (name: string): Promise<string> => readFile(join(etc, name), 'utf8').catch(() => '');
+  let files: AccountFiles = { passwd: await read('passwd'), shadow: await read('shadow'), group: await read('group') };
+  const homes: Array<{ user: UserToAdd; added: AddedUser }> = [];
+  for (const user of users) {
+    const added = addUser(files, user);
+    homeInVar(added.home, user.name);
+    files = added.files;
+    homes.push({ user, added });
+  }
+  for (const [name, mode] of ACCOUNT_FILES) {
+    const path = join(etc, name);
+    const owner = await stat(path).catch(() => null);
+    await writeFileAtomic(path, files[name], owner ? owner.mode & 0o7777 : mode);
+    if (owner) await chown(path, owner.uid, owner.gid);
+  }
+  for (const { user, added } of homes) {
+    await withContext(`Creating the home of user ${user.name}`, async () => {
+      const home = join(stateVar, homeInVar(added.home, user.name));
+      await mkdir(home, { recursive: true, mode: 0o700 });
+      await chown(home, added.uid, added.gid);
+      await chmod(home, 0o700);
+      if (user.sshKey === undefined) return;
+      const ssh = join(home, '.ssh');
+      await mkdir(ssh, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(join(ssh, 'authorized_keys'), user.sshKey.trimEnd() + '\n', 0o600);
+      await chown(ssh, added.uid, added.gid);
+      await chown(join(ssh, 'authorized_keys'), added.uid, added.gid);
+    });
+  }
 }

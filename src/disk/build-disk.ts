@@ -19,7 +19,7 @@
  *   7. remove the work directory, whatever happened
  */
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
@@ -37,7 +37,7 @@ import type { ImageReference, Platform } from '../oci/types.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
 import { withSignaturePolicy } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
-import { addUser, isPasswordHash } from '../deploy/users.js';
+import { addUsers, isPasswordHash, type UserToAdd } from '../deploy/users.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import type { BuildConfig, BuildUser } from './build-config.js';
 import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
@@ -166,47 +166,20 @@ async function hashPassword(password: string): Promise<string> {
   return stdout.trim();
 }
 
-/** /home is a symlink into /var (bootc convention), so homes live in the stateroot's /var. */
-function homeInVar(home: string, user: string): string {
-  if (home.startsWith('/var/')) return home.slice('/var/'.length);
-  if (home.startsWith('/home/')) return home.slice(1);
-  throw new UserError(`the home directory ${home} of user "${user}" is not under /home or /var`, {
-    hint: 'on an image-based system only /var is persistent and writable; put homes under /home (a link to /var/home)',
-  });
-}
-
-/** Step 4: one user into the deployment's /etc, its home (and SSH key) under the stateroot's /var. */
-async function applyUser(deployment: Deployment, stateVar: string, user: BuildUser): Promise<void> {
-  await withContext(`Adding user ${user.name}`, async () => {
-    const etc = join(deployment.dir, 'etc');
-    const read = (name: string) => readFile(join(etc, name), 'utf8').catch(() => '');
-    const files = { passwd: await read('passwd'), shadow: await read('shadow'), group: await read('group') };
-    const passwordHash =
-      user.password === undefined ? undefined : isPasswordHash(user.password) ? user.password : await hashPassword(user.password);
-    const added = addUser(files, {
+/** Step 4's users: bib's entries with plain passwords hashed, as shadow stores them. */
+async function usersToAdd(users: readonly BuildUser[]): Promise<UserToAdd[]> {
+  return Promise.all(
+    users.map(async (user) => ({
       name: user.name,
-      passwordHash,
+      passwordHash: user.password === undefined ? undefined : isPasswordHash(user.password) ? user.password : await hashPassword(user.password),
       groups: user.groups,
       uid: user.uid,
       gid: user.gid,
       home: user.home,
       shell: user.shell,
-    });
-    await writeFile(join(etc, 'passwd'), added.files.passwd, { mode: 0o644 });
-    await writeFile(join(etc, 'group'), added.files.group, { mode: 0o644 });
-    await writeFile(join(etc, 'shadow'), added.files.shadow, { mode: 0o640 });
-    const home = join(stateVar, homeInVar(added.home, user.name));
-    await mkdir(home, { recursive: true, mode: 0o700 });
-    await chown(home, added.uid, added.gid);
-    await chmod(home, 0o700);
-    if (user.key !== undefined) {
-      const ssh = join(home, '.ssh');
-      await mkdir(ssh, { mode: 0o700 });
-      await writeFile(join(ssh, 'authorized_keys'), user.key.trimEnd() + '\n', { mode: 0o600 });
-      await chown(ssh, added.uid, added.gid);
-      await chown(join(ssh, 'authorized_keys'), added.uid, added.gid);
-    }
-  });
+      sshKey: user.key,
+    })),
+  );
 }
 
 /**
@@ -358,7 +331,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
       // refused before any output is written.
       if (iso) checkLiveInstallPrograms(deployment.dir);
       const stateVar = sysrootPaths(staging).stateVar(stateroot);
-      for (const user of req.config.users) await applyUser(deployment, stateVar, user);
+      await withContext('Adding the configured users', async () => addUsers(deployment.dir, stateVar, await usersToAdd(req.config.users)));
       await writeBootMount(deployment, settings.bootMountSpec);
       cancellation.check();
 

@@ -13,19 +13,15 @@
  * the install medium). The parts here are pure: parsing, rendering, the disk inventory
  * from lsblk text, and matching; `readDiskInventory` is the thin loader.
  */
-import { chown, mkdir, mkdtemp, readFile, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
-import { formatSize, type PlannedPartition } from '../disk/gpt.js';
-import { sysrootPaths } from '../deploy/paths.js';
-import { writeFileAtomic } from '../core/durable-file.js';
-import { attachLoopDevice, detachLoopDevice, openPartitionNodes, type PartitionNodes } from './loop-device.js';
+import { formatSize } from '../disk/gpt.js';
 import { checkInstallTarget, lsblkDeviceSchema, rootDeviceNumbers, walkDevices, type LsblkDevice } from './block-device.js';
 import { ROOT_FS_TYPES, type InstallFsType } from './config.js';
-import { addUser, isPasswordHash } from '../deploy/users.js';
+import { isPasswordHash } from '../deploy/users.js';
 import { parseRootSize } from './to-disk.js';
 
 export type DiskSelector =
@@ -410,56 +406,4 @@ export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: str
   const disks = await readDiskInventory(flags.sourceImgref ?? answers.source);
   const disk = await withContext(`Choosing the disk of ${file}`, async () => matchDisk(answers.disk, disks));
   return { ...applyAnswers(flags, answers, disk.path), ...user };
-}
-
-// ---- after the install: the answers' user account ---------------------------------------
-
-/** Where the root is mounted again to add the user, beside install's own mounts. */
-const USER_MOUNTS_DIR = '/run/bootc/mounts';
-
-/**
- * Adds `user` to the installed deployment's /etc (its home under the stateroot's /var),
- * on a disk `install to-disk` has just written: the root partition is mounted again for
- * this and unmounted after. `disk` is the block device (or, with `viaLoopback`, the file).
- */
-export async function addUserToInstalledDisk(
-  disk: string,
-  viaLoopback: boolean,
-  root: PlannedPartition,
-  deployment: { stateroot: string; id: string },
-  user: AnswerUser,
-): Promise<void> {
-  await withContext(`Adding user ${user.name} to the installed system on ${disk}`, async () => {
-    const loop = viaLoopback ? await attachLoopDevice(disk) : undefined;
-    let nodes: PartitionNodes | undefined;
-    let mountDir: string | undefined;
-    let mounted = false;
-    try {
-      nodes = await openPartitionNodes(loop ?? disk, [root]);
-      await mkdir(USER_MOUNTS_DIR, { recursive: true, mode: 0o755 });
-      mountDir = await mkdtemp(join(USER_MOUNTS_DIR, 'rootfs-user-'));
-      await run({ description: `Mounting the installed root ${nodes.nodes.get(root.number)}`, argv: ['mount', nodes.nodes.get(root.number)!, mountDir] });
-      mounted = true;
-      const paths = sysrootPaths(mountDir);
-      const etc = join(paths.deployment(deployment.stateroot, deployment.id), 'etc');
-      const read = (name: string): Promise<string> => readFile(join(etc, name), 'utf8').catch(() => '');
-      const added = addUser({ passwd: await read('passwd'), shadow: await read('shadow'), group: await read('group') }, { name: user.name, passwordHash: user.passwordHash, groups: user.groups });
-      // A new file is root's: keep the owner the image gave (shadow is group "shadow" on Debian).
-      for (const [name, text, mode] of [['passwd', added.files.passwd, 0o644], ['group', added.files.group, 0o644], ['shadow', added.files.shadow, 0o640]] as const) {
-        const owner = await stat(join(etc, name)).catch(() => null);
-        await writeFileAtomic(join(etc, name), text, owner ? owner.mode & 0o7777 : mode);
-        if (owner) await chown(join(etc, name), owner.uid, owner.gid);
-      }
-      // /home is a link into /var on bootc systems: the home lives in the stateroot's /var.
-      const home = join(paths.stateVar(deployment.stateroot), added.home.replace(/^\/var\//, '').replace(/^\//, ''));
-      await mkdir(home, { recursive: true, mode: 0o700 });
-      await chown(home, added.uid, added.gid);
-      await run({ description: `Flushing ${mountDir}`, argv: ['sync', '-f', mountDir] });
-    } finally {
-      if (mounted) await run({ description: `Unmounting ${mountDir}`, argv: ['umount', mountDir!] });
-      if (mountDir) await rmdir(mountDir).catch(() => undefined);
-      if (nodes) await nodes.release();
-      if (loop) await detachLoopDevice(loop);
-    }
-  });
 }

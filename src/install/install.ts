@@ -23,6 +23,8 @@ import { installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLoc
 import { bootsUki } from '../uki/sealed.js';
 import type { SigningKey } from '../uki/uki.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { sysrootPaths } from '../deploy/paths.js';
+import { addUsers, type UserToAdd } from '../deploy/users.js';
 import { withSignaturePolicy } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import type { PulledImage } from '../oci/pull.js';
@@ -53,6 +55,8 @@ export interface InstallOnRootRequest {
   uki?: boolean;
   signing?: SigningKey;
   rootSshAuthorizedKeys?: string;
+  /** Accounts added to the deployment's /etc before its boot entry is written (the answers' user). */
+  users?: readonly UserToAdd[];
   installerVersion: string;
   progress?: Progress;
   now?: Date;
@@ -86,6 +90,8 @@ export interface InstallRequest extends InstallSourceRequest {
   hostRoot?: string;
   /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
   signaturePolicy?: string;
+  /** Accounts to add to the installed system (the answers file's `[user]`). */
+  users?: readonly UserToAdd[];
 }
 
 /**
@@ -129,6 +135,10 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
     architecture: req.pulled.config.architecture,
     ...(req.now ? { now: req.now } : {}),
   });
+  if (req.users !== undefined && req.users.length > 0) {
+    const users = req.users;
+    await withContext(`Adding user ${users.map((u) => u.name).join(', ')}`, () => addUsers(deployment.dir, sysrootPaths(req.rootDir).stateVar(deployment.stateroot), users));
+  }
   cancellation.check();
 
   const boot = await withContext('Installing the bootloader and the boot entry', async () => {

@@ -327,6 +327,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         ...imageAndKargs(req, settings),
         stateroot,
         ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
+        ...(req.users !== undefined ? { users: req.users } : {}),
         installerVersion: req.installerVersion,
         progress,
       });

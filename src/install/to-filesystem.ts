@@ -230,6 +230,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       ...imageAndKargs(req, settings),
       stateroot,
       ...(sshKeys !== undefined ? { rootSshAuthorizedKeys: sshKeys } : {}),
+      ...(req.users !== undefined ? { users: req.users } : {}),
       installerVersion: req.installerVersion,
       progress,
     });

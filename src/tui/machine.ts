@@ -10,7 +10,7 @@ import { cancellation } from '../core/cancel.js';
 import type { Progress } from '../core/progress.js';
 import { run } from '../core/exec.js';
 import { hostRustArch } from '../boot/kargs.js';
-import { addUserToInstalledDisk, answerKargs, readDiskInventory } from '../install/answers.js';
+import { answerKargs, readDiskInventory } from '../install/answers.js';
 import { checkInstallConfig, chooseRootFsType } from '../install/config.js';
 import { loadInstallConfig } from '../install/config-files.js';
 import { readImageFacts } from '../install/image-facts.js';
@@ -133,12 +133,12 @@ export class Machine implements InstallerServices {
       kargDeletes: [],
       ...(c.rootSshAuthorizedKeys !== undefined ? { rootSshAuthorizedKeysFile: c.rootSshAuthorizedKeys } : {}),
       ...(c.stateroot !== undefined ? { stateroot: c.stateroot } : {}),
+      ...(c.user !== undefined ? { users: [c.user] } : {}),
       genericImage: false,
       storeDir: this.opts.storeDir,
       installerVersion: toolVersion(),
       progress,
     });
-    if (c.user !== undefined) await addUserToInstalledDisk(c.disk.path, false, result.layout.root, result.deployment, c.user);
     return {
       summary: [
         `Image: ${c.source}`,

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
@@ -172,7 +172,9 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     writeFileSync(keys, 'ssh-ed25519 AAAAtest root@test\n');
     const events: ProgressEvent[] = [];
     const progress = new Progress([{ handle: (e) => events.push(e), close: async () => undefined }]);
-    const result = await installToDisk(request(loop, { wipe: true, hostRoot, kargs: ['from.cli=1'], rootSshAuthorizedKeysFile: keys, progress }));
+    // The answers file's user, added to the deployment before its boot entry.
+    const users = [{ name: 'answered', passwordHash: '$6$salt$hash', groups: ['sudo'] }];
+    const result = await installToDisk(request(loop, { wipe: true, hostRoot, kargs: ['from.cli=1'], rootSshAuthorizedKeysFile: keys, users, progress }));
     const steps = events.filter((e): e is StepsEvent => e.type === 'ProgressSteps' && e.task === 'install');
     expect(steps.map((e) => e.steps)).toEqual([0, 1, 2, 3, 4, 5]);
     expect(steps.at(-1)!.subtasks.every((t) => t.completed)).toBe(true);
@@ -203,6 +205,10 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     mounted.push(dir);
     const deployment = join(dir, 'bootc/deploy/tested', result.deployment.id);
     expect(readFileSync(join(deployment, 'usr/lib/fixture-release'), 'utf8').trim()).toBe('1');
+    expect(readFileSync(join(deployment, 'etc/passwd'), 'utf8')).toMatch(/^answered:x:(\d+):\d+::\/home\/answered:\/bin\/bash$/m);
+    expect(readFileSync(join(deployment, 'etc/shadow'), 'utf8')).toMatch(/^answered:\$6\$salt\$hash:/m);
+    expect(readFileSync(join(deployment, 'etc/group'), 'utf8')).toMatch(/^sudo:x:27:(.*,)?answered$/m);
+    expect(statSync(join(dir, 'bootc/state/tested/var/home/answered')).isDirectory()).toBe(true);
     const fstab = readFileSync(join(deployment, 'etc/fstab'), 'utf8');
     expect(fstab).toContain(`UUID=${result.rootFsUuid} / xfs defaults 0 0\n`);
     expect(fstab).toMatch(/^UUID=[0-9A-F]{4}-[0-9A-F]{4} \/boot vfat umask=0077,shortname=winnt 0 0$/m);
