@@ -39,12 +39,12 @@ import { ImageTrust } from '../oci/image-trust.js';
 import { hostPlatform, pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
-import { checkInstallTarget, readTargetFacts, wipeDevice } from './block-device.js';
+import { checkInstallTarget, readTargetFacts, wipeDevice } from '../disk/block-device.js';
 import { resolveInstallSettings, type InstallConfig, type InstallFsType } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { imageFactsScanner, readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
-import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from './loop-device.js';
+import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from '../disk/loop-device.js';
 
 /** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
 export const INSTALL_MOUNTS_DIR = '/run/bootc/mounts';

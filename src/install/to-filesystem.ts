@@ -32,7 +32,7 @@ import { resolveInstallSettings, type InstallConfig } from './config.js';
 import { loadInstallConfig } from './config-files.js';
 import { readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
-import { deviceSizeBytes } from './loop-device.js';
+import { deviceSizeBytes } from '../disk/loop-device.js';
 import { filesystemUuid, finaliseRoot } from './to-disk.js';
 
 export type ReplaceMode = 'wipe' | 'alongside';

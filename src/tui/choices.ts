@@ -3,7 +3,8 @@
  * lines (what is erased, what is created), the answers file, and the typed confirmation.
  */
 import { humanBytes as formatSize } from '../core/progress.js';
-import { answerKargs, selectorFor, type AnswerUser, type DiskCandidate, type InstallAnswers } from '../install/answers.js';
+import { answerKargs, type AnswerUser, type InstallAnswers } from '../install/answers.js';
+import { selectorFor, type DiskCandidate } from '../disk/inventory.js';
 import type { InstallFsType } from '../install/config.js';
 import { parseRootSize, planInstallLayout } from '../install/to-disk.js';
 

@@ -4,7 +4,7 @@
  * give their own. Keeps the screens free of I/O.
  */
 import type { Progress } from '../core/progress.js';
-import type { DiskCandidate } from '../install/answers.js';
+import type { DiskCandidate } from '../disk/inventory.js';
 import type { InstallFsType } from '../install/config.js';
 import type { InstallChoices } from './choices.js';
 

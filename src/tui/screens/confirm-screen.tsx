@@ -5,7 +5,7 @@
 import { useState } from 'react';
 import { Box, Text } from 'ink';
 import { useKeys, useStateRef } from '../keys.js';
-import type { DiskCandidate } from '../../install/answers.js';
+import type { DiskCandidate } from '../../disk/inventory.js';
 import { confirmsErase, describeDisk } from '../choices.js';
 import { TextField, editText } from '../text-input.js';
 import { ErrorText, Keys, Title } from '../theme.js';

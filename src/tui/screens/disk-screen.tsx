@@ -7,7 +7,7 @@ import { useState } from 'react';
 import { Box, Text } from 'ink';
 import { useKeys, useStateRef } from '../keys.js';
 import { humanBytes } from '../../core/progress.js';
-import type { DiskCandidate } from '../../install/answers.js';
+import type { DiskCandidate } from '../../disk/inventory.js';
 import { ErrorText, Keys, Muted, Row, Title } from '../theme.js';
 
 export interface DiskScreenProps {

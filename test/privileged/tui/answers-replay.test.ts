@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
-import { readDiskInventory } from '../../../src/install/answers.js';
+import { readDiskInventory } from '../../../src/disk/inventory.js';
 import { findImagesOnMedia } from '../../../src/tui/machine.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('lsblk'));

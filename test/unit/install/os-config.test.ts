@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome } from '../../../src/install/os-config.js';
 import { mkfsRootArgv, parseRootSize, planInstallLayout } from '../../../src/install/to-disk.js';
-import { partitionNodeName } from '../../../src/install/loop-device.js';
+import { partitionNodeName } from '../../../src/disk/loop-device.js';
 import { GiB, MiB } from '../../../src/disk/gpt.js';
 
 describe('renderFstab', () => {

@@ -2,17 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
-import {
-  answerKargs,
-  localImagePath,
-  matchDisk,
-  parseAnswers,
-  parseDiskInventory,
-  renderAnswers,
-  selectorFor,
-  type DiskCandidate,
-  type InstallAnswers,
-} from '../../../src/install/answers.js';
+import { answerKargs, parseAnswers, renderAnswers, type InstallAnswers } from '../../../src/install/answers.js';
+import { localImagePath, matchDisk, parseDiskInventory, selectorFor, type DiskCandidate } from '../../../src/disk/inventory.js';
 
 const LSBLK = join(import.meta.dirname, '../../../fixtures/lsblk');
 

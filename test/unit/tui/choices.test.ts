@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DiskCandidate } from '../../../src/install/answers.js';
+import type { DiskCandidate } from '../../../src/disk/inventory.js';
 import { parseAnswers, renderAnswers } from '../../../src/install/answers.js';
 import { answersOf, confirmsErase, renderPlan, splitKargs, type InstallChoices } from '../../../src/tui/choices.js';
 import { emptyProgress, foldProgress, formatBytesLine, formatEta } from '../../../src/tui/progress-model.js';

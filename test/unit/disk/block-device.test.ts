@@ -10,7 +10,7 @@ import {
   rootDeviceNumbers,
   type DeviceProbe,
   type TargetFacts,
-} from '../../../src/install/block-device.js';
+} from '../../../src/disk/block-device.js';
 
 const fixture = (name: string): string => readFileSync(join('fixtures/lsblk', name), 'utf8');
 const facts = (file: string, probe: DeviceProbe = {}, runningRoot: string | null = '254:0'): TargetFacts => {
