@@ -55,15 +55,23 @@ export interface ProgressSink {
   close(): Promise<void>;
 }
 
-/** Bytes for people: `512 B`, `1.5 MiB`. */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+function scaled(n: number, base: number, units: readonly string[]): string {
   let v = n;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
+  while (v >= base && i < units.length - 1) {
+    v /= base;
     i++;
   }
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** Bytes for people: `512 B`, `1.5 MiB`. */
+export function humanBytes(n: number): string {
+  return scaled(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB']);
+}
+
+/** Bytes in decimal units, where upstream's output uses them (`181.4 MB`: upgrade --check, fsck, gc). */
+export function decimalBytes(n: number): string {
+  return scaled(n, 1000, ['B', 'kB', 'MB', 'GB', 'TB']);
 }
 

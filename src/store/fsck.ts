@@ -7,6 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { withContext } from '../core/errors.js';
+import { decimalBytes } from '../core/progress.js';
 import { storeLayout } from './layout.js';
 import { startObjectHash } from './object-id.js';
 import { listIndexes, listObjects, objectsOfImage, objectsOfLayer } from './store-contents.js';
@@ -107,7 +108,7 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
 /** What `bootc internals fsck` prints: a summary line, then one line per problem. */
 export function formatFsckReport(r: FsckResult): string {
   const lines = [
-    `Checked ${r.objectsChecked} objects (${formatBytes(r.bytesChecked)}): ` +
+    `Checked ${r.objectsChecked} objects (${decimalBytes(r.bytesChecked)}): ` +
       (r.ok ? 'no problems found' : `${r.corrupt.length} corrupt, ${r.missing.length} missing`),
   ];
   for (const c of r.corrupt) lines.push(`corrupt object ${c.object}: ${c.reason}${c.actual ? ` (hashes to ${c.actual})` : ''}`);
@@ -116,13 +117,3 @@ export function formatFsckReport(r: FsckResult): string {
   return lines.join('\n') + '\n';
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}

@@ -20,7 +20,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { processRuns } from '../core/process.js';
 import { imageDir, layerIndexPath, storeLayout, type StoreLayout } from './layout.js';
 import { listIndexes, listObjects, objectsOfImage, objectsOfLayer } from './store-contents.js';
-import { formatBytes } from './fsck.js';
+import { decimalBytes } from '../core/progress.js';
 
 export interface GcOptions {
   /** Report what would go, remove nothing. */
@@ -124,5 +124,5 @@ async function refuseIfImporting(layout: StoreLayout): Promise<void> {
 
 /** The line upstream bootc prints after pruning: `Pruned images: N (layers: N, objsize: …)`. */
 export function formatGcSummary(r: GcResult): string {
-  return `Pruned images: ${r.imagesRemoved.length} (layers: ${r.layersRemoved.length}, objsize: ${formatBytes(r.bytesFreed)})`;
+  return `Pruned images: ${r.imagesRemoved.length} (layers: ${r.layersRemoved.length}, objsize: ${decimalBytes(r.bytesFreed)})`;
 }

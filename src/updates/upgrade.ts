@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { UserError, withContext } from '../core/errors.js';
 import { pathExists } from '../core/fs-probe.js';
-import { Progress } from '../core/progress.js';
+import { decimalBytes, Progress } from '../core/progress.js';
 import { prepareDeploymentBoot } from '../boot/deployment-boot.js';
 import { stageUkiInDir } from '../boot/uki-boot-dir.js';
 import { UKI_DIR } from '../boot/uki-entry.js';
@@ -78,23 +78,13 @@ export function diffLayers(from: readonly LayerRef[], to: readonly LayerRef[]): 
 
 const sum = (layers: readonly LayerRef[]): number => layers.reduce((n, l) => n + (l.size ?? 0), 0);
 
-function bytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 /** Upstream's layer summary: "Total new layers: N  Size: …", then removed and added. */
 export function renderLayerDiff(totalLayers: readonly LayerRef[], diff: LayerDiff): string {
   return [
-    `Total new layers: ${totalLayers.length}    Size: ${bytes(sum(totalLayers))}`,
-    `Removed layers:   ${diff.removed.length}` + (diff.removed.every((l) => l.size !== null) ? `    Size: ${bytes(sum(diff.removed))}` : ''),
-    `Added layers:     ${diff.added.length}    Size: ${bytes(sum(diff.added))}`,
+    `Total new layers: ${totalLayers.length}    Size: ${decimalBytes(sum(totalLayers))}`,
+    `Removed layers:   ${diff.removed.length}` + (diff.removed.every((l) => l.size !== null) ? `    Size: ${decimalBytes(sum(diff.removed))}` : ''),
+    `Added layers:     ${diff.added.length}    Size: ${decimalBytes(sum(diff.added))}`,
   ].join('\n') + '\n';
 }
 
