@@ -3,7 +3,19 @@
  * it came from, which reference to follow for updates, and the kernel arguments it boots
  * with. JSON, written atomically; `bootc status` and updates read it.
  */
-import { UserError } from '../core/errors.js';
+import {
+  boolean,
+  literal,
+  object,
+  optional,
+  parseRecord,
+  recordCheck,
+  sha256Digest,
+  string,
+  stringArray,
+  stringOrNull,
+  type RecordCheck,
+} from '../core/record.js';
 
 export const ORIGIN_VERSION = 1;
 
@@ -55,52 +67,31 @@ export function withSignaturePolicy(image: { image: string; transport: string },
   return { image: image.image, transport: image.transport, ...(enforce ? { signature: 'containerPolicy' as const } : {}) };
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-
 /** The first thing wrong with `doc` as an origin record, or null. */
-export function originProblem(doc: unknown): string | null {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'not a JSON object';
-  const d = doc as Record<string, unknown>;
-  if (d['version'] !== ORIGIN_VERSION) return `version: expected ${ORIGIN_VERSION}, found ${JSON.stringify(d['version'])}`;
-  for (const key of ['stateroot', 'id', 'architecture', 'kernelVersion', 'createdAt'] as const) {
-    if (typeof d[key] !== 'string') return `${key}: expected a string`;
-  }
-  const image = d['image'] as Record<string, unknown> | undefined;
-  if (typeof image !== 'object' || image === null || typeof image['image'] !== 'string' || typeof image['transport'] !== 'string') {
-    return 'image: expected {image, transport} strings';
-  }
-  if (image['signature'] !== undefined && image['signature'] !== 'containerPolicy') return 'image.signature: expected "containerPolicy"';
-  for (const key of ['manifestDigest', 'configDigest'] as const) {
-    if (typeof d[key] !== 'string' || !DIGEST.test(d[key] as string)) return `${key}: expected a sha256 digest`;
-  }
-  for (const key of ['imageVersion', 'imageCreated'] as const) {
-    if (d[key] !== null && typeof d[key] !== 'string') return `${key}: expected a string or null`;
-  }
-  for (const key of ['kargs', 'kargsFromImage'] as const) {
-    const v = d[key];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) return `${key}: expected an array of strings`;
-  }
-  if (d['pinned'] !== undefined && typeof d['pinned'] !== 'boolean') return 'pinned: expected true or false';
-  if (d['bootType'] !== undefined && d['bootType'] !== 'type1' && d['bootType'] !== 'uki') return 'bootType: expected "type1" or "uki"';
-  return null;
-}
+export const originProblem: RecordCheck = recordCheck({
+  version: literal(ORIGIN_VERSION),
+  stateroot: string,
+  id: string,
+  architecture: string,
+  kernelVersion: string,
+  createdAt: string,
+  image: object({ image: string, transport: string, signature: optional(literal('containerPolicy')) }),
+  manifestDigest: sha256Digest,
+  configDigest: sha256Digest,
+  imageVersion: stringOrNull,
+  imageCreated: stringOrNull,
+  kargs: stringArray,
+  kargsFromImage: stringArray,
+  pinned: optional(boolean),
+  bootType: optional(literal('type1', 'uki')),
+});
 
 export function parseOrigin(text: string, source: string): Origin {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${source} is not valid JSON: ${(err as Error).message}`, {
-      hint: 'the deployment record is damaged; `bootc status` lists deployments that can still boot',
-    });
-  }
-  const problem = originProblem(doc);
-  if (problem !== null) {
-    throw new UserError(`${source} is not a deployment record this version understands: ${problem}`, {
-      hint: 'the deployment was written by another tool version; redeploy with `bootc switch`',
-    });
-  }
-  const d = doc as Origin;
+  const d = parseRecord<Origin>(text, source, originProblem, {
+    name: 'deployment record',
+    damagedHint: 'the deployment record is damaged; `bootc status` lists deployments that can still boot',
+    unknownHint: 'the deployment was written by another tool version; redeploy with `bootc switch`',
+  });
   return { ...d, image: withSignaturePolicy(d.image, d.image.signature === 'containerPolicy'), pinned: d.pinned ?? false };
 }
 

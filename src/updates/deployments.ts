@@ -22,6 +22,7 @@ import { readUkisInDir } from '../boot/uki-boot-dir.js';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
+import { boolean, literal, object, optional, parseRecord, recordCheck, string, type RecordCheck } from '../core/record.js';
 import { ENTRIES_DIR, bootOrder, parseBlsEntry, parseEntryFileName, type BlsEntry, type EntryName } from '../boot/bls.js';
 import { parseOrigin, type Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
@@ -75,23 +76,22 @@ export interface StagedUkiRecord {
 export type StagedRecord = StagedUkiRecord | StagedType1Record;
 
 /**
- * The first thing wrong with `doc` as a staged record, or null. By hand, not zod: status
- * reads this record on every call and zod's load alone would be a quarter of its budget.
+ * The first thing wrong with `doc` as a staged record, or null. core/record's checker, not
+ * zod: status reads this record on every call and zod's load alone would be a quarter of
+ * its budget.
  */
-export function stagedRecordProblem(doc: unknown): string | null {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'not a JSON object';
-  const d = doc as Record<string, unknown>;
-  const strings = (obj: Record<string, unknown>, keys: readonly string[], at: string): string | null => {
-    for (const key of keys) if (typeof obj[key] !== 'string') return `${at}${key}: expected a string`;
-    return null;
-  };
-  if (d['downloadOnly'] !== undefined && typeof d['downloadOnly'] !== 'boolean') return 'downloadOnly: expected true or false';
-  if (d['kind'] === 'uki') return strings(d, ['stateroot', 'id', 'ukiFileName'], '');
-  if (d['kind'] !== undefined && d['kind'] !== 'type1') return `kind: expected "type1" or "uki", found ${JSON.stringify(d['kind'])}`;
-  const entry = d['entry'];
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return 'entry: expected an object';
-  return strings(d, ['stateroot', 'id', 'entryFileName'], '') ?? strings(entry as Record<string, unknown>, ['title', 'sortKey', 'linux', 'initrd', 'options'], 'entry.');
-}
+export const stagedRecordProblem: RecordCheck = (doc) => {
+  const kind = recordCheck({ kind: optional(literal('type1', 'uki')), downloadOnly: optional(boolean) })(doc);
+  if (kind !== null) return kind;
+  return (doc as { kind?: string }).kind === 'uki' ? stagedUkiCheck(doc) : stagedType1Check(doc);
+};
+const stagedUkiCheck = recordCheck({ stateroot: string, id: string, ukiFileName: string });
+const stagedType1Check = recordCheck({
+  stateroot: string,
+  id: string,
+  entryFileName: string,
+  entry: object({ title: string, sortKey: string, linux: string, initrd: string, options: string }),
+});
 
 /** The file name the staged deployment's entry gets at finalisation. */
 export const stagedBootFileName = (record: StagedRecord): string => (record.kind === 'uki' ? record.ukiFileName : record.entryFileName);
@@ -99,21 +99,11 @@ export const stagedBootFileName = (record: StagedRecord): string => (record.kind
 export type StagedEntry = Omit<BlsEntry, 'version'>;
 
 export function parseStagedRecord(text: string, source: string): StagedRecord {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${source} is not valid JSON: ${(err as Error).message}`, {
-      hint: 'the staged update record is damaged; `bootc rollback` drops it, then run `bootc upgrade` again',
-    });
-  }
-  const problem = stagedRecordProblem(doc);
-  if (problem !== null) {
-    throw new UserError(`${source} is not a staged update record this version understands: ${problem}`, {
-      hint: 'run `bootc upgrade` again to stage the update anew',
-    });
-  }
-  return doc as StagedRecord;
+  return parseRecord<StagedRecord>(text, source, stagedRecordProblem, {
+    name: 'staged update record',
+    damagedHint: 'the staged update record is damaged; `bootc rollback` drops it, then run `bootc upgrade` again',
+    unknownHint: 'run `bootc upgrade` again to stage the update anew',
+  });
 }
 
 export const renderStagedRecord = (record: StagedRecord): string => JSON.stringify(record, null, 2) + '\n';

@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { BugError, UserError } from '../core/errors.js';
 import { processRuns } from '../core/process.js';
 import { warn } from '../core/log.js';
+import { parseRecordOrNull, positiveInteger, recordCheck } from '../core/record.js';
 
 export interface UpdateLockHolder {
   pid: number;
@@ -80,20 +81,18 @@ export function whyStale(holder: UpdateLockHolder, bootId: string | null = curre
   return null;
 }
 
+const holderCheck = recordCheck({ pid: positiveInteger });
+
 function parseHolder(text: string): UpdateLockHolder | null {
-  try {
-    const v = JSON.parse(text) as Partial<UpdateLockHolder>;
-    if (typeof v.pid !== 'number' || !Number.isInteger(v.pid) || v.pid <= 0) return null;
-    return {
-      pid: v.pid,
-      command: typeof v.command === 'string' ? v.command : 'unknown command',
-      since: typeof v.since === 'string' ? v.since : 'an unknown time',
-      bootId: typeof v.bootId === 'string' ? v.bootId : null,
-      startTime: typeof v.startTime === 'string' ? v.startTime : null,
-    };
-  } catch {
-    return null;
-  }
+  const v = parseRecordOrNull<Partial<UpdateLockHolder> & Pick<UpdateLockHolder, 'pid'>>(text, holderCheck);
+  if (v === null) return null;
+  return {
+    pid: v.pid,
+    command: typeof v.command === 'string' ? v.command : 'unknown command',
+    since: typeof v.since === 'string' ? v.since : 'an unknown time',
+    bootId: typeof v.bootId === 'string' ? v.bootId : null,
+    startTime: typeof v.startTime === 'string' ? v.startTime : null,
+  };
 }
 
 function describeHolder(h: UpdateLockHolder): string {

@@ -14,6 +14,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { sysrootPaths } from '../deploy/paths.js';
+import { object, parseRecordOrNull, recordCheck, string } from '../core/record.js';
 import { writeFileAtomic } from '../core/durable-file.js';
 
 export interface CachedUpdate {
@@ -30,20 +31,19 @@ export async function recordCachedUpdate(sysroot: string, update: CachedUpdate |
   else await writeFileAtomic(path, JSON.stringify(update, null, 2) + '\n', 0o644);
 }
 
+const cachedUpdateCheck = recordCheck({ imageDigest: string, image: object({ image: string, transport: string }) });
+
 export async function readCachedUpdate(sysroot: string): Promise<CachedUpdate | null> {
-  try {
-    const doc = JSON.parse(await readFile(sysrootPaths(sysroot).cachedUpdate, 'utf8')) as Partial<CachedUpdate>;
-    if (typeof doc.imageDigest !== 'string' || typeof doc.image?.image !== 'string' || typeof doc.image.transport !== 'string') return null;
-    return {
-      image: { image: doc.image.image, transport: doc.image.transport },
-      version: typeof doc.version === 'string' ? doc.version : null,
-      timestamp: typeof doc.timestamp === 'string' ? doc.timestamp : null,
-      imageDigest: doc.imageDigest,
-      architecture: typeof doc.architecture === 'string' ? doc.architecture : '',
-    };
-  } catch {
-    return null;
-  }
+  const text = await readFile(sysrootPaths(sysroot).cachedUpdate, 'utf8').catch(() => null);
+  const doc = text === null ? null : parseRecordOrNull<Partial<CachedUpdate> & Pick<CachedUpdate, 'image' | 'imageDigest'>>(text, cachedUpdateCheck);
+  if (doc === null) return null;
+  return {
+    image: { image: doc.image.image, transport: doc.image.transport },
+    version: typeof doc.version === 'string' ? doc.version : null,
+    timestamp: typeof doc.timestamp === 'string' ? doc.timestamp : null,
+    imageDigest: doc.imageDigest,
+    architecture: typeof doc.architecture === 'string' ? doc.architecture : '',
+  };
 }
 
 export async function recordEtcConflicts(sysroot: string, stateroot: string, id: string, conflicts: readonly string[]): Promise<void> {
@@ -65,18 +65,15 @@ export interface RetainedImage {
   imageDigest: string;
 }
 
+const retainedImageCheck = recordCheck({ imageDigest: string, image: object({ image: string, transport: string }) });
+
 export async function readRetainedImages(sysroot: string): Promise<RetainedImage[]> {
-  try {
-    const doc = JSON.parse(await readFile(sysrootPaths(sysroot).retainedImages, 'utf8')) as unknown;
-    if (!Array.isArray(doc)) return [];
-    return doc.flatMap((d: Partial<RetainedImage>) =>
-      typeof d?.imageDigest === 'string' && typeof d.image?.image === 'string' && typeof d.image.transport === 'string'
-        ? [{ image: { image: d.image.image, transport: d.image.transport }, imageDigest: d.imageDigest }]
-        : [],
-    );
-  } catch {
-    return [];
-  }
+  const text = await readFile(sysrootPaths(sysroot).retainedImages, 'utf8').catch(() => null);
+  const doc = text === null ? null : parseRecordOrNull<unknown[]>(text, (d) => (Array.isArray(d) ? null : 'not a JSON array'));
+  // An entry this version cannot read is dropped; the others are still retained.
+  return (doc ?? []).flatMap((d) =>
+    retainedImageCheck(d) === null ? [{ image: { image: (d as RetainedImage).image.image, transport: (d as RetainedImage).image.transport }, imageDigest: (d as RetainedImage).imageDigest }] : [],
+  );
 }
 
 /**

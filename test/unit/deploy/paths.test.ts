@@ -53,7 +53,7 @@ describe('origin record', () => {
     const broken = (patch: Record<string, unknown>) => renderOrigin({ ...origin, ...patch } as Origin);
     expect(() => parseOrigin(broken({ manifestDigest: 'sha256:xyz' }), 'd.origin')).toThrow(/manifestDigest: expected a sha256 digest/);
     expect(() => parseOrigin(broken({ kargs: ['rw', 3] }), 'd.origin')).toThrow(/kargs: expected an array of strings/);
-    expect(() => parseOrigin(broken({ image: { image: 'x' } }), 'd.origin')).toThrow(/image: expected/);
+    expect(() => parseOrigin(broken({ image: { image: 'x' } }), 'd.origin')).toThrow(/image\.transport: expected a string/);
     expect(() => parseOrigin(broken({ imageVersion: 2 }), 'd.origin')).toThrow(/imageVersion: expected a string or null/);
     expect(() => parseOrigin(broken({ bootType: 'bios' }), 'd.origin')).toThrow(/bootType/);
     expect(() => parseOrigin('[]', 'd.origin')).toThrow(/not a JSON object/);

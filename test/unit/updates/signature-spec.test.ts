@@ -20,7 +20,7 @@ describe('signature: containerPolicy', () => {
     const origin = testOrigin('d1', { image: enforced });
     expect(parseOrigin(renderOrigin(origin), 'x.origin').image).toEqual(enforced);
     expect(parseOrigin(renderOrigin(testOrigin('d2')), 'x.origin').image).toEqual({ image: 'localhost:5000/os:latest', transport: 'registry' });
-    expect(originProblem({ ...origin, image: { ...enforced, signature: 'insecure' } })).toBe('image.signature: expected "containerPolicy"');
+    expect(originProblem({ ...origin, image: { ...enforced, signature: 'insecure' } })).toBe('image.signature: expected "containerPolicy", found "insecure"');
   });
 
   it('status shows it in the spec and the image status, and leaves it out otherwise', () => {
