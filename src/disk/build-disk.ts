@@ -28,7 +28,7 @@ import { Progress } from '../core/progress.js';
 import { ImageTrust } from '../oci/image-trust.js';
 import { pullImage, type PulledImage } from '../oci/pull.js';
 import { blobPathIn } from '../oci/blob-cache.js';
-import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
+import { chooseBootloader, resolveInstallConfig, resolveInstallSettings, type Bootloader, type InstallConfig, type InstallSettings } from '../install/config.js';
 import type { LayerScanner } from '../install/image-files.js';
 import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
 import { renderFstab } from '../install/os-config.js';
@@ -79,6 +79,8 @@ export interface BuildDiskRequest {
   progress?: Progress;
   /** Boot a UKI (also automatic when the image ships a sealed one). */
   uki?: boolean;
+  /** --bootloader (else the image's install config key; default: hybrid on x86_64 unless a UKI boots). */
+  bootloader?: Bootloader;
   /** Secure Boot: sign the UKI and systemd-boot. */
   signing?: SigningKey;
   /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
@@ -224,7 +226,11 @@ async function imageSettings(
   const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
   const settings = resolveInstallSettings(
     installConfig,
-    { ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}) },
+    {
+      ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}),
+      ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
+      ...(req.bootloader !== undefined ? { bootloader: req.bootloader } : {}),
+    },
     'build-disk',
   );
   checkRootFs(settings.rootFsType, req.rootfs === undefined);
@@ -347,6 +353,8 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
 
       stepEvent(progress, 2);
       const uki = bootsUki(req, imported.tree.entries);
+      // A UKI is UEFI-only: by default its disk is too; asking for hybrid with one is refused (disk-image.ts).
+      const bootloader = chooseBootloader(settings.bootloader ?? (uki ? 'systemd' : undefined), 'build-disk', arch);
       const deployment = await createDeployment(staging, imported, name, {
         stateroot,
         targetImage: withSignaturePolicy(req.targetImage ?? defaultTargetImage(req.image), settings.enforceContainerSigpolicy),
@@ -383,6 +391,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
               types: diskTypes,
               rootfs: fsType,
               arch,
+              bootloader,
               sizeBytes: req.sizeBytes,
               rootMinBytes: req.config.rootMinSize,
               force: req.force,
