@@ -1,0 +1,74 @@
+/**
+ * qemu tier: one `bootc image build-disk` qcow2 of fixture:v1 (hybrid by default on x86_64)
+ * boots under SeaBIOS (no pflash: GRUB from the MBR and the BIOS boot partition, its menu
+ * from the ESP), then the same disk under OVMF (systemd-boot), both to the login prompt.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../fixtures/paths.js';
+import { deploymentId } from '../src/deploy/paths.js';
+import { diskImageOutputPath } from '../src/disk/disk-image.js';
+import { GRUB_I386_PC_ON_HOST } from '../src/boot/grub-bios.js';
+import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+
+const skip = explainSkip(
+  'qemu',
+  needsRoot() ??
+    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'qemu-img', 'grub-mkimage') ??
+    needsFile(join(GRUB_I386_PC_ON_HOST, 'boot.img'), 'install the Debian package grub-pc-bin') ??
+    needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
+    needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
+    needsFile(fixturesIndexPath, fixturesHint),
+);
+
+describe.skipIf(skip)('a hybrid build-disk qcow2 boots under SeaBIOS and under OVMF', () => {
+  let tmp: string;
+  let disk: string;
+  let deployment = '';
+  let vm: Vm | undefined;
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'bios-boot-'));
+    const output = join(tmp, 'output');
+    const r = await execa(
+      'node',
+      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', ociLayoutRef('v1'), '--type', 'qcow2',
+        '--output', output, '--store', join(tmp, 'store'), '--work-dir', tmp],
+      { reject: false, all: true },
+    );
+    if (r.exitCode !== 0) throw new Error(`bootc image build-disk failed:\n${r.all}`);
+    deployment = `default/${deploymentId(/^  Digest: (sha256:[0-9a-f]{64})$/m.exec(r.stdout)![1]!, 0)}`;
+    disk = diskImageOutputPath(output, 'qcow2');
+  });
+
+  afterAll(async () => {
+    await vm?.dispose();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('boots under SeaBIOS through GRUB to the login prompt, the deployment as /', async () => {
+    vm = await startVm({ name: 'bios-boot-seabios', boot: { kind: 'bios' }, disks: [{ path: disk }] });
+    await vm.waitFor(/GNU GRUB|bootc-default-/, 120_000);
+    await vm.waitForLogin();
+    expect(await vm.runOk('test -d /sys/firmware/efi && echo uefi || echo bios')).toBe('bios');
+    expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toContain(`bootc.deploy=${deployment}`);
+    expect(await vm.runOk('findmnt -n -o FSROOT /')).toBe(`/bootc/deploy/${deployment}`);
+    expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
+    await vm.poweroff();
+    await vm.dispose();
+    vm = undefined;
+  });
+
+  it('boots the same disk under OVMF through systemd-boot', async () => {
+    vm = await startVm({ name: 'bios-boot-ovmf', boot: { kind: 'uefi' }, disks: [{ path: disk }] });
+    await vm.waitForLogin();
+    expect(await vm.runOk('test -d /sys/firmware/efi && echo uefi || echo bios')).toBe('uefi');
+    expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toContain(`bootc.deploy=${deployment}`);
+    expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
+    await vm.poweroff();
+  });
+});
