@@ -88,7 +88,7 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
     .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
     .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
-    .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none', 'hybrid'], describe: 'Bootloader to install: systemd (UEFI systemd-boot) is the only one install builds yet; others are refused' })
+    .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none', 'hybrid'], describe: 'hybrid: systemd-boot for UEFI and GRUB for BIOS (to-disk\'s default on x86_64 without a UKI); systemd: UEFI only (to-filesystem builds only this); the others are refused' })
     .option('bootupd-skip-boot-uuid', { type: 'boolean', describe: 'bootupd/GRUB static configs: refused (no bootupd here)' })
     .option('enforce-container-sigpolicy', { type: 'boolean', describe: 'Refuse the image unless the signature policy (containers-policy.json) requires it to be signed' })
     .option('signature-policy', { type: 'string', requiresArg: true, describe: 'Signature policy file to use instead of /etc/containers/policy.json' })

@@ -39,7 +39,7 @@ export type Bootloader = (typeof BOOTLOADERS)[number];
 /** What the commands build: each accepts these values of --bootloader and the key. */
 export const BUILT_BOOTLOADERS: Readonly<Record<InstallCommand, readonly Bootloader[]>> = {
   'build-disk': ['hybrid', 'systemd'],
-  'to-disk': ['systemd'],
+  'to-disk': ['hybrid', 'systemd'],
   'to-filesystem': ['systemd'],
 };
 
@@ -227,7 +227,7 @@ export const INSTALL_CONFIG_KEYS: Readonly<Record<string, Readonly<Record<Instal
   'root-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
   'boot-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
   'bootupd.skip-boot-uuid': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
-  bootloader: { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'applied' },
+  bootloader: { 'to-disk': 'applied', 'to-filesystem': 'refused', 'build-disk': 'applied' },
   'discoverable-partitions': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
   'enforce-container-sigpolicy': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
 };

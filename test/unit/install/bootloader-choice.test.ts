@@ -9,7 +9,7 @@ import type { DiskArch } from '../../../src/disk/gpt.js';
 
 const BUILT: Record<InstallCommand, Bootloader[]> = {
   'build-disk': ['hybrid', 'systemd'],
-  'to-disk': ['systemd'],
+  'to-disk': ['hybrid', 'systemd'],
   'to-filesystem': ['systemd'],
 };
 
@@ -48,7 +48,8 @@ describe('the bootloader a disk gets', () => {
   it.each<[Bootloader | undefined, InstallCommand, DiskArch, 'hybrid' | 'systemd' | 'refused']>([
     [undefined, 'build-disk', 'x86_64', 'hybrid'],
     [undefined, 'build-disk', 'aarch64', 'systemd'],
-    [undefined, 'to-disk', 'x86_64', 'systemd'],
+    [undefined, 'to-disk', 'x86_64', 'hybrid'],
+    [undefined, 'to-filesystem', 'x86_64', 'systemd'],
     ['systemd', 'build-disk', 'x86_64', 'systemd'],
     ['hybrid', 'build-disk', 'x86_64', 'hybrid'],
     ['hybrid', 'build-disk', 'aarch64', 'refused'],

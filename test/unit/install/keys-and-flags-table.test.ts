@@ -119,7 +119,7 @@ const KEY_CASES: Record<string, KeyCase> = {
     toml: 'bootloader = "hybrid"',
     harmless: [{ bootloader: 'systemd' }],
     applied: (s) => expect(s.bootloader).toBe('hybrid'),
-    refusedAs: /`bootloader = "hybrid"`: to-(disk|filesystem) does not build "hybrid" disks yet/,
+    refusedAs: /`bootloader = "hybrid"`: to-filesystem does not build "hybrid" disks yet/,
   },
   'discoverable-partitions': {
     config: { 'discoverable-partitions': true },
