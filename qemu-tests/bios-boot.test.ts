@@ -2,7 +2,9 @@
  * qemu tier: one `bootc image build-disk` qcow2 of fixture:v1 (hybrid by default on x86_64)
  * boots under SeaBIOS (no pflash: GRUB from the MBR and the BIOS boot partition, its menu
  * from the ESP), then the same disk under OVMF (systemd-boot), both to the login prompt.
+ * Then `bootc install to-disk --via-loopback` into a file, booted under SeaBIOS.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,8 @@ const skip = explainSkip(
     needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
     needsFile(fixturesIndexPath, fixturesHint),
 );
+
+const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, all: true });
 
 /** A TCG boot to login takes 1-4 minutes on a loaded 2-core machine. */
 const BOOT_TIMEOUT_MS = 600_000;
@@ -75,4 +79,31 @@ describe.skipIf(skip)('a hybrid build-disk qcow2 boots under SeaBIOS and under O
     expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
     await vm.poweroff();
   }, BOOT_TIMEOUT_MS);
+});
+
+describe.skipIf(skip)('a hybrid install to-disk boots under SeaBIOS', () => {
+  let tmp: string;
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('--via-loopback into a file, booted through GRUB', async () => {
+    tmp = mkdtempSync('/var/tmp/bios-install-');
+    const file = join(tmp, 'disk.raw');
+    execFileSync('truncate', ['-s', '4G', file]);
+    const r = await cli('install', 'to-disk', '--via-loopback', file, '--source-imgref', ociLayoutRef('v1'), '--store', join(tmp, 'store'));
+    if (r.exitCode !== 0) throw new Error(`bootc install to-disk --via-loopback failed:\n${r.all}`);
+    const vm = await startVm({ name: 'bios-install-seabios', boot: { kind: 'bios' }, disks: [{ path: file, format: 'raw' }] });
+    try {
+      await vm.waitFor(/GNU GRUB/, 120_000);
+      await vm.waitForLogin();
+      expect(await vm.runOk('test -d /sys/firmware/efi && echo uefi || echo bios')).toBe('bios');
+      expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(expect.arrayContaining([expect.stringMatching(/^bootc\.deploy=default\//)]));
+      expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
+      // The ESP is /boot (fstab), where the menu and grubenv live for the updates to rewrite.
+      expect(await vm.runOk('ls /boot/grub')).toMatch(/grub\.cfg\s+grubenv/);
+    } finally {
+      await vm.dispose();
+    }
+  }, 900_000);
 });
