@@ -2,7 +2,9 @@
  * qemu tier: one `bootc image build-disk` qcow2 of fixture:v1 (hybrid by default on x86_64)
  * boots under SeaBIOS (no pflash: GRUB from the MBR and the BIOS boot partition, its menu
  * from the ESP), then the same disk under OVMF (systemd-boot), both to the login prompt.
- * Then `bootc install to-disk --via-loopback` into a file, booted under SeaBIOS.
+ * Then `bootc install to-disk --via-loopback` into a file, booted under SeaBIOS; and GRUB's
+ * boot counting: a default entry on trial is counted down in grubenv by GRUB itself
+ * (save_env on the FAT ESP), and with no tries left GRUB boots the rollback entry.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +17,10 @@ import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../fixtures/paths
 import { deploymentId } from '../src/deploy/paths.js';
 import { diskImageOutputPath } from '../src/disk/disk-image.js';
 import { GRUB_I386_PC_ON_HOST } from '../src/boot/grub-bios.js';
+import { listBootEntries, readBootEntry, readEspText, writeEspText, type EspLocation } from '../src/boot/esp.js';
+import { writeGrubMenu } from '../src/boot/grub-boot.js';
+import { GRUBENV_PATH, parseGrubEnv, renderGrubEnv } from '../src/boot/grub-menu.js';
+import { MiB } from '../src/disk/gpt.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
 
 const skip = explainSkip(
@@ -101,9 +107,58 @@ describe.skipIf(skip)('a hybrid install to-disk boots under SeaBIOS', () => {
       expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(expect.arrayContaining([expect.stringMatching(/^bootc\.deploy=default\//)]));
       expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
       // The ESP is /boot (fstab), where the menu and grubenv live for the updates to rewrite.
-      expect(await vm.runOk('ls /boot/grub')).toMatch(/grub\.cfg\s+grubenv/);
+      // mtools writes 8.3 names without case bits: vfat shows them upper-case (GRUB and Linux match them either way).
+      expect(await vm.runOk('ls /boot/grub')).toMatch(/grub\.cfg\s+grubenv/i);
     } finally {
       await vm.dispose();
     }
   }, 900_000);
+});
+
+describe.skipIf(skip)("GRUB counts a new default's tries in grubenv and then boots the rollback", () => {
+  let tmp: string;
+  let esp: EspLocation;
+  let trialId = '';
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const bootOnce = async (name: string): Promise<string[]> => {
+    const vm = await startVm({ name, boot: { kind: 'bios' }, disks: [{ path: esp.image, format: 'raw' }] });
+    try {
+      await vm.waitForLogin();
+      return (await vm.runOk('cat /proc/cmdline')).split(/\s+/);
+    } finally {
+      await vm.dispose();
+    }
+  };
+
+  it('counts down on each boot, with save_env on the ESP', async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'bios-count-'));
+    const output = join(tmp, 'output');
+    const r = await cli('image', 'build-disk', ociLayoutRef('v1'), '--type', 'raw', '--output', output, '--store', join(tmp, 'store'), '--work-dir', tmp);
+    if (r.exitCode !== 0) throw new Error(`bootc image build-disk failed:\n${r.all}`);
+    // build-disk's layout: the ESP starts at 1 MiB.
+    esp = { image: diskImageOutputPath(output, 'raw'), offsetBytes: MiB };
+    // A second entry for the same deployment, newer and on trial, told apart by one argument.
+    const [original] = await listBootEntries(esp);
+    const text = await readBootEntry(esp, original!);
+    const id = /^bootc-default-(.+?)(\+\d+)?\.conf$/.exec(original!)![1]!;
+    trialId = `bootc-default-${id}t`;
+    const trial = text.replace(/^version .*$/m, 'version 2').replace(/^(options .*)$/m, '$1 bootc.test=trial');
+    await writeEspText(esp, `loader/entries/${trialId}+3.conf`, trial);
+    await writeGrubMenu(esp, { timeoutSeconds: 1 });
+    expect(parseGrubEnv(await readEspText(esp, GRUBENV_PATH))).toEqual({ bootc_trial: trialId, bootc_tries: '3' });
+
+    expect(await bootOnce('bios-count-1')).toContain('bootc.test=trial');
+    expect(parseGrubEnv(await readEspText(esp, GRUBENV_PATH))).toMatchObject({ bootc_trial: trialId, bootc_tries: '2' });
+  }, BOOT_TIMEOUT_MS);
+
+  it('boots the rollback entry once no tries are left', async () => {
+    await writeEspText(esp, GRUBENV_PATH, renderGrubEnv({ bootc_trial: trialId, bootc_tries: '0' }));
+    const cmdline = await bootOnce('bios-count-2');
+    expect(cmdline).not.toContain('bootc.test=trial');
+    expect(cmdline).toEqual(expect.arrayContaining([expect.stringMatching(/^bootc\.deploy=default\//)]));
+    expect(parseGrubEnv(await readEspText(esp, GRUBENV_PATH))).toMatchObject({ bootc_tries: '0' });
+  }, BOOT_TIMEOUT_MS);
 });
