@@ -18,7 +18,7 @@
  */
 import { access, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../core/exec.js';
+import { findOnPath, run } from '../core/exec.js';
 import { UserError, invariant, withContext } from '../core/errors.js';
 
 export const GRUB_I386_PC_IN_IMAGE = 'usr/lib/grub/i386-pc';
@@ -74,6 +74,22 @@ export async function findGrubI386Pc(deploymentDir: string): Promise<{ dir: stri
   throw new UserError(`no GRUB for BIOS: neither the image nor this host has ${GRUB_I386_PC_ON_HOST}`, {
     hint: 'install the Debian package grub-pc-bin on this host (or add it to the image), or choose --bootloader systemd for a UEFI-only disk',
   });
+}
+
+/**
+ * Whether a BIOS GRUB can be built here for this deployment: grub-mkimage on this host and
+ * GRUB's i386-pc files in the image or on the host. A default hybrid disk falls back to
+ * UEFI-only without them (a live medium whose image has no GRUB still installs).
+ */
+export async function grubBiosAvailable(deploymentDir: string): Promise<boolean> {
+  if (findOnPath('grub-mkimage') === null) return false;
+  try {
+    await findGrubI386Pc(deploymentDir);
+    return true;
+  } catch (err) {
+    if (err instanceof UserError) return false;
+    throw err;
+  }
 }
 
 /** The prefix core.img starts from: the ESP partition on the boot drive, whichever drive that is. */

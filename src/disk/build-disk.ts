@@ -28,6 +28,7 @@ import { Progress } from '../core/progress.js';
 import { ImageTrust } from '../oci/image-trust.js';
 import { pullImage, type PulledImage } from '../oci/pull.js';
 import { blobPathIn } from '../oci/blob-cache.js';
+import { resolveDefaultedBootloader } from '../install/install.js';
 import { chooseBootloader, resolveInstallConfig, resolveInstallSettings, type Bootloader, type InstallConfig, type InstallSettings } from '../install/config.js';
 import type { LayerScanner } from '../install/image-files.js';
 import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
@@ -353,8 +354,6 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
 
       stepEvent(progress, 2);
       const uki = bootsUki(req, imported.tree.entries);
-      // A UKI is UEFI-only: by default its disk is too; asking for hybrid with one is refused (disk-image.ts).
-      const bootloader = chooseBootloader(settings.bootloader ?? (uki ? 'systemd' : undefined), 'build-disk', arch);
       const deployment = await createDeployment(staging, imported, name, {
         stateroot,
         targetImage: withSignaturePolicy(req.targetImage ?? defaultTargetImage(req.image), settings.enforceContainerSigpolicy),
@@ -362,6 +361,8 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',
       });
+      // hybrid by default on x86_64, unless a UKI boots or no BIOS GRUB can be built here.
+      const bootloader = await resolveDefaultedBootloader(chooseBootloader(settings.bootloader, 'build-disk', arch), settings.bootloader === undefined, uki, deployment.dir);
       // An ISO's live system runs the installer: an image that lacks its programs is
       // refused before any output is written.
       if (iso) checkLiveInstallPrograms(deployment.dir);

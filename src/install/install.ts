@@ -16,12 +16,14 @@ import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
+import { warn } from '../core/log.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
 import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type AnyDeploymentBoot } from '../boot/deployment-boot.js';
 import { installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
 import { DEFAULT_MENU_TIMEOUT_SECONDS } from '../boot/bls.js';
 import { writeGrubMenu } from '../boot/grub-boot.js';
+import { grubBiosAvailable } from '../boot/grub-bios.js';
 import { checkKargsForGrub } from '../boot/grub-menu.js';
 import { bootsUki } from '../uki/sealed.js';
 import type { SigningKey } from '../uki/uki.js';
@@ -123,6 +125,25 @@ export interface InstalledSystem {
   bootloader: 'hybrid' | 'systemd';
 }
 
+/**
+ * hybrid as a default gives way to systemd for a UKI (UEFI-only) and where no BIOS GRUB can be
+ * built (grub-bios.ts grubBiosAvailable); asked for by name, a UKI with hybrid is refused.
+ */
+export async function resolveDefaultedBootloader(chosen: 'hybrid' | 'systemd', defaulted: boolean, uki: boolean, deploymentDir: string): Promise<'hybrid' | 'systemd'> {
+  if (chosen !== 'hybrid') return chosen;
+  if (uki) {
+    if (defaulted) return 'systemd';
+    throw new UserError('a UKI boots only under UEFI, and a hybrid disk also boots BIOS machines through GRUB', {
+      hint: 'choose --bootloader systemd for a UKI, or leave --uki out',
+    });
+  }
+  if (defaulted && !(await grubBiosAvailable(deploymentDir))) {
+    warn('no GRUB for BIOS here (Debian grub-pc-bin, on this host or in the image): the disk boots under UEFI only');
+    return 'systemd';
+  }
+  return 'hybrid';
+}
+
 export async function installOnRoot(req: InstallOnRootRequest): Promise<InstalledSystem> {
   const progress = req.progress ?? Progress.silent();
   const name = formatReference(req.pulled.reference);
@@ -130,12 +151,7 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
   cancellation.check();
 
   const uki = bootsUki(req, imported.tree.entries);
-  const bootloader = uki && req.bootloaderDefaulted ? 'systemd' : (req.bootloader ?? 'systemd');
-  if (uki && bootloader === 'hybrid') {
-    throw new UserError('a UKI boots only under UEFI, and a hybrid disk also boots BIOS machines through GRUB', {
-      hint: 'install a UEFI-only system with --bootloader systemd for a UKI, or leave --uki out',
-    });
-  }
+
   const deployment = await createDeployment(req.rootDir, imported, name, {
     bootType: uki ? 'uki' : 'type1',
     stateroot: req.stateroot,
@@ -145,6 +161,7 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
     ...(req.now ? { now: req.now } : {}),
   });
   cancellation.check();
+  const bootloader = await resolveDefaultedBootloader(req.bootloader ?? 'systemd', req.bootloaderDefaulted === true, uki, deployment.dir);
 
   const boot = await withContext('Installing the bootloader and the boot entry', async () => {
     const work = await mkdtemp(join(req.rootDir, '.bootc-install-'));

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { BOOTLOADERS, checkInstallConfig, chooseBootloader, type Bootloader, type InstallCommand } from '../../../src/install/config.js';
 import type { DiskArch } from '../../../src/disk/gpt.js';
+import { resolveDefaultedBootloader } from '../../../src/install/install.js';
 
 const BUILT: Record<InstallCommand, Bootloader[]> = {
   'build-disk': ['hybrid', 'systemd'],
@@ -56,5 +57,30 @@ describe('the bootloader a disk gets', () => {
   ])('%s, %s, %s: %s', (choice, command, arch, expected) => {
     if (expected === 'refused') expect(() => chooseBootloader(choice, command, arch)).toThrow(UserError);
     else expect(chooseBootloader(choice, command, arch)).toBe(expected);
+  });
+});
+
+describe('hybrid as a default gives way', () => {
+  const dir = '/nonexistent-deployment';
+  it.each<['hybrid' | 'systemd', boolean, boolean, 'hybrid' | 'systemd' | 'refused']>([
+    ['systemd', true, true, 'systemd'],
+    ['systemd', false, false, 'systemd'],
+    ['hybrid', true, true, 'systemd'],
+    ['hybrid', false, true, 'refused'],
+  ])('%s (defaulted %s, UKI %s): %s', async (chosen, defaulted, uki, expected) => {
+    const r = resolveDefaultedBootloader(chosen, defaulted, uki, dir);
+    if (expected === 'refused') await expect(r).rejects.toThrow(/a UKI boots only under UEFI/);
+    else expect(await r).toBe(expected);
+  });
+
+  it('to systemd where no grub-mkimage is found, but not when hybrid was asked for', async () => {
+    const path = process.env['PATH'];
+    process.env['PATH'] = '/nonexistent';
+    try {
+      expect(await resolveDefaultedBootloader('hybrid', true, false, dir)).toBe('systemd');
+      expect(await resolveDefaultedBootloader('hybrid', false, false, dir)).toBe('hybrid');
+    } finally {
+      process.env['PATH'] = path;
+    }
   });
 });
