@@ -174,3 +174,19 @@ export function grubEnvAfterGoodBoot(current: GrubEnv, bootedId: string): GrubEn
   delete next[TRIES_VAR];
   return next;
 }
+
+/**
+ * The tries GRUB counted: for the entry on trial in grubenv whose BLS counter systemd-boot never
+ * touched (no `-done` part: under BIOS it never does), the fewer tries left of the two, so
+ * `bootc status` and the boot order see what GRUB will do.
+ */
+export function withGrubCounts<T extends { name: EntryName }>(entries: readonly T[], env: GrubEnv): T[] {
+  const trial = env[TRIAL_VAR];
+  const tries = Number.parseInt(env[TRIES_VAR] ?? '', 10);
+  if (trial === undefined || !Number.isInteger(tries) || tries < 0) return [...entries];
+  return entries.map((e) => {
+    const counter = e.name.counter;
+    if (!counter || counter.triesDone !== undefined || grubEntryId(e.name) !== trial || tries >= counter.triesLeft) return e;
+    return { ...e, name: { ...e.name, counter: { triesLeft: tries, triesDone: counter.triesLeft - tries } } };
+  });
+}

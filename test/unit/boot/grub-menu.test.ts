@@ -14,6 +14,7 @@ import {
   renderGrubConfig,
   renderGrubEnv,
   type GrubMenuEntry,
+  withGrubCounts,
 } from '../../../src/boot/grub-menu.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
 
@@ -163,5 +164,17 @@ describe('grubenv across menus', () => {
   it('ends the trial of the booted entry after a good boot, and leaves another alone', () => {
     expect(grubEnvAfterGoodBoot({ bootc_trial: 'bootc-default-d2', bootc_tries: '2', a: 'b' }, 'bootc-default-d2')).toEqual({ a: 'b' });
     expect(grubEnvAfterGoodBoot({ bootc_trial: 'bootc-default-d2', bootc_tries: '0' }, 'bootc-default-d1')).toBeNull();
+  });
+});
+
+describe('tries as GRUB counted them', () => {
+  const names = ['bootc-default-d2+3.conf', 'bootc-default-d1.conf', 'bootc-default-d3+2-1.conf'].map((f) => ({ name: parseEntryFileName(f)! }));
+  it('take the entry on trial down to grubenv, only where systemd-boot never counted', () => {
+    const out = withGrubCounts(names, { bootc_trial: 'bootc-default-d2', bootc_tries: '0' });
+    expect(out[0]!.name.counter).toEqual({ triesLeft: 0, triesDone: 3 });
+    expect(out.slice(1)).toEqual(names.slice(1));
+    expect(withGrubCounts(names, { bootc_trial: 'bootc-default-d3', bootc_tries: '0' })).toEqual(names);
+    expect(withGrubCounts(names, { bootc_trial: 'bootc-default-d2', bootc_tries: 'x' })).toEqual(names);
+    expect(withGrubCounts(names, {})).toEqual(names);
   });
 });
