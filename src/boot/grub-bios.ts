@@ -156,26 +156,35 @@ export interface GrubBiosInstall {
   coreImg: string;
   /** The boot.img of the same GRUB as core.img. */
   bootImg: string;
-  slot?: 0 | 1;
+  /** Default 0 (a new disk); `unused`: the slot the MBR does not point at (an update of GRUB). */
+  slot?: 0 | 1 | 'unused';
+}
+
+/** The slot an update writes: not the one sector 0's boot.img loads core.img from now. */
+export function unusedCoreSlot(sector0: Uint8Array, area: BiosBootArea): 0 | 1 {
+  const current = Number(Buffer.from(sector0).readBigUInt64LE(KERNEL_SECTOR));
+  return current === coreSlotLba(area, 0).lba ? 1 : 0;
 }
 
 /** Steps 3 and 4 on the target: core.img into its slot, synced, then sector 0. */
 export async function installGrubBootCode(install: GrubBiosInstall): Promise<{ coreLba: number }> {
   return withContext(`Writing GRUB's BIOS boot code to ${install.target}`, async () => {
-    const slot = coreSlotLba(install.biosBoot, install.slot ?? 0);
+    let slot: { lba: number; sectors: number };
     const [core, bootImg] = await Promise.all([readWhole(install.coreImg), readWhole(install.bootImg)]);
-    const patchedCore = patchCoreImage(core, slot.lba);
-    if (patchedCore.length > slot.sectors * SECTOR) {
-      throw new UserError(`GRUB's core.img (${patchedCore.length} bytes) does not fit a slot of the BIOS boot partition (${slot.sectors * SECTOR} bytes)`, {
-        hint: 'build core.img with fewer modules',
-      });
-    }
     const disk = await open(install.target, 'r+');
     try {
       const sector0 = Buffer.alloc(SECTOR);
       await disk.read(sector0, 0, SECTOR, 0);
       if (sector0[PROTECTIVE_MBR_TYPE_OFFSET] !== PROTECTIVE_MBR_TYPE || sector0.readUInt16LE(0x1fe) !== 0xaa55) {
         throw new UserError(`${install.target} has no protective MBR: GRUB's boot code goes only onto a GPT disk`, { hint: 'write the partition table first' });
+      }
+      const wanted = install.slot ?? 0;
+      slot = coreSlotLba(install.biosBoot, wanted === 'unused' ? unusedCoreSlot(sector0, install.biosBoot) : wanted);
+      const patchedCore = patchCoreImage(core, slot.lba);
+      if (patchedCore.length > slot.sectors * SECTOR) {
+        throw new UserError(`GRUB's core.img (${patchedCore.length} bytes) does not fit a slot of the BIOS boot partition (${slot.sectors * SECTOR} bytes)`, {
+          hint: 'build core.img with fewer modules',
+        });
       }
       await disk.write(patchedCore, 0, patchedCore.length, slot.lba * SECTOR);
       await disk.sync();

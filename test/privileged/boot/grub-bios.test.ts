@@ -99,6 +99,9 @@ describe.skipIf(skip)('GRUB BIOS boot code', () => {
     expect(Number(bytes.readBigUInt64LE(0x5c))).toBe(coreLba);
     // diskboot's blocklist in the new slot names the sectors after its own first one.
     expect(Number(bytes.readBigUInt64LE(coreLba * 512 + 500))).toBe(coreLba + 1);
+    // An update goes to the slot the MBR does not use, and back.
+    expect((await installGrubBootCode({ target: disk, biosBoot: layout.biosBoot!, coreImg, bootImg, slot: 'unused' })).coreLba).toBe(34);
+    expect((await installGrubBootCode({ target: disk, biosBoot: layout.biosBoot!, coreImg, bootImg, slot: 'unused' })).coreLba).toBe(34 + 1007);
   });
 
   it('refuses a disk without a protective MBR', async () => {
