@@ -6,7 +6,7 @@ SHELL := /bin/bash
 APT_PACKAGES := podman mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo docker-registry \
 	mtools fdisk dosfstools e2fsprogs btrfs-progs xfsprogs sbsigntool binutils attr cpio \
 	zstd umoci systemd-boot-efi uidmap crun fuse-overlayfs util-linux mount udev kmod tmux \
-	apache2-utils openssl time jq socat xorriso squashfs-tools gpgv gpg gpg-agent
+	apache2-utils openssl time jq socat xorriso squashfs-tools gpgv gpg gpg-agent grub-pc-bin
 DEPS_STAMP := node_modules/.deps-stamp
 
 .PHONY: deps build dist tool-image base-image check test test-unit fixtures demo soak clean

@@ -69,6 +69,8 @@ export type Boot =
       /** SMM and secure pflash, which the secboot firmware needs or it never starts. */
       secureBoot?: boolean;
     }
+  /** qemu's default firmware, SeaBIOS: legacy BIOS boot from the first disk's MBR. */
+  | { kind: 'bios' }
   | { kind: 'kernel'; kernel: string; initrd?: string; append: string };
 
 export interface VmOptions {
@@ -121,7 +123,7 @@ export function qemuArgs(options: VmOptions, files: { serialSocket: string; vars
       '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optionValue(boot.code ?? OVMF_CODE)}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${optionValue(files.varsFile)}`,
     );
-  } else {
+  } else if (boot.kind === 'kernel') {
     args.push('-kernel', boot.kernel);
     if (boot.initrd) args.push('-initrd', boot.initrd);
     args.push('-append', boot.append);

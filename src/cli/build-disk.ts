@@ -12,6 +12,7 @@ import { buildDisk, type BuildDiskRequest } from '../disk/build-disk.js';
 import type { BuildType } from '../disk/build-disk.js';
 import { loadAnswers } from '../install/answers.js';
 import type { RootFsType } from '../disk/root-filesystem.js';
+import { checkInstallConfig, type Bootloader } from '../install/config.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { formatImageName, parseReference } from '../oci/reference.js';
 import { signingKeyFromFlags } from '../uki/uki.js';
@@ -38,6 +39,7 @@ export interface BuildDiskArgs {
   quiet: boolean;
   progressFd?: number;
   uki: boolean;
+  bootloader?: Bootloader;
   signKey?: string;
   signCert?: string;
   signaturePolicy?: string;
@@ -83,9 +85,12 @@ async function readInstallerAnswers(file: string): Promise<NonNullable<BuildDisk
 export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig, installerAnswers?: BuildDiskRequest['installerAnswers']): BuildDiskRequest {
   const target = args.targetImgref === undefined ? undefined : parseReference(args.targetImgref);
   const signing = signingKeyFromFlags(args);
+  // A bootloader we do not build is refused before anything is pulled.
+  if (args.bootloader !== undefined) checkInstallConfig(null, 'build-disk', { bootloader: args.bootloader });
   return {
     ...(installerAnswers ? { installerAnswers } : {}),
     uki: args.uki,
+    ...(args.bootloader !== undefined ? { bootloader: args.bootloader } : {}),
     ...(signing ? { signing } : {}),
     image: parseReference(args.image),
     targetImage: target ? { image: formatImageName(target), transport: target.transport } : undefined,

@@ -51,6 +51,10 @@ export const imageCommands: LazyCommand[] = [
           describe: 'Add bootc-image-builder\'s console=tty0 console=ttyS0 (a serial console); --no-default-kernel-args leaves them out',
         })
         .option('uki', { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' })
+        .option('bootloader', {
+          choices: ['grub', 'grub-cc', 'systemd', 'none', 'hybrid'],
+          describe: 'hybrid: systemd-boot for UEFI and GRUB for BIOS (default on x86_64 without a UKI); systemd: UEFI only (default otherwise); the others are refused',
+        })
         .option('sign-key', { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' })
         .option('sign-cert', { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' })
         .option('stateroot', { type: 'string', describe: 'Stateroot name of the deployment (default: the image\'s install config, else "default")' })
@@ -84,7 +88,7 @@ function withSharedInstallOptions<T>(y: Argv<T>) {
     .option('stateroot', { type: 'string', describe: 'Stateroot name (default: install config, else "default")' })
     .option('store', { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' })
     .option('platform', { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' })
-    .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none'], describe: 'Bootloader to install: systemd-boot is the only one here; others are refused' })
+    .option('bootloader', { choices: ['grub', 'grub-cc', 'systemd', 'none', 'hybrid'], describe: 'hybrid: systemd-boot for UEFI and GRUB for BIOS (to-disk\'s default on x86_64 without a UKI); systemd: UEFI only (to-filesystem builds only this); the others are refused' })
     .option('bootupd-skip-boot-uuid', { type: 'boolean', describe: 'bootupd/GRUB static configs: refused (no bootupd here)' })
     .option('enforce-container-sigpolicy', { type: 'boolean', describe: 'Refuse the image unless the signature policy (containers-policy.json) requires it to be signed' })
     .option('signature-policy', { type: 'string', requiresArg: true, describe: 'Signature policy file to use instead of /etc/containers/policy.json' })

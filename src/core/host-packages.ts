@@ -47,6 +47,8 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   mmdebstrap: 'mmdebstrap',
   umoci: 'umoci',
   'docker-registry': 'docker-registry',
+  // grub-mkimage itself is in grub-common, which grub-pc-bin pulls in with the i386-pc modules it needs.
+  'grub-mkimage': 'grub-pc-bin',
 };
 
 export function debianPackageFor(program: string): string | undefined {

@@ -28,7 +28,8 @@ import { Progress } from '../core/progress.js';
 import { ImageTrust } from '../oci/image-trust.js';
 import { pullImage, type PulledImage } from '../oci/pull.js';
 import { blobPathIn } from '../oci/blob-cache.js';
-import { resolveInstallConfig, resolveInstallSettings, type InstallConfig, type InstallSettings } from '../install/config.js';
+import { resolveDefaultedBootloader } from '../install/install.js';
+import { chooseBootloader, resolveInstallConfig, resolveInstallSettings, type Bootloader, type InstallConfig, type InstallSettings } from '../install/config.js';
 import type { LayerScanner } from '../install/image-files.js';
 import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
 import { renderFstab } from '../install/os-config.js';
@@ -79,6 +80,8 @@ export interface BuildDiskRequest {
   progress?: Progress;
   /** Boot a UKI (also automatic when the image ships a sealed one). */
   uki?: boolean;
+  /** --bootloader (else the image's install config key; default: hybrid on x86_64 unless a UKI boots). */
+  bootloader?: Bootloader;
   /** Secure Boot: sign the UKI and systemd-boot. */
   signing?: SigningKey;
   /** `--signature-policy FILE`: this policy instead of the host's containers-policy.json. */
@@ -197,7 +200,11 @@ async function imageSettings(
   const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
   const settings = resolveInstallSettings(
     installConfig,
-    { ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}), ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}) },
+    {
+      ...(req.rootfs !== undefined ? { filesystem: req.rootfs } : {}),
+      ...(req.stateroot !== undefined ? { stateroot: req.stateroot } : {}),
+      ...(req.bootloader !== undefined ? { bootloader: req.bootloader } : {}),
+    },
     'build-disk',
   );
   checkRootFs(settings.rootFsType, req.rootfs === undefined);
@@ -327,6 +334,8 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
         architecture: pulled.config.architecture,
         bootType: uki ? 'uki' : 'type1',
       });
+      // hybrid by default on x86_64, unless a UKI boots or no BIOS GRUB can be built here.
+      const bootloader = await resolveDefaultedBootloader(chooseBootloader(settings.bootloader, 'build-disk', arch), settings.bootloader === undefined, uki, deployment.dir);
       // An ISO's live system runs the installer: an image that lacks its programs is
       // refused before any output is written.
       if (iso) checkLiveInstallPrograms(deployment.dir);
@@ -356,6 +365,7 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
               types: diskTypes,
               rootfs: fsType,
               arch,
+              bootloader,
               sizeBytes: req.sizeBytes,
               rootMinBytes: req.config.rootMinSize,
               force: req.force,

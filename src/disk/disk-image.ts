@@ -8,8 +8,10 @@
  *   3. a sparse file of the planned size, the GPT written into it by sfdisk
  *   4. the root filesystem from the staged tree, at the root partition's offset
  *   5. the ESP at its offset: mkfs.fat, then mtools: systemd-boot, loader.conf, kernel,
- *      initrd, the entry last
- *   6. convert to the requested formats (qemu-img) under bootc-image-builder's paths
+ *      initrd, the entry last; on hybrid disks then GRUB's menu and grubenv (grub/)
+ *   6. hybrid disks: GRUB's core.img into the BIOS boot partition and boot.img into the MBR,
+ *      after the partition table (`sfdisk --wipe always` clears boot code)
+ *   7. convert to the requested formats (qemu-img) under bootc-image-builder's paths
  *
  * The raw image is built under a temporary name next to the outputs and renamed (or
  * converted) only when complete; a failure removes it, so no half-written disk is left.
@@ -26,6 +28,9 @@ import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } fro
 import { writePartitionTable } from './partition-table.js';
 import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from './root-filesystem.js';
 import { replaceFile } from '../core/durable-file.js';
+import { DEFAULT_MENU_TIMEOUT_SECONDS } from '../boot/bls.js';
+import { installGrubBiosBootCode, writeGrubMenu } from '../boot/grub-boot.js';
+import { checkKargsForGrub } from '../boot/grub-menu.js';
 
 export type DiskImageType = 'raw' | 'qcow2' | 'vmdk' | 'vhd';
 
@@ -70,6 +75,8 @@ export interface BuildDiskOptions {
   espBytes?: number;
   arch?: DiskArch;
   menuTimeoutSeconds?: number;
+  /** hybrid: GRUB for BIOS beside systemd-boot (x86_64); default systemd (UEFI only). */
+  bootloader?: 'hybrid' | 'systemd';
   /** Replace existing outputs. */
   force?: boolean;
 }
@@ -97,6 +104,12 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
   const types = [...new Set(options.types)];
   if (types.length === 0) throw new UserError('no disk image type requested', { hint: 'pass --type qcow2 (or raw, vmdk, vhd)' });
   checkRootFsSupported(fsType);
+  const hybrid = options.bootloader === 'hybrid';
+  if (hybrid && options.deployment.uki) {
+    throw new UserError('a UKI boots only under UEFI, and a hybrid disk also boots BIOS machines through GRUB', {
+      hint: 'build a UEFI-only disk with --bootloader systemd for a UKI, or leave --uki out',
+    });
+  }
   await checkOutputsFree(options.outputDir, types, options.force ?? false);
   const { stateroot, deploymentId } = options.deployment;
   const deploymentDir = options.deployment.deploymentDir ?? join(options.sysrootDir, 'bootc', 'deploy', stateroot, deploymentId);
@@ -109,6 +122,7 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
     rootMinBytes: options.sizeBytes === undefined ? Math.max(rootMin, rootFsDefaultBytes(tree, fsType)) : rootMin,
     totalBytes: options.sizeBytes,
     arch: options.arch,
+    biosBoot: hybrid,
   });
 
   await mkdir(options.outputDir, { recursive: true });
@@ -133,6 +147,7 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
       work,
     );
     checkEspSize(espBytes, await espBytesNeeded(boot, deploymentDir));
+    if (hybrid) checkKargsForGrub(boot.kernelArguments);
 
     const raw = join(work, 'disk.raw');
     await withContext('Creating the disk image file', async () => {
@@ -151,7 +166,11 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
       await installSecureBootKeys(esp, deploymentDir);
       await writeLoaderConf(esp, { timeoutSeconds: options.menuTimeoutSeconds });
       await installDeploymentBoot(esp, boot);
+      if (hybrid) await writeGrubMenu(esp, { timeoutSeconds: options.menuTimeoutSeconds ?? DEFAULT_MENU_TIMEOUT_SECONDS });
     });
+    if (layout.biosBoot) {
+      await installGrubBiosBootCode({ disk: raw, biosBoot: layout.biosBoot, espPartitionNumber: layout.esp.number, deploymentDir, workDir: work });
+    }
     const outputs = await writeOutputs(raw, options.outputDir, types);
     return { outputs, layout, rootFsUuid, boot };
   } finally {
@@ -159,7 +178,7 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
   }
 }
 
-/** Step 6: each type under its output path, written durably (core/durable-file.ts). */
+/** Step 7: each type under its output path, written durably (core/durable-file.ts). */
 async function writeOutputs(raw: string, outputDir: string, types: readonly DiskImageType[]): Promise<Partial<Record<DiskImageType, string>>> {
   const outputs: Partial<Record<DiskImageType, string>> = {};
   // Raw last: it is renamed away from the work directory, the others read it.

@@ -2,7 +2,8 @@
  * The partition table of a disk image, as data: a planner computes it, a renderer prints
  * the sfdisk script, partition-table.ts applies it.
  *
- *   1 MiB  GPT header and entries (and alignment)
+ *   1 MiB  GPT header and entries (and alignment); on hybrid disks the BIOS boot partition
+ *          (GRUB's core.img) fills LBA 34-2047 of this gap, numbered after ESP and root
  *   ESP    FAT32, GPT name EFI-SYSTEM                 default 1 GiB
  *   root   the physical root, GPT name root, DPS type so systemd can find it
  *   1 MiB  backup GPT (and alignment)
@@ -22,6 +23,12 @@ export const GPT_TAIL_BYTES = MiB;
 
 /** UEFI spec: EFI System Partition. */
 export const ESP_TYPE_GUID = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+/** GRUB's "BIOS boot partition": where grub-bios-setup (and we) embed core.img on GPT disks. */
+export const BIOS_BOOT_TYPE_GUID = '21686148-6449-6E6F-744E-656564454649';
+/** First LBA after the primary GPT header (1) and 128 entries of 128 bytes (32 sectors). */
+export const GPT_FIRST_USABLE_LBA = 34;
+export const BIOS_BOOT_PARTITION_NAME = 'BIOS-BOOT';
+
 /** Discoverable Partitions Specification: root partition (x86-64), found by systemd-gpt-auto-generator. */
 export const ROOT_X86_64_TYPE_GUID = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
 /** DPS root partition (aarch64), for images of that architecture. */
@@ -61,6 +68,8 @@ export interface DiskLayout {
   totalBytes: number;
   esp: PlannedPartition;
   root: PlannedPartition;
+  /** GRUB's core.img for BIOS boot (hybrid disks); in the gap before the ESP, so ESP and root keep their places. */
+  biosBoot?: PlannedPartition;
 }
 
 export interface DiskLayoutRequest {
@@ -72,6 +81,8 @@ export interface DiskLayoutRequest {
   /** Exact root partition size (`install to-disk --root-size`); default: the rest of the disk. */
   rootBytes?: number;
   arch?: DiskArch;
+  /** Add the BIOS boot partition (x86_64 only: GRUB i386-pc). */
+  biosBoot?: boolean;
 }
 
 export const alignUp = (bytes: number, to: number = PARTITION_ALIGNMENT_BYTES): number => Math.ceil(bytes / to) * to;
@@ -112,15 +123,28 @@ export function planDiskLayout(request: DiskLayoutRequest): DiskLayout {
     sizeBytes: request.rootBytes !== undefined ? rootMin : totalBytes - GPT_TAIL_BYTES - rootStart,
   };
   invariant(root.sizeBytes >= rootMin, 'root partition smaller than planned');
-  return { totalBytes, esp, root };
+  if (!request.biosBoot) return { totalBytes, esp, root };
+  if ((request.arch ?? 'x86_64') !== 'x86_64') {
+    throw new UserError(`a BIOS boot partition is for x86_64 disks, not ${request.arch}`, { hint: 'choose the bootloader systemd for this architecture' });
+  }
+  return { totalBytes, esp, root, biosBoot: planBiosBootPartition(esp) };
+}
+
+/** LBA 34 up to the ESP: 2014 sectors (~1 MiB) before a 1 MiB-aligned ESP, room for core.img and a second slot. */
+function planBiosBootPartition(esp: PlannedPartition): PlannedPartition {
+  const startBytes = GPT_FIRST_USABLE_LBA * SECTOR_BYTES;
+  invariant(esp.startBytes > startBytes, 'no gap before the ESP for the BIOS boot partition');
+  return { number: 3, name: BIOS_BOOT_PARTITION_NAME, typeGuid: BIOS_BOOT_TYPE_GUID, startBytes, sizeBytes: esp.startBytes - startBytes };
 }
 
 /** The script `sfdisk` reads on stdin to write this table. */
 export function renderSfdiskScript(layout: DiskLayout, diskGuid?: string): string {
   const lines = ['label: gpt'];
   if (diskGuid) lines.push(`label-id: ${diskGuid.toUpperCase()}`);
-  lines.push('unit: sectors', `sector-size: ${SECTOR_BYTES}`, `first-lba: ${GPT_HEAD_BYTES / SECTOR_BYTES}`, '');
-  for (const p of [layout.esp, layout.root]) {
+  const firstLba = layout.biosBoot ? GPT_FIRST_USABLE_LBA : GPT_HEAD_BYTES / SECTOR_BYTES;
+  lines.push('unit: sectors', `sector-size: ${SECTOR_BYTES}`, `first-lba: ${firstLba}`, '');
+  // Listed in number order: the BIOS boot partition is number 3 though it lies first.
+  for (const p of [layout.esp, layout.root, ...(layout.biosBoot ? [layout.biosBoot] : [])]) {
     invariant(p.startBytes % SECTOR_BYTES === 0 && p.sizeBytes % SECTOR_BYTES === 0, 'partition not sector-aligned');
     lines.push(
       `start=${p.startBytes / SECTOR_BYTES}, size=${p.sizeBytes / SECTOR_BYTES}, type=${p.typeGuid}, name="${p.name}"`,

@@ -17,7 +17,8 @@
  */
 import { canonicalJson } from '../core/canonical-json.js';
 import { parse as parseToml } from 'smol-toml';
-import { UserError } from '../core/errors.js';
+import { UserError, invariant } from '../core/errors.js';
+import type { DiskArch } from '../disk/gpt.js';
 import type { RustArch } from '../boot/kargs.js';
 
 export const INSTALL_CONFIG_IMAGE_DIR = 'usr/lib/bootc/install';
@@ -28,8 +29,19 @@ export const ROOT_FS_TYPES = ['xfs', 'ext4', 'btrfs'] as const;
 export type InstallFsType = (typeof ROOT_FS_TYPES)[number];
 export const BLOCK_SETUPS = ['direct', 'tpm2-luks'] as const;
 export type BlockSetup = (typeof BLOCK_SETUPS)[number];
-export const BOOTLOADERS = ['grub', 'grub-cc', 'systemd', 'none'] as const;
+/**
+ * Upstream's names (grub, grub-cc, systemd, none) and ours: `hybrid` is systemd-boot for UEFI
+ * plus GRUB for BIOS on one disk (bib's x86_64 disks boot both ways); `systemd` is UEFI-only
+ * systemd-boot. Upstream's `grub` is GRUB under UEFI too, which we do not build: refused.
+ */
+export const BOOTLOADERS = ['grub', 'grub-cc', 'systemd', 'none', 'hybrid'] as const;
 export type Bootloader = (typeof BOOTLOADERS)[number];
+/** What the commands build: each accepts these values of --bootloader and the key. */
+export const BUILT_BOOTLOADERS: Readonly<Record<InstallCommand, readonly Bootloader[]>> = {
+  'build-disk': ['hybrid', 'systemd'],
+  'to-disk': ['hybrid', 'systemd'],
+  'to-filesystem': ['systemd'],
+};
 
 /** The merged `[install]` table, keys as upstream spells them (kebab-case). */
 export interface InstallConfig {
@@ -215,7 +227,7 @@ export const INSTALL_CONFIG_KEYS: Readonly<Record<string, Readonly<Record<Instal
   'root-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
   'boot-mount-spec': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
   'bootupd.skip-boot-uuid': { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
-  bootloader: { 'to-disk': 'refused', 'to-filesystem': 'refused', 'build-disk': 'refused' },
+  bootloader: { 'to-disk': 'applied', 'to-filesystem': 'refused', 'build-disk': 'applied' },
   'discoverable-partitions': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
   'enforce-container-sigpolicy': { 'to-disk': 'applied', 'to-filesystem': 'applied', 'build-disk': 'applied' },
 };
@@ -253,12 +265,13 @@ export function checkInstallConfig(config: InstallConfig | null, command: Instal
   if (flags.blockSetup === undefined && block !== undefined && command !== 'to-filesystem' && block[0] !== 'direct') {
     refuse('block', block, block.length === 0 ? 'no block setup is enabled' : `the default block setup would be ${block[0]}, and disk encryption is not implemented yet`, 'put "direct" first (block = ["direct"]), or set up LUKS yourself and install with `bootc install to-filesystem`');
   }
-  const systemdBoot = 'this bootc installs systemd-boot only (no GRUB, no bootupd)';
-  if (flags.bootloader !== undefined && flags.bootloader !== 'systemd') {
-    refuseFlag(`--bootloader ${flags.bootloader}`, systemdBoot, 'pass --bootloader systemd or leave it out');
+  if (flags.bootloader !== undefined) {
+    const why = bootloaderRefusal(flags.bootloader, command);
+    if (why) refuseFlag(`--bootloader ${flags.bootloader}`, why, bootloaderHint(command, '--bootloader'));
   }
-  if (flags.bootloader === undefined && config?.bootloader !== undefined && config.bootloader !== 'systemd') {
-    refuse('bootloader', config.bootloader, systemdBoot, 'set bootloader = "systemd" or leave the key out');
+  if (flags.bootloader === undefined && config?.bootloader !== undefined) {
+    const why = bootloaderRefusal(config.bootloader, command);
+    if (why) refuse('bootloader', config.bootloader, why, bootloaderHint(command, 'the key'));
   }
   const noBootupd = "it configures bootupd's GRUB, and this bootc installs systemd-boot, whose entries find the root by root= and bootc.deploy=";
   if (flags.bootupdSkipBootUuid === true) refuseFlag('--bootupd-skip-boot-uuid', noBootupd, 'leave --bootupd-skip-boot-uuid out');
@@ -269,6 +282,36 @@ export function checkInstallConfig(config: InstallConfig | null, command: Instal
   if (blsAppend !== undefined) {
     refuse('[install.ostree] bls-append-except-default', blsAppend, 'extra arguments on the non-default boot entries are not implemented', 'leave it out; per-deployment kernel arguments come from kargs, kargs.d and --karg');
   }
+}
+
+/** Why `command` cannot build `bootloader`, or null when it can. */
+function bootloaderRefusal(bootloader: Bootloader, command: InstallCommand): string | null {
+  if (BUILT_BOOTLOADERS[command].includes(bootloader)) return null;
+  switch (bootloader) {
+    case 'grub':
+      return 'this bootc boots UEFI through systemd-boot, never GRUB (GRUB only for BIOS, in hybrid disks)';
+    case 'grub-cc':
+    case 'none':
+      return `this bootc does not build the bootloader setup "${bootloader}"`;
+    default:
+      return `${command} does not build "${bootloader}" disks yet`;
+  }
+}
+
+const bootloaderHint = (command: InstallCommand, via: string): string =>
+  `${via === 'the key' ? 'set bootloader to' : 'pass'} ${BUILT_BOOTLOADERS[command].map((b) => `"${b}"`).join(' or ')}, or leave it out`;
+
+/**
+ * The bootloader a disk gets: the choice, else hybrid on x86_64 where the command builds it
+ * (bib's disks boot under BIOS and UEFI), else systemd. Only x86_64 has BIOS machines.
+ */
+export function chooseBootloader(choice: Bootloader | undefined, command: InstallCommand, arch: DiskArch): 'hybrid' | 'systemd' {
+  const chosen = choice ?? (arch === 'x86_64' && BUILT_BOOTLOADERS[command].includes('hybrid') ? 'hybrid' : 'systemd');
+  if (chosen === 'hybrid' && arch !== 'x86_64') {
+    throw new UserError(`the bootloader "hybrid" adds GRUB for BIOS machines, which ${arch} does not have`, { hint: 'choose the bootloader "systemd" (the default there)' });
+  }
+  invariant(chosen === 'hybrid' || chosen === 'systemd', `bootloader ${chosen} passed the refusals`);
+  return chosen;
 }
 
 /** `discoverable-partitions = true`: no root= on the command line; systemd-gpt-auto-generator finds the root by its GPT type. */
@@ -313,6 +356,8 @@ export interface InstallSettings {
   discoverablePartitions: boolean;
   /** --enforce-container-sigpolicy, else the key: the image must be one the policy requires signed. */
   enforceContainerSigpolicy: boolean;
+  /** --bootloader, else the key; absent: the command's default for the architecture (chooseBootloader). */
+  bootloader?: Bootloader;
 }
 
 /** Refuses what `command` cannot honour (checkInstallConfig), then resolves the rest. */
@@ -330,6 +375,7 @@ export function resolveInstallSettings(config: InstallConfig | null, flags: Inst
     kargDeletes: [...(config?.['karg-deletes'] ?? []), ...(flags.kargDeletes ?? [])],
     discoverablePartitions: usesDiscoverablePartitions(config),
     enforceContainerSigpolicy: flags.enforceContainerSigpolicy ?? config?.['enforce-container-sigpolicy'] ?? false,
+    ...((flags.bootloader ?? config?.bootloader) !== undefined ? { bootloader: flags.bootloader ?? config!.bootloader! } : {}),
   };
 }
 

@@ -15,11 +15,16 @@
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { withContext } from '../core/errors.js';
+import { UserError, withContext } from '../core/errors.js';
+import { warn } from '../core/log.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
 import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type AnyDeploymentBoot } from '../boot/deployment-boot.js';
 import { installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { DEFAULT_MENU_TIMEOUT_SECONDS } from '../boot/bls.js';
+import { writeGrubMenu } from '../boot/grub-boot.js';
+import { grubBiosAvailable } from '../boot/grub-bios.js';
+import { checkKargsForGrub } from '../boot/grub-menu.js';
 import { bootsUki } from '../uki/sealed.js';
 import type { SigningKey } from '../uki/uki.js';
 import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
@@ -44,6 +49,10 @@ export interface InstallOnRootRequest {
   rootFsType: string;
   esp: EspLocation;
   espBytes: number;
+  /** hybrid: GRUB's menu beside systemd-boot's entries (to-disk puts GRUB's boot code on the disk); default systemd. */
+  bootloader?: 'hybrid' | 'systemd';
+  /** hybrid only as the default: a UKI (e.g. the image's sealed one) makes it systemd instead of a refusal. */
+  bootloaderDefaulted?: boolean;
   /** How fstab names the ESP for /boot (`UUID=XXXX-XXXX`); absent or "": no /boot line. */
   espMountSpec?: string;
   pulled: PulledImage;
@@ -118,6 +127,27 @@ export function imageAndKargs(
 export interface InstalledSystem {
   deployment: Deployment;
   boot: AnyDeploymentBoot;
+  /** hybrid: the ESP has GRUB's menu, and the disk needs GRUB's boot code. */
+  bootloader: 'hybrid' | 'systemd';
+}
+
+/**
+ * hybrid as a default gives way to systemd for a UKI (UEFI-only) and where no BIOS GRUB can be
+ * built (grub-bios.ts grubBiosAvailable); asked for by name, a UKI with hybrid is refused.
+ */
+export async function resolveDefaultedBootloader(chosen: 'hybrid' | 'systemd', defaulted: boolean, uki: boolean, deploymentDir: string): Promise<'hybrid' | 'systemd'> {
+  if (chosen !== 'hybrid') return chosen;
+  if (uki) {
+    if (defaulted) return 'systemd';
+    throw new UserError('a UKI boots only under UEFI, and a hybrid disk also boots BIOS machines through GRUB', {
+      hint: 'choose --bootloader systemd for a UKI, or leave --uki out',
+    });
+  }
+  if (defaulted && !(await grubBiosAvailable(deploymentDir))) {
+    warn('no GRUB for BIOS here (Debian grub-pc-bin, on this host or in the image): the disk boots under UEFI only');
+    return 'systemd';
+  }
+  return 'hybrid';
 }
 
 export async function installOnRoot(req: InstallOnRootRequest): Promise<InstalledSystem> {
@@ -127,6 +157,7 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
   cancellation.check();
 
   const uki = bootsUki(req, imported.tree.entries);
+
   const deployment = await createDeployment(req.rootDir, imported, name, {
     bootType: uki ? 'uki' : 'type1',
     stateroot: req.stateroot,
@@ -140,6 +171,7 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
     await withContext(`Adding user ${users.map((u) => u.name).join(', ')}`, () => addUsers(deployment.dir, sysrootPaths(req.rootDir).stateVar(deployment.stateroot), users));
   }
   cancellation.check();
+  const bootloader = await resolveDefaultedBootloader(req.bootloader ?? 'systemd', req.bootloaderDefaulted === true, uki, deployment.dir);
 
   const boot = await withContext('Installing the bootloader and the boot entry', async () => {
     const work = await mkdtemp(join(req.rootDir, '.bootc-install-'));
@@ -161,10 +193,12 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
         work,
       );
       checkEspSize(req.espBytes, await espBytesNeeded(prepared, deployment.dir));
+      if (bootloader === 'hybrid') checkKargsForGrub(prepared.kernelArguments);
       await installSystemdBoot(req.esp, deployment.dir, uki ? req.signing : undefined);
       await installSecureBootKeys(req.esp, deployment.dir);
       await writeLoaderConf(req.esp, {});
       await installDeploymentBoot(req.esp, prepared);
+      if (bootloader === 'hybrid') await writeGrubMenu(req.esp, { timeoutSeconds: DEFAULT_MENU_TIMEOUT_SECONDS });
       return prepared;
     } finally {
       await rm(work, { recursive: true, force: true });
@@ -208,5 +242,5 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
       0o644,
     ),
   );
-  return { deployment, boot };
+  return { deployment, boot, bootloader };
 }

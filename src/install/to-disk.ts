@@ -14,17 +14,21 @@
  *      keys it cannot honour (block other than direct, bootloader other than systemd, …)
  *      are refused by name here, before the disk is touched (config.ts checkInstallConfig)
  *   5. --wipe: erase the signatures of the partitions and the disk
- *   6. partition: GPT with EFI-SYSTEM and root (src/disk/gpt.ts), then the partition nodes
+ *   6. partition: GPT with EFI-SYSTEM and root (src/disk/gpt.ts), and for a hybrid disk (the
+ *      x86_64 default) the BIOS boot partition before the ESP; then the partition nodes
  *   7. mkfs the root (label `root`, random UUID) and mount it under /run/bootc/mounts
  *   8. mkfs.fat the ESP (written with mtools later: never mounted)
- *   9. onto the mounted root: import, deploy, boot entry, fstab, SSH key, aleph (install.ts)
+ *   9. onto the mounted root: import, deploy, boot entry, fstab, SSH key, aleph (install.ts);
+ *      hybrid: GRUB's menu on the ESP, then its boot code into the MBR and the BIOS boot
+ *      partition (after the table: sfdisk --wipe always clears boot code)
  *  10. finalise: sync, fstrim, remount read-only, unmount; release the partition nodes and
  *      the loop device
  *
  * A failure after step 4 unmounts and detaches everything and says what state the disk is in.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rmdir, stat, statfs } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContextError, UserError, unwrapContext, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
@@ -40,7 +44,8 @@ import { hostPlatform, pullImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { checkStateroot } from '../deploy/paths.js';
 import { checkInstallTarget, readTargetFacts, wipeDevice } from '../disk/block-device.js';
-import { resolveInstallSettings, type InstallConfig, type InstallFsType } from './config.js';
+import { chooseBootloader, resolveInstallSettings, type InstallConfig, type InstallFsType } from './config.js';
+import { installGrubBiosBootCode } from '../boot/grub-boot.js';
 import { loadInstallConfig } from './config-files.js';
 import { imageFactsScanner, readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
@@ -86,7 +91,7 @@ export function parseRootSize(text: string): number {
  * Step 6, planning: the ESP and the root on a disk of `diskBytes`; the root partition gets
  * the DPS root type of `arch` (the image's), which discoverable partitions rely on.
  */
-export function planInstallLayout(device: string, diskBytes: number, rootSizeBytes?: number, arch?: DiskArch): DiskLayout {
+export function planInstallLayout(device: string, diskBytes: number, rootSizeBytes?: number, arch?: DiskArch, biosBoot = false): DiskLayout {
   const rootMin = rootSizeBytes ?? MIN_ROOT_BYTES;
   try {
     return planDiskLayout({
@@ -94,6 +99,7 @@ export function planInstallLayout(device: string, diskBytes: number, rootSizeByt
       ...(arch !== undefined ? { arch } : {}),
       rootMinBytes: rootMin,
       totalBytes: diskBytes,
+      biosBoot,
       ...(rootSizeBytes !== undefined ? { rootBytes: rootSizeBytes } : {}),
     });
   } catch (err) {
@@ -284,6 +290,11 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       info(`Digest: ${pulled.manifestDigest}`);
       cancellation.check();
 
+      // Hybrid by default on x86_64; the image's sealed UKI, found only after the import, turns a
+      // default hybrid into systemd (the BIOS boot partition then stays unused).
+      const bootloader = chooseBootloader(settings.bootloader ?? (req.uki ? 'systemd' : undefined), 'to-disk', arch);
+      const diskLayout = bootloader === 'hybrid' ? planInstallLayout(req.device, await deviceSizeBytes(disk), req.rootSizeBytes, arch, true) : layout;
+
       // 5
       stepEvent(progress, 2);
       if (req.wipe) {
@@ -294,10 +305,10 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
 
       // 6
       state = 'partitioned';
-      await withContext(`Partitioning ${disk}`, () => writePartitionTable(disk, layout, randomUUID()));
-      nodes = await openPartitionNodes(disk, [layout.esp, layout.root]);
-      const espNode = nodes.nodes.get(layout.esp.number)!;
-      const rootNode = nodes.nodes.get(layout.root.number)!;
+      await withContext(`Partitioning ${disk}`, () => writePartitionTable(disk, diskLayout, randomUUID()));
+      nodes = await openPartitionNodes(disk, [diskLayout.esp, diskLayout.root]);
+      const espNode = nodes.nodes.get(diskLayout.esp.number)!;
+      const rootNode = nodes.nodes.get(diskLayout.root.number)!;
 
       // 7
       const rootFsUuid = randomUUID();
@@ -309,7 +320,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
 
       // 8
       const esp = { image: espNode, offsetBytes: 0 };
-      await withContext('Creating the ESP', () => formatEsp(esp, layout.esp.sizeBytes));
+      await withContext('Creating the ESP', () => formatEsp(esp, diskLayout.esp.sizeBytes));
       const espUuid = await filesystemUuid(espNode);
 
       // 9
@@ -321,7 +332,9 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         ...(settings.rootMountSpec !== undefined ? { rootMountSpec: settings.rootMountSpec } : {}),
         rootFsType: fsType,
         esp,
-        espBytes: layout.esp.sizeBytes,
+        espBytes: diskLayout.esp.sizeBytes,
+        bootloader,
+        bootloaderDefaulted: settings.bootloader === undefined,
         espMountSpec: settings.bootMountSpec ?? `UUID=${espUuid}`,
         pulled,
         ...imageAndKargs(req, settings),
@@ -331,6 +344,16 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         installerVersion: req.installerVersion,
         progress,
       });
+
+      if (diskLayout.biosBoot && installed.bootloader === 'hybrid') {
+        const biosBoot = diskLayout.biosBoot;
+        const work = await mkdtemp(join(tmpdir(), 'bootc-grub-'));
+        try {
+          await installGrubBiosBootCode({ disk, biosBoot, espPartitionNumber: diskLayout.esp.number, deploymentDir: installed.deployment.dir, workDir: work });
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+      }
 
       // 10
       stepEvent(progress, 4);

@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { debug, warn } from '../core/log.js';
 import { ENTRIES_DIR, type EntryName } from '../boot/bls.js';
+import { regenerateGrubMenuInDir } from '../boot/grub-boot.js';
+import { GRUB_ESP_DIR } from '../boot/grub-bios.js';
 import { removeStaleUkisFromDir } from '../boot/esp.js';
 import { newUkiFileName, parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
 import { STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
@@ -99,6 +101,8 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
     await removeDeployment(loc, origin, state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id));
     removed.push(key(origin));
   }
+  // Hybrid disks: the GRUB menu loses the removed entries too.
+  if (removed.length > 0) await regenerateGrubMenuInDir(loc.boot);
   const keptNames = kept.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));
   const leftoversRemoved: string[] = [];
   for (const name of await removeStaleUkisFromDir(loc.boot, keptNames)) leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);
@@ -126,7 +130,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
       }
     }
     // Temporary files of writes a crash interrupted (core/durable-file.ts).
-    for (const dir of [join(loc.boot, ENTRIES_DIR), ukiDir, paths.bootcDir, selectors, ...(await readdirOrEmpty(join(paths.bootcDir, 'deploy'))).map((s) => paths.deployDir(s))]) {
+    for (const dir of [join(loc.boot, ENTRIES_DIR), join(loc.boot, GRUB_ESP_DIR), ukiDir, paths.bootcDir, selectors, ...(await readdirOrEmpty(join(paths.bootcDir, 'deploy'))).map((s) => paths.deployDir(s))]) {
       for (const name of await removeTempFiles(dir)) leftoversRemoved.push(`temporary file ${join(dir, name)}`);
     }
     const liveIds = new Set(kept.map((ref) => ref.id));

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { boolean, literal, object, optional, parseRecord, recordCheck, string, type RecordCheck } from '../core/record.js';
 import { ENTRIES_DIR, bootOrder, parseBlsEntry, parseEntryFileName, type BlsEntry, type EntryName } from '../boot/bls.js';
+import { GRUBENV_PATH, parseGrubEnv, withGrubCounts, type GrubEnv } from '../boot/grub-menu.js';
 import { parseOrigin, type Origin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { HOST_LOCATIONS, readBootedDeployment, type SysrootLocations } from './booted.js';
@@ -184,7 +185,18 @@ export async function readEntries(boot: string): Promise<EntryOnEsp[]> {
   for (const uki of await readUkisInDir(boot)) {
     out.push({ fileName: uki.fileName, name: uki.name, version: uki.version ?? '0', kind: 'uki', ...(uki.version === null ? { fixedOrder: true } : {}) });
   }
-  return out;
+  return withGrubCounts(out, await readGrubEnvOrEmpty(boot));
+}
+
+/** grubenv on a hybrid disk's ESP ({} elsewhere, or when it is not an environment block). */
+async function readGrubEnvOrEmpty(boot: string): Promise<GrubEnv> {
+  const text = await readFile(join(boot, GRUBENV_PATH), 'utf8').catch(() => null);
+  if (text === null) return {};
+  try {
+    return parseGrubEnv(text);
+  } catch {
+    return {};
+  }
 }
 
 export async function readStagedRecord(sysroot: string): Promise<StagedRecord | null> {

@@ -18,6 +18,7 @@ import { updateLockPath, withUpdateLock } from './lock.js';
 import { setUkiBootOrder } from '../boot/uki-boot-dir.js';
 import { dropStaged } from './cleanup.js';
 import { writeEntryToBoot } from './upgrade.js';
+import { regenerateGrubMenuInDir } from '../boot/grub-boot.js';
 
 export interface RollbackOptions {
   locations?: SysrootLocations;
@@ -99,6 +100,7 @@ export async function rollback(options: RollbackOptions = {}): Promise<RollbackO
       const entry = await readEntry(loc.boot, first);
       await writeEntryToBoot(loc.boot, first.fileName, { ...entry, version: String(view.nextVersion) });
     });
+    await regenerateGrubMenuInDir(loc.boot);
     const nextBoot = view.rollbackQueued ? 'current' : 'rollback';
     const text =
       (view.rollbackQueued ? 'notice: Reverting queued rollback state\n' : '') +

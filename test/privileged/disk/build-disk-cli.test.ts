@@ -201,7 +201,7 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
     const image = await deriveFixtureV1(join(tmp, 'grub-config-layout'), 'grub-config', {
       'usr/lib/bootc/install/00-grub.toml': '[install]\nbootloader = "grub"\n',
     }, 'an install config asking for GRUB');
-    await expectRefused(image, [], /`bootloader = "grub"`: this bootc installs systemd-boot only/, /bootloader = "systemd"/);
+    await expectRefused(image, [], /`bootloader = "grub"`: this bootc boots UEFI through systemd-boot, never GRUB/, /set bootloader to "hybrid" or "systemd"/);
   }, 180_000);
 
   it('applies the image\'s install config; --no-default-kernel-args leaves only the image\'s and the user\'s arguments', async () => {

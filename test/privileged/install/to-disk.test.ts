@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
@@ -14,7 +14,7 @@ import { Progress, type ProgressEvent, type StepsEvent } from '../../../src/core
 import { readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readPartitionTable } from '../../../src/disk/partition-table.js';
-import { ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID } from '../../../src/disk/gpt.js';
+import { BIOS_BOOT_TYPE_GUID, ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID } from '../../../src/disk/gpt.js';
 import { loadHostStatus } from '../../../src/updates/status.js';
 import { INSTALL_MOUNTS_DIR, installToDisk, type ToDiskRequest } from '../../../src/install/to-disk.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
@@ -189,10 +189,19 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
 
     const table = await readPartitionTable(file);
     expect(table.label).toBe('gpt');
+    // Hybrid by default on x86_64: the BIOS boot partition lies before the ESP, numbered 3.
     expect(table.partitions.map((p) => [p.name, p.typeGuid])).toEqual([
       ['EFI-SYSTEM', ESP_TYPE_GUID],
       ['root', ROOT_X86_64_TYPE_GUID],
+      ['BIOS-BOOT', BIOS_BOOT_TYPE_GUID],
     ]);
+    expect(table.partitions[2]!.startBytes).toBe(34 * 512);
+    // GRUB's boot.img in the MBR points at core.img at the start of the BIOS boot partition.
+    const mbr = Buffer.alloc(512);
+    const fd = openSync(file, 'r');
+    readSync(fd, mbr, 0, 512, 0);
+    closeSync(fd);
+    expect([mbr.readUInt16LE(510), Number(mbr.readBigUInt64LE(0x5c)), mbr[0x1c2]]).toEqual([0xaa55, 34, 0xee]);
     const [esp, root] = table.partitions;
     const rootLoop = sh('losetup', '--find', '--show', '--read-only', '--offset', String(root!.startBytes), '--sizelimit', String(root!.sizeBytes), file).trim();
     attached.push(rootLoop);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
+import { renderGrubEnv } from '../../../src/boot/grub-menu.js';
 
 const scriptPath = new URL('../../../systemd/bootc-boot-complete.sh', import.meta.url);
 
@@ -22,7 +23,7 @@ describe('bootc-boot-complete.sh', () => {
     const script = readFileSync(scriptPath, 'utf8')
       .replaceAll('/proc/cmdline', join(dir, 'cmdline'))
       .replaceAll('/run/bootc', join(dir, 'run'))
-      .replace('for esp in /efi /boot /boot/efi', `for esp in ${dir}/efi ${dir}/boot ${dir}/boot/efi`);
+      .replace("esps='/efi /boot /boot/efi'", `esps='${dir}/efi ${dir}/boot ${dir}/boot/efi'`);
     writeFileSync(join(dir, 's.sh'), script);
     return run({ description: 'Marking the boot good', argv: ['sh', join(dir, 's.sh')], okExitCodes: [1] });
   }
@@ -40,6 +41,28 @@ describe('bootc-boot-complete.sh', () => {
     expect(r.exitCode).toBe(0);
     expect(readdirSync(entries).sort()).toEqual(['bootc-default-d0.conf', 'bootc-default-d1.conf', 'bootc-default-d10+3.conf']);
     expect(readFileSync(join(entries, 'bootc-default-d1.conf'), 'utf8')).toBe('title bootc-default-d1+2-1.conf\n');
+  });
+
+  it("ends GRUB's trial of the booted deployment in grubenv, keeping other variables", async () => {
+    const entries = esp(['bootc-default-d1+3.conf']);
+    mkdirSync(join(dir, 'boot/grub'));
+    const grubenv = join(dir, 'boot/grub/grubenv');
+    writeFileSync(grubenv, renderGrubEnv({ other: 'x', bootc_trial: 'bootc-default-d1', bootc_tries: '1' }));
+    const r = await bless('bootc.deploy=default/d1');
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(grubenv, 'utf8')).toBe(renderGrubEnv({ other: 'x' }));
+    expect(readdirSync(join(dir, 'boot/grub'))).toEqual(['grubenv']);
+    expect(readdirSync(entries)).toEqual(['bootc-default-d1.conf']);
+  });
+
+  it("leaves GRUB's trial of another deployment alone", async () => {
+    esp(['bootc-default-d1.conf']);
+    mkdirSync(join(dir, 'boot/grub'));
+    const grubenv = join(dir, 'boot/grub/grubenv');
+    const before = renderGrubEnv({ bootc_trial: 'bootc-default-d2', bootc_tries: '0' });
+    writeFileSync(grubenv, before);
+    expect((await bless('bootc.deploy=default/d1')).exitCode).toBe(0);
+    expect(readFileSync(grubenv, 'utf8')).toBe(before);
   });
 
   it('is content when the entry was already marked good', async () => {

@@ -60,6 +60,34 @@ describe('GPT planner', () => {
       ].join('\n'),
     );
   });
+  it('puts the BIOS boot partition in the gap before the ESP, numbered 3, leaving ESP and root in place', () => {
+    const plain = planDiskLayout({ rootMinBytes: GiB, espBytes: 64 * MiB });
+    const hybrid = planDiskLayout({ rootMinBytes: GiB, espBytes: 64 * MiB, biosBoot: true });
+    expect(hybrid.esp).toEqual(plain.esp);
+    expect(hybrid.root).toEqual(plain.root);
+    expect(hybrid.biosBoot).toEqual({
+      number: 3,
+      name: 'BIOS-BOOT',
+      typeGuid: '21686148-6449-6E6F-744E-656564454649',
+      startBytes: 34 * 512,
+      sizeBytes: (2048 - 34) * 512,
+    });
+    expect(renderSfdiskScript(hybrid).split('\n')).toEqual([
+      'label: gpt',
+      'unit: sectors',
+      'sector-size: 512',
+      'first-lba: 34',
+      '',
+      'start=2048, size=131072, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI-SYSTEM"',
+      'start=133120, size=2097152, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="root"',
+      'start=34, size=2014, type=21686148-6449-6E6F-744E-656564454649, name="BIOS-BOOT"',
+      '',
+    ]);
+  });
+
+  it('refuses a BIOS boot partition on aarch64', () => {
+    expect(() => planDiskLayout({ rootMinBytes: GiB, arch: 'aarch64', biosBoot: true })).toThrow(UserError);
+  });
 });
 
 describe('sfdisk --json', () => {

@@ -115,10 +115,11 @@ const KEY_CASES: Record<string, KeyCase> = {
     refusedAs: /\[install\.bootupd\] skip-boot-uuid = true/,
   },
   bootloader: {
-    config: { bootloader: 'grub' },
-    toml: 'bootloader = "grub"',
+    config: { bootloader: 'hybrid' },
+    toml: 'bootloader = "hybrid"',
     harmless: [{ bootloader: 'systemd' }],
-    refusedAs: /`bootloader = "grub"`: this bootc installs systemd-boot only/,
+    applied: (s) => expect(s.bootloader).toBe('hybrid'),
+    refusedAs: /`bootloader = "hybrid"`: to-filesystem does not build "hybrid" disks yet/,
   },
   'discoverable-partitions': {
     config: { 'discoverable-partitions': true },
@@ -235,7 +236,7 @@ const SHARED_INSTALL: Record<string, FlagCase> = {
   // Always in effect: the ESP writers never touch firmware variables (there is no code that could).
   'generic-image': { argv: ['--generic-image'], check: ({ args }) => expect(args['genericImage']).toBe(true) },
   // Upstream's flags for install-config keys: what we cannot do is refused before anything is read.
-  bootloader: { argv: ['--bootloader', 'grub'], check: () => undefined, refusedAs: /^--bootloader grub: this bootc installs systemd-boot only/ },
+  bootloader: { argv: ['--bootloader', 'grub'], check: () => undefined, refusedAs: /^--bootloader grub: this bootc boots UEFI through systemd-boot, never GRUB/ },
   'bootupd-skip-boot-uuid': { argv: ['--bootupd-skip-boot-uuid'], check: () => undefined, refusedAs: /^--bootupd-skip-boot-uuid: it configures bootupd's GRUB/ },
   'enforce-container-sigpolicy': {
     argv: ['--enforce-container-sigpolicy'],
@@ -286,6 +287,7 @@ const BUILD_DISK: Record<string, FlagCase> = {
       expect(request['installerAnswers']).toMatchObject({ answers: { disk: { by: 'size', size: 'largest' }, wipe: true, finish: 'reboot' } }),
   },
   rootfs: { argv: ['--rootfs', 'btrfs'], check: ({ request }) => expect(request['rootfs']).toBe('btrfs') },
+  bootloader: { argv: ['--bootloader', 'systemd'], check: ({ request }) => expect(request['bootloader']).toBe('systemd') },
   size: { argv: ['--size', '20 GiB'], check: ({ request }) => expect(request['sizeBytes']).toBe(20 * 2 ** 30) },
   config: {
     argv: ['--config', join(tmp, 'config.toml')],

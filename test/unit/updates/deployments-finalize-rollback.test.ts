@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseBlsEntry, renderBlsEntry } from '../../../src/boot/bls.js';
+import { parseGrubEnv, renderGrubEnv } from '../../../src/boot/grub-menu.js';
 import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
 import { loadDeployments, renderStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { finalizeStaged } from '../../../src/updates/finalize.js';
@@ -239,5 +240,42 @@ describe('pinned deployments', () => {
   it('need a system booted from a deployment', async () => {
     await writeFile(loc.cmdlinePath, 'root=UUID=x\n');
     await expect(setPinned('booted', true, { locations: loc })).rejects.toThrow(/not deployed via bootc/);
+  });
+});
+
+describe('GRUB menu on a hybrid disk', () => {
+  const grubIds = async (): Promise<string[]> =>
+    [...(await readFile(join(loc.boot, 'grub/grub.cfg'), 'utf8')).matchAll(/--id (\S+)/g)].map((m) => m[1]!);
+  const grubEnv = async () => parseGrubEnv(await readFile(join(loc.boot, 'grub/grubenv'), 'utf8'));
+
+  it('follows finalisation (new default on trial) and rollback, and status counts what GRUB counted', async () => {
+    await mkdir(join(loc.boot, 'grub'));
+    await writeFile(join(loc.boot, 'grub/grub.cfg'), '# from the install\n');
+    await deployment('a.0', {}, {});
+    await deployment('b.0', {}, {});
+    await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
+    await bootTo('a.0');
+    await writeFile(
+      join(loc.sysroot, 'bootc/staged'),
+      renderStagedRecord({
+        stateroot: 'default',
+        id: 'b.0',
+        entryFileName: 'bootc-default-b.0+3.conf',
+        entry: { title: 'os b', sortKey: 'bootc', linux: '/bootc/b.0/vmlinuz', initrd: '/bootc/b.0/initrd.img', options: 'root=UUID=x bootc.deploy=default/b.0' },
+      }),
+    );
+    expect((await finalizeStaged({ locations: loc, liveEtc: join(loc.sysroot, 'bootc/deploy/default/a.0/etc') })).kind).toBe('finalized');
+    expect(await grubIds()).toEqual(['bootc-default-b.0', 'bootc-default-a.0']);
+    expect(await grubEnv()).toEqual({ bootc_trial: 'bootc-default-b.0', bootc_tries: '3' });
+
+    // GRUB spent b.0's tries under BIOS: status says so, and a.0 boots next.
+    await writeFile(join(loc.boot, 'grub/grubenv'), renderGrubEnv({ bootc_trial: 'bootc-default-b.0', bootc_tries: '0' }));
+    const view = await loadDeployments(loc);
+    expect(view.order.map((e) => [e.name.deploymentId, e.name.counter?.triesLeft])).toEqual([['a.0', undefined], ['b.0', 0]]);
+
+    await writeFile(join(loc.boot, 'grub/grubenv'), renderGrubEnv({ bootc_trial: 'bootc-default-b.0', bootc_tries: '2' }));
+    await rollback({ locations: loc });
+    expect(await grubIds()).toEqual(['bootc-default-a.0', 'bootc-default-b.0']);
+    expect(await grubEnv()).toEqual({});
   });
 });
