@@ -1,7 +1,8 @@
 /**
  * qemu tier: `bootc install to-disk` (the real CLI) writes fixture:v1 onto a loop device,
- * and `--via-loopback` into a plain file; each disk boots under OVMF to the autologin
- * shell with the install config's kargs, the image's kargs.d and --karg on the command
+ * and `--via-loopback` into a plain file (hybrid disks, as on x86_64 by default); the first
+ * boots under OVMF through systemd-boot, the second under SeaBIOS through GRUB, each to the
+ * autologin shell; the first with the install config's kargs, the image's kargs.d and --karg on the command
  * line, the ESP mounted at /boot from fstab, root's SSH key from tmpfiles.d, and
  * `bootc status` (the image's own CLI) showing the booted image and digest.
  * One boot per disk.
@@ -19,7 +20,7 @@ import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness
 const skip = explainSkip(
   'qemu',
   needsLoopDevices() ??
-    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'fstrim') ??
+    needsCommands(QEMU, 'sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'blkid', 'wipefs', 'fstrim', 'grub-mkimage') ??
     needsFile(OVMF_CODE, 'install the Debian package ovmf') ??
     needsFile(OVMF_VARS_TEMPLATE, 'install the Debian package ovmf') ??
     needsFile(fixturesIndexPath, fixturesHint),
@@ -109,15 +110,17 @@ describe.skipIf(skip)('bootc install to-disk: the installed disk boots under OVM
     });
   });
 
-  it('--via-loopback into a plain file', async () => {
+  it('--via-loopback into a plain file: a hybrid disk that boots under SeaBIOS through GRUB', async () => {
     const file = join(tmp, 'via-loopback.raw');
     execFileSync('truncate', ['-s', '4G', file]);
     const r = await cli('install', 'to-disk', '--via-loopback', file, '--source-imgref', ociLayoutRef('v1'), '--store', join(tmp, 'store'));
     if (r.exitCode !== 0) throw new Error(`bootc install to-disk --via-loopback failed:\n${r.all}`);
     expect(execFileSync('losetup', ['-j', file], { encoding: 'utf8' })).toBe('');
-    const vm = await startVm({ name: 'install-via-loopback', boot: { kind: 'uefi' }, disks: [{ path: file, format: 'raw' }] });
+    const vm = await startVm({ name: 'install-via-loopback-seabios', boot: { kind: 'bios' }, disks: [{ path: file, format: 'raw' }] });
     try {
       await vm.waitForLogin();
+      expect(await vm.runOk('test -d /sys/firmware/efi && echo efi || echo bios')).toBe('bios');
+      expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(expect.arrayContaining([expect.stringMatching(/^BOOT_IMAGE=/)]));
       expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(expect.arrayContaining(['console=ttyS0,115200', `bootc.deploy=default/${id}`]));
       expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
       expect(await vm.runOk('findmnt -n -o FSTYPE /')).toBe('ext4');

@@ -74,9 +74,23 @@ export async function prepareUpdateScenario(options: UpdateScenarioOptions): Pro
   }
 }
 
+export type Firmware = 'uefi' | 'bios';
+
+/**
+ * The firmware a scenario boots with: BOOTC_TEST_FIRMWARE (uefi or bios) when set, so
+ * `make soak` can run a scenario under the other one, else `fallback`. The scenario's disk
+ * is hybrid (install to-disk's default on x86_64): systemd-boot under OVMF, GRUB under SeaBIOS.
+ */
+export function testFirmware(fallback: Firmware): Firmware {
+  const chosen = process.env['BOOTC_TEST_FIRMWARE'];
+  if (chosen === undefined || chosen === '' || chosen === 'alternate') return fallback;
+  if (chosen !== 'uefi' && chosen !== 'bios') throw new Error(`BOOTC_TEST_FIRMWARE=${chosen}: expected uefi, bios or alternate`);
+  return chosen;
+}
+
 /** Boots the scenario's disk, waits for the login and trusts the registry in the guest. */
-export async function bootScenario(scenario: UpdateScenario, name: string, loginTimeoutMs?: number): Promise<Vm> {
-  const vm = await startVm({ name, boot: { kind: 'uefi' }, disks: [{ path: scenario.disk, format: 'raw' }], registryPort: scenario.registry.port, memoryMiB: 2048 });
+export async function bootScenario(scenario: UpdateScenario, name: string, loginTimeoutMs?: number, firmware: Firmware = 'uefi'): Promise<Vm> {
+  const vm = await startVm({ name, boot: { kind: firmware }, disks: [{ path: scenario.disk, format: 'raw' }], registryPort: scenario.registry.port, memoryMiB: 2048 });
   try {
     await vm.waitForLogin(loginTimeoutMs);
     await vm.runOk(TRUST_GUEST_REGISTRY);

@@ -8,9 +8,14 @@
  * change and a /var file survive and the image's changed /etc default arrives; then
  * `bootc rollback` and a reboot (nothing staged: bootc does not run at shutdown, timed) bring
  * release 1 back, and a second rollback v2. Then
- * `bootc switch` to fixture:v3, which never reaches boot-complete.target: systemd-boot
+ * `bootc switch` to fixture:v3, which never reaches boot-complete.target: the boot loader
  * tries it three times, then boots v2 again by itself, and `bootc status` says so. Last,
  * `bootc usr-overlay` makes /usr writable until the next boot.
+ *
+ * The disk is hybrid (install to-disk's default on x86_64). `make test` boots it under
+ * SeaBIOS, so GRUB reads the menu each finalisation and rollback regenerated and counts v3's
+ * tries in grubenv; `make soak` (BOOTC_TEST_FIRMWARE=uefi) runs it under OVMF, where
+ * systemd-boot counts them in the entry's file name.
  *
  * Every pull above is held to the booted system's signature policy: the guest's
  * /etc/containers/policy.json rejects everything but 10.0.2.100:5000/fixture signed with
@@ -32,7 +37,7 @@ import { attachSigstoreSignature, makeSigstoreKeyPair, type SigstoreKeyPair } fr
 import { v1RootfsDir } from '../fixtures/paths.js';
 import type { Vm } from './harness.js';
 import { FINALIZE_ON_CONSOLE, timedReboot } from './shutdown.js';
-import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, updateScenarioSkipReason, type UpdateScenario } from './update-scenario.js';
+import { bootScenario, GUEST_REGISTRY, prepareUpdateScenario, testFirmware, updateScenarioSkipReason, type UpdateScenario } from './update-scenario.js';
 
 const skip = explainSkip(
   'qemu',
@@ -43,6 +48,8 @@ const skip = explainSkip(
 );
 
 const GUEST_IMAGE = `${GUEST_REGISTRY}/fixture:latest`;
+/** SeaBIOS and GRUB in `make test`; `make soak` runs the same scenario under OVMF and systemd-boot. */
+const FIRMWARE = testFirmware('bios');
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The fleet's policy: fixture images signed with its key, `open/` unsigned, nothing else. */
@@ -58,7 +65,7 @@ function guestPolicy(): string {
   });
 }
 
-describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
+describe.skipIf(skip)(`bootc upgrade and rollback in the booted guest (${FIRMWARE === 'bios' ? 'SeaBIOS, GRUB' : 'OVMF, systemd-boot'})`, () => {
   let scenario: UpdateScenario | undefined;
   let vm: Vm | undefined;
   let keys: SigstoreKeyPair;
@@ -76,7 +83,8 @@ describe.skipIf(skip)('bootc upgrade and rollback in the booted guest', () => {
       digests[tag] = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
     }
     await attachSigstoreSignature(scenario.registry.port, 'fixture', digests['v3']!, `${GUEST_REGISTRY}/fixture:v3`, keys.privateKey);
-    vm = await bootScenario(scenario, 'upgrade');
+    vm = await bootScenario(scenario, 'upgrade', undefined, FIRMWARE);
+    expect(await vm.runOk('test -d /sys/firmware/efi && echo uefi || echo bios')).toBe(FIRMWARE);
     const g = vm;
     const pem = readFileSync(keys.publicKeyPath).toString('base64');
     await g.runOk('mkdir -p /etc/pki/containers /etc/containers/registries.d');

@@ -17,7 +17,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { pathExists } from '../core/fs-probe.js';
 import { writeFileAtomic } from '../core/durable-file.js';
 import { debug, warn } from '../core/log.js';
-import { DEFAULT_MENU_TIMEOUT_SECONDS, ENTRIES_DIR, LOADER_CONF_PATH, parseBlsEntry, parseEntryFileName } from './bls.js';
+import { DEFAULT_MENU_TIMEOUT_SECONDS, ENTRIES_DIR, LOADER_CONF_PATH, parseBlsEntry, parseEntryFileName, type EntryName } from './bls.js';
 import { listBootEntries, listEspDirectory, readBootEntry, readEspText, writeEspText, type EspLocation } from './esp.js';
 import { buildCoreImage, findGrubI386Pc, installGrubBootCode, GRUB_ESP_DIR, type BiosBootArea } from './grub-bios.js';
 import { GRUB_CFG_PATH, GRUBENV_PATH, grubEnvForMenu, parseGrubEnv, renderGrubConfig, renderGrubEnv, type GrubEnv, type GrubMenuEntry } from './grub-menu.js';
@@ -79,14 +79,16 @@ export function loaderConfTimeout(text: string): number {
 /**
  * Step 2 on a mounted ESP (`bootDir`, e.g. /boot): regenerates grub.cfg and grubenv from
  * loader/entries when the disk has a GRUB menu; false (nothing written) when it has none.
+ * `without`: entries about to be removed, left out first so that the menu never names a
+ * file that is gone (GC writes the menu, then deletes).
  */
-export async function regenerateGrubMenuInDir(bootDir: string): Promise<boolean> {
+export async function regenerateGrubMenuInDir(bootDir: string, without: (name: EntryName) => boolean = () => false): Promise<boolean> {
   if (!(await pathExists(join(bootDir, GRUB_CFG_PATH)))) return false;
   await withContext(`Regenerating the GRUB menu in ${bootDir}`, async () => {
     const entries: GrubMenuEntry[] = [];
     for (const fileName of (await readdir(join(bootDir, ENTRIES_DIR))).sort()) {
       const name = parseEntryFileName(fileName);
-      if (!name) continue;
+      if (!name || without(name)) continue;
       const entry = parseBlsEntry(await readFile(join(bootDir, ENTRIES_DIR, fileName), 'utf8'));
       entries.push({ name, version: entry['version']?.[0] ?? '0', entry });
     }

@@ -93,6 +93,12 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
   const keep = new Set(kept.map(key));
   const removed: string[] = [];
   const remaining: Origin[] = [];
+  const doomed = state.origins.filter((o) => !keep.has(key(o)));
+  // Hybrid disks: the GRUB menu loses the doomed entries first, so it never names a removed file.
+  if (doomed.length > 0) {
+    const gone = new Set(doomed.map(key));
+    await regenerateGrubMenuInDir(loc.boot, (name) => gone.has(key({ stateroot: name.stateroot, id: name.deploymentId })));
+  }
   for (const origin of state.origins) {
     if (keep.has(key(origin))) {
       remaining.push(origin);
@@ -101,8 +107,6 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
     await removeDeployment(loc, origin, state.entries.filter((e) => e.name.stateroot === origin.stateroot && e.name.deploymentId === origin.id));
     removed.push(key(origin));
   }
-  // Hybrid disks: the GRUB menu loses the removed entries too.
-  if (removed.length > 0) await regenerateGrubMenuInDir(loc.boot);
   const keptNames = kept.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));
   const leftoversRemoved: string[] = [];
   for (const name of await removeStaleUkisFromDir(loc.boot, keptNames)) leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);

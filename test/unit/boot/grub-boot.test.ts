@@ -43,6 +43,15 @@ describe('regenerateGrubMenuInDir', () => {
     expect(readdirSync(join(boot, 'grub')).sort()).toEqual(['grub.cfg', 'grubenv']);
   });
 
+  it('leaves out the entries GC is about to remove, while their files are still there', async () => {
+    mkdirSync(join(boot, 'grub'));
+    writeFileSync(join(boot, 'grub/grub.cfg'), '# old\n');
+    expect(await regenerateGrubMenuInDir(boot, (name) => name.deploymentId === 'd1')).toBe(true);
+    const cfg = readFileSync(join(boot, 'grub/grub.cfg'), 'utf8');
+    expect(cfg).toContain('--id bootc-default-d2');
+    expect(cfg).not.toContain('bootc-default-d1');
+  });
+
   it('replaces a grubenv that is not an environment block', async () => {
     mkdirSync(join(boot, 'grub'));
     writeFileSync(join(boot, 'grub/grub.cfg'), '# old\n');
