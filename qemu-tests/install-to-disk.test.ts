@@ -1,11 +1,11 @@
 /**
  * qemu tier: `bootc install to-disk` (the real CLI) writes fixture:v1 onto a loop device,
  * and `--via-loopback` into a plain file (hybrid disks, as on x86_64 by default); the first
- * boots under OVMF through systemd-boot, the second under SeaBIOS through GRUB, each to the
- * autologin shell; the first with the install config's kargs, the image's kargs.d and --karg on the command
- * line, the ESP mounted at /boot from fstab, root's SSH key from tmpfiles.d, and
- * `bootc status` (the image's own CLI) showing the booted image and digest.
- * One boot per disk.
+ * boots under OVMF through systemd-boot, the second under SeaBIOS through GRUB and then
+ * under OVMF, each to the autologin shell. The first with the install config's kargs, the
+ * image's kargs.d and --karg on the command line, the ESP mounted at /boot from fstab,
+ * root's SSH key from tmpfiles.d, and `bootc status` (the image's own CLI) showing the
+ * booted image and digest.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -110,22 +110,27 @@ describe.skipIf(skip)('bootc install to-disk: the installed disk boots under OVM
     });
   });
 
-  it('--via-loopback into a plain file: a hybrid disk that boots under SeaBIOS through GRUB', async () => {
+  it('--via-loopback into a plain file: a hybrid disk that boots under SeaBIOS through GRUB, then under OVMF', async () => {
     const file = join(tmp, 'via-loopback.raw');
     execFileSync('truncate', ['-s', '4G', file]);
     const r = await cli('install', 'to-disk', '--via-loopback', file, '--source-imgref', ociLayoutRef('v1'), '--store', join(tmp, 'store'));
     if (r.exitCode !== 0) throw new Error(`bootc install to-disk --via-loopback failed:\n${r.all}`);
     expect(execFileSync('losetup', ['-j', file], { encoding: 'utf8' })).toBe('');
-    const vm = await startVm({ name: 'install-via-loopback-seabios', boot: { kind: 'bios' }, disks: [{ path: file, format: 'raw' }] });
-    try {
-      await vm.waitForLogin();
-      expect(await vm.runOk('test -d /sys/firmware/efi && echo efi || echo bios')).toBe('bios');
-      expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(expect.arrayContaining([expect.stringMatching(/^BOOT_IMAGE=/)]));
-      expect((await vm.runOk('cat /proc/cmdline')).split(/\s+/)).toEqual(expect.arrayContaining(['console=ttyS0,115200', `bootc.deploy=default/${id}`]));
-      expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
-      expect(await vm.runOk('findmnt -n -o FSTYPE /')).toBe('ext4');
-    } finally {
-      await vm.dispose();
+    for (const firmware of ['bios', 'uefi'] as const) {
+      const vm = await startVm({ name: `install-via-loopback-${firmware}`, boot: { kind: firmware }, disks: [{ path: file, format: 'raw' }] });
+      try {
+        await vm.waitForLogin();
+        expect(await vm.runOk('test -d /sys/firmware/efi && echo uefi || echo bios')).toBe(firmware);
+        const cmdline = (await vm.runOk('cat /proc/cmdline')).split(/\s+/);
+        // GRUB adds BOOT_IMAGE=; systemd-boot does not.
+        expect(cmdline.some((a) => a.startsWith('BOOT_IMAGE='))).toBe(firmware === 'bios');
+        expect(cmdline).toEqual(expect.arrayContaining(['console=ttyS0,115200', `bootc.deploy=default/${id}`]));
+        expect(await vm.runOk('cat /usr/lib/fixture-release')).toBe('1');
+        expect(await vm.runOk('findmnt -n -o FSTYPE /')).toBe('ext4');
+        await vm.poweroff();
+      } finally {
+        await vm.dispose();
+      }
     }
-  }, 900_000);
+  }, 1_500_000);
 });
