@@ -50,6 +50,19 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Stages deployment b.0 with a Type #1 entry on trial (+3), as `bootc upgrade` records it. */
+async function stageB(): Promise<void> {
+  await writeFile(
+    join(loc.sysroot, 'bootc/staged'),
+    renderStagedRecord({
+      stateroot: 'default',
+      id: 'b.0',
+      entryFileName: 'bootc-default-b.0+3.conf',
+      entry: { title: 'os b', sortKey: 'bootc', linux: '/bootc/b.0/vmlinuz', initrd: '/bootc/b.0/initrd.img', options: 'root=UUID=x bootc.deploy=default/b.0' },
+    }),
+  );
+}
+
 describe('finalizeStaged', () => {
   it('merges /etc into the staged deployment, writes its entry as the default and removes the record', async () => {
     await deployment('a.0', {}, { 'user.conf': 'user=1\n', 'image.conf': 'image=1\n' });
@@ -61,15 +74,7 @@ describe('finalizeStaged', () => {
     await deployment('b.0', { 'user.conf': 'user=2\n', 'image.conf': 'image=2\n' }, { 'user.conf': 'user=2\n', 'image.conf': 'image=2\n' });
     await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
     await bootTo('a.0');
-    await writeFile(
-      join(loc.sysroot, 'bootc/staged'),
-      renderStagedRecord({
-        stateroot: 'default',
-        id: 'b.0',
-        entryFileName: 'bootc-default-b.0+3.conf',
-        entry: { title: 'os b', sortKey: 'bootc', linux: '/bootc/b.0/vmlinuz', initrd: '/bootc/b.0/initrd.img', options: 'root=UUID=x bootc.deploy=default/b.0' },
-      }),
-    );
+    await stageB();
 
     const outcome = await finalizeStaged({ locations: loc, liveEtc });
     expect(outcome.kind).toBe('finalized');
@@ -255,15 +260,7 @@ describe('GRUB menu on a hybrid disk', () => {
     await deployment('b.0', {}, {});
     await writeEntry('bootc-default-a.0.conf', 'a.0', '1');
     await bootTo('a.0');
-    await writeFile(
-      join(loc.sysroot, 'bootc/staged'),
-      renderStagedRecord({
-        stateroot: 'default',
-        id: 'b.0',
-        entryFileName: 'bootc-default-b.0+3.conf',
-        entry: { title: 'os b', sortKey: 'bootc', linux: '/bootc/b.0/vmlinuz', initrd: '/bootc/b.0/initrd.img', options: 'root=UUID=x bootc.deploy=default/b.0' },
-      }),
-    );
+    await stageB();
     expect((await finalizeStaged({ locations: loc, liveEtc: join(loc.sysroot, 'bootc/deploy/default/a.0/etc') })).kind).toBe('finalized');
     expect(await grubIds()).toEqual(['bootc-default-b.0', 'bootc-default-a.0']);
     expect(await grubEnv()).toEqual({ bootc_trial: 'bootc-default-b.0', bootc_tries: '3' });
