@@ -83,12 +83,20 @@ interface Ending {
   signal: string | null;
 }
 
+/** What of a program's stderr is kept at most: an error shows only its tail anyway. */
+const STDERR_KEEP_BYTES = 1 << 20;
+
 /**
- * Waits for `child` to exit with its streams closed, keeping the tail of what it wrote to
- * stderr. Rejects with the missing-program UserError when it could not be started.
+ * Waits for `child` to exit with its streams closed, keeping (the last MiB of) what it wrote
+ * to stderr. Rejects with the missing-program UserError when it could not be started.
  */
 function ending(child: ChildProcess, spec: CommandSpec, stderr: Buffer[]): Promise<Ending> {
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  let kept = 0;
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr.push(chunk);
+    kept += chunk.length;
+    while (kept > STDERR_KEEP_BYTES && stderr.length > 1) kept -= stderr.shift()!.length;
+  });
   return new Promise((resolve, reject) => {
     child.once('error', (err) => reject(isEnoent(err) ? missingProgram(spec) : err));
     child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
