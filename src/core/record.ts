@@ -52,16 +52,9 @@ export function object(rules: Readonly<Record<string, FieldRule>>): FieldRule {
 
 /** The check of a record: a JSON object whose fields follow `rules`; other fields are ignored. */
 export function recordCheck(rules: Readonly<Record<string, FieldRule>>): RecordCheck {
-  return (doc) => {
-    if (!isObject(doc)) return 'not a JSON object';
-    for (const [key, rule] of Object.entries(rules)) {
-      const problem = rule(doc[key]);
-      if (problem === null) continue;
-      // A nested object's problem comes back as ".inner: …".
-      return problem.startsWith('.') ? `${key}${problem}` : `${key}: ${problem}`;
-    }
-    return null;
-  };
+  const fields = object(rules);
+  // object() names a field ".key: …"; at the top level it is "key: …".
+  return (doc) => (isObject(doc) ? (fields(doc)?.slice(1) ?? null) : 'not a JSON object');
 }
 
 export interface RecordKind {

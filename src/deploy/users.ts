@@ -148,12 +148,12 @@ export async function addUsers(deploymentDir: string, stateVar: string, users: r
   const etc = join(deploymentDir, 'etc');
   const read = (name: string): Promise<string> => readFile(join(etc, name), 'utf8').catch(() => '');
   let files: AccountFiles = { passwd: await read('passwd'), shadow: await read('shadow'), group: await read('group') };
-  const homes: Array<{ user: UserToAdd; added: AddedUser }> = [];
+  // Every home is checked before any file is written.
+  const homes: Array<{ user: UserToAdd; added: AddedUser; home: string }> = [];
   for (const user of users) {
     const added = addUser(files, user);
-    homeInVar(added.home, user.name);
+    homes.push({ user, added, home: join(stateVar, homeInVar(added.home, user.name)) });
     files = added.files;
-    homes.push({ user, added });
   }
   for (const [name, mode] of ACCOUNT_FILES) {
     const path = join(etc, name);
@@ -161,9 +161,8 @@ export async function addUsers(deploymentDir: string, stateVar: string, users: r
     await writeFileAtomic(path, files[name], owner ? owner.mode & 0o7777 : mode);
     if (owner) await chown(path, owner.uid, owner.gid);
   }
-  for (const { user, added } of homes) {
+  for (const { user, added, home } of homes) {
     await withContext(`Creating the home of user ${user.name}`, async () => {
-      const home = join(stateVar, homeInVar(added.home, user.name));
       await mkdir(home, { recursive: true, mode: 0o700 });
       await chown(home, added.uid, added.gid);
       await chmod(home, 0o700);

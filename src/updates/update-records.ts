@@ -71,9 +71,11 @@ export async function readRetainedImages(sysroot: string): Promise<RetainedImage
   const text = await readFile(sysrootPaths(sysroot).retainedImages, 'utf8').catch(() => null);
   const doc = text === null ? null : parseRecordOrNull<unknown[]>(text, (d) => (Array.isArray(d) ? null : 'not a JSON array'));
   // An entry this version cannot read is dropped; the others are still retained.
-  return (doc ?? []).flatMap((d) =>
-    retainedImageCheck(d) === null ? [{ image: { image: (d as RetainedImage).image.image, transport: (d as RetainedImage).image.transport }, imageDigest: (d as RetainedImage).imageDigest }] : [],
-  );
+  return (doc ?? []).flatMap((d) => {
+    if (retainedImageCheck(d) !== null) return [];
+    const r = d as RetainedImage;
+    return [{ image: { image: r.image.image, transport: r.image.transport }, imageDigest: r.imageDigest }];
+  });
 }
 
 /**
