@@ -17,7 +17,7 @@ import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/suppor
 import { fixturesHint, fixturesIndexPath, v1RootfsDir } from '../fixtures/paths.js';
 import { deriveFixtureV1, WITHOUT_FIXTURE_CONSOLE } from '../test/support/derived-fixture.js';
 import { deploymentId } from '../src/deploy/paths.js';
-import { diskImageOutputPath } from '../src/disk/disk-image.js';
+import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { GRUB_I386_PC_ON_HOST } from '../src/boot/grub-bios.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
 

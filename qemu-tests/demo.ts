@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../fixtures/paths.js';
 import { needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
-import { diskImageOutputPath } from '../src/disk/disk-image.js';
+import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { OVMF_CODE, QEMU, startVm, type Vm } from './harness.js';
 
 const missing =

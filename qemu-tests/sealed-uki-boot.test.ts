@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, readFixturesIndex, v1RootfsDir } from '../fixtures/paths.js';
 import { selectorOfDirectory } from '../src/uki/selector.js';
-import { diskImageOutputPath } from '../src/disk/disk-image.js';
+import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { tarOf } from '../test/privileged/oci/layout-builder.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../fixtures/paths.js';
 import { deploymentId } from '../src/deploy/paths.js';
-import { diskImageOutputPath } from '../src/disk/disk-image.js';
+import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { parsePe } from '../src/uki/pe.js';
 import { withBootOrder } from '../src/uki/boot-order.js';
 import { OVMF_CODE, OVMF_CODE_SECBOOT, OVMF_VARS_SNAKEOIL, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';

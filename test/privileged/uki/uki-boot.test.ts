@@ -24,7 +24,7 @@ import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
 import { SELECTORS_DIR, selectorOfDirectory, selectorOfTree } from '../../../src/uki/selector.js';
-import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
+import { diskImageOutputPath } from '../../../src/build-disk/disk-image.js';
 import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildLiveInitrd, liveInitrdEntries, liveModuleLoadOrder, liveRootScript, LIVE_KARG } from '../../../src/boot/live-initrd.js';
-import { liveKernelArguments, xorrisoArgs, mediumIndexJson, SQUASHFS_PATH, ISO_VOLUME_LABEL } from '../../../src/disk/iso-image.js';
-import { installerScript, unattendedScript, checkLiveInstallPrograms } from '../../../src/disk/live-system.js';
+import { liveKernelArguments, xorrisoArgs, mediumIndexJson, SQUASHFS_PATH, ISO_VOLUME_LABEL } from '../../../src/build-disk/iso-image.js';
+import { installerScript, unattendedScript, checkLiveInstallPrograms } from '../../../src/build-disk/live-system.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

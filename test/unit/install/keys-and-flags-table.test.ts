@@ -14,7 +14,7 @@ import { imageCommands, installCommands, type LazyCommand } from '../../../src/c
 import { buildDiskRequestFrom, loadConfig, type BuildDiskArgs } from '../../../src/cli/build-disk.js';
 import { toDiskRequestOf, toFilesystemRequestOf, type ToDiskArgs, type ToFilesystemArgs } from '../../../src/cli/install.js';
 import { mergeKernelArguments } from '../../../src/boot/kargs.js';
-import { BIB_DEFAULT_KERNEL_ARGS, buildDiskKargs } from '../../../src/disk/build-disk.js';
+import { BIB_DEFAULT_KERNEL_ARGS, buildDiskKargs } from '../../../src/build-disk/build-disk.js';
 import { ROOT_AARCH64_TYPE_GUID, planDiskLayout } from '../../../src/disk/gpt.js';
 import {
   INSTALL_CONFIG_KEYS,

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNewcCpio } from '../../../src/boot/cpio.js';
 import { run } from '../../../src/core/exec.js';
-import { diskImageOutputPath } from '../../../src/disk/disk-image.js';
+import { diskImageOutputPath } from '../../../src/build-disk/disk-image.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { filesUnder } from '../../support/files.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';

@@ -13,7 +13,7 @@
  *   4. apply config.toml users (accounts in the deployment's /etc, homes under /var) and
  *      the install config's boot-mount-spec (/boot in its /etc/fstab)
  *   5. write the disk: GPT, root filesystem from the staged root, ESP with systemd-boot and
- *      the boot entry (src/disk/disk-image.ts), converted to the requested types
+ *      the boot entry (disk-image.ts), converted to the requested types
  *   6. --type iso, last (it adds to the staged tree): the installer medium, whose live
  *      system is the staged deployment plus the installer (live-system.ts, iso-image.ts)
  *   7. remove the work directory, whatever happened
@@ -42,8 +42,8 @@ import { addUsers, isPasswordHash, type UserToAdd } from '../deploy/users.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import type { BuildConfig, BuildUser } from './build-config.js';
 import { buildDiskImage, checkOutputsFree, type BuiltDisk, type DiskImageType } from './disk-image.js';
-import { checkRootFsSupported, type RootFsType } from './root-filesystem.js';
-import { diskArchOf, type DiskArch } from './gpt.js';
+import { checkRootFsSupported, type RootFsType } from '../disk/root-filesystem.js';
+import { diskArchOf, type DiskArch } from '../disk/gpt.js';
 import { bootsUki } from '../uki/sealed.js';
 import { findOnPath, TOOL_HELPERS_DIR } from '../core/exec.js';
 import type { InstallAnswers } from '../install/answers.js';

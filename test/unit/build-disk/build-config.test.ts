@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBuildConfig, parseSize } from '../../../src/disk/build-config.js';
+import { parseBuildConfig, parseSize } from '../../../src/build-disk/build-config.js';
 
 describe('bootc-image-builder config.toml', () => {
   it('reads users, kernel append and the root minsize', () => {

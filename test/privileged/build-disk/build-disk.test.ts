@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { UserError } from '../../../src/core/errors.js';
-import { buildDiskImage, diskImageOutputPath, type BuiltDisk } from '../../../src/disk/disk-image.js';
+import { buildDiskImage, diskImageOutputPath, type BuiltDisk } from '../../../src/build-disk/disk-image.js';
 import { readPartitionTable } from '../../../src/disk/partition-table.js';
 import { ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID, GiB, MiB } from '../../../src/disk/gpt.js';
 import { listBootEntries, readBootEntry, readEspText, listEspDirectory } from '../../../src/boot/esp.js';
