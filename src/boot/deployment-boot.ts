@@ -16,7 +16,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, posix, relative, resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { checkDeploymentId, checkStateroot, entryTitle, newEntryFileName, parseOsRelease, type BlsEntry } from './bls.js';
-import { copyToEsp, copyToEspAtomically, findSystemdBoot, formatMiB, writeBootEntry, type EspFile, type EspLocation } from './esp.js';
+import { findSystemdBoot, formatMiB, writeBootEntry, type Esp, type EspFile } from './esp.js';
 import { newUkiFileName, UKI_DIR, ukiOsRelease } from './uki-entry.js';
 import type { SigningKey } from '../uki/uki.js';
 import { BOOTC_SORT_KEY } from '../uki/boot-order.js';
@@ -200,15 +200,18 @@ async function readOsRelease(treeDir: string): Promise<string> {
   throw new UserError('the image has no /usr/lib/os-release', { hint: 'a bootable image describes itself in /usr/lib/os-release' });
 }
 
-/** Step 5. A UKI appears under its real name only once complete (systemd-boot lists `*.efi`). */
-export async function installDeploymentBoot(loc: EspLocation, boot: AnyDeploymentBoot): Promise<void> {
+/**
+ * Step 5. A UKI appears under its real name only once complete (systemd-boot lists `*.efi`);
+ * a Type #1 entry is written after its files.
+ */
+export async function installDeploymentBoot(esp: Esp, boot: AnyDeploymentBoot): Promise<void> {
   if (boot.kind === 'uki') {
-    await withContext(`Installing the UKI ${boot.ukiFileName}`, () => copyToEspAtomically(loc, boot.files[0]));
+    await withContext(`Installing the UKI ${boot.ukiFileName}`, () => esp.copyInAtomically(boot.files[0]));
     return;
   }
   await withContext(`Installing boot entry ${boot.entryFileName}`, async () => {
-    await copyToEsp(loc, boot.files);
-    await writeBootEntry(loc, boot.entryFileName, boot.entry);
+    await esp.copyIn(boot.files);
+    await writeBootEntry(esp, boot.entryFileName, boot.entry);
   });
 }
 

@@ -1,8 +1,18 @@
 /**
- * The EFI system partition, written without mounting it: `mkfs.fat` creates the FAT32
- * filesystem (in a file of its own, or at an offset inside a disk image) and mtools place
- * and read files in it. The kernel on build machines may have no vfat driver, and CI
- * containers may not mount at all.
+ * The EFI system partition, one interface (`Esp`) over two ways of reaching it:
+ *
+ *   - espInImage: not mounted. `mkfs.fat` creates the FAT32 filesystem (in a file of its
+ *     own, or at an offset inside a disk image) and mtools place and read files in it. The
+ *     kernel on build machines may have no vfat driver, and CI containers may not mount at
+ *     all. Install, build-disk and the ISO write it this way.
+ *   - espInDirectory: mounted (`/boot` in the booted system), written with plain file
+ *     operations, durably (core/durable-file.ts). The updates code writes it this way:
+ *     writing the block device behind a mounted filesystem would be overwritten by (or
+ *     corrupt) the kernel's cached view of it.
+ *
+ * Every write goes under a temporary name and is renamed into place, so a reader (systemd-boot
+ * lists only `*.conf` and `*.efi`, GRUB reads grub.cfg) never sees a half-written file under
+ * the real name. What goes on the ESP is written once, against `Esp`, for both.
  *
  * Layout (DESIGN.md "Boot protocol"):
  *   EFI/BOOT/BOOTX64.EFI, EFI/systemd/systemd-bootx64.efi   systemd-boot
@@ -11,12 +21,12 @@
  *   EFI/Linux/bootc-<stateroot>-<id>+3.efi                    or its UKI (Type #2)
  *   loader/keys/                                              Secure Boot keys from the image
  */
-import { access, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, invariant, withContext } from '../core/errors.js';
-import { finalNameOf, tempNameFor } from '../core/durable-file.js';
+import { copyFileDurably, finalNameOf, fsyncDir, tempNameFor, writeFileAtomic } from '../core/durable-file.js';
 import { ENTRIES_DIR, LOADER_CONF_PATH, parseEntryFileName, renderBlsEntry, renderLoaderConf, type BlsEntry, type LoaderConf } from './bls.js';
 import { parseUkiFileName, staleUkiFileNames, UKI_DIR } from './uki-entry.js';
 import { signPe, type SigningKey } from '../uki/uki.js';
@@ -40,11 +50,6 @@ const SECTOR_BYTES = 512;
 /** FAT32 needs at least 65525 clusters; at 512-byte clusters that is just over 32 MiB. */
 export const ESP_MIN_BYTES = 33 * 1024 * 1024;
 
-/** mtools' "image@@offset" drive syntax. */
-const drive = (loc: EspLocation): string => (loc.offsetBytes === 0 ? loc.image : `${loc.image}@@${loc.offsetBytes}`);
-const espPath = (path: string): string => `::/${path.replace(/^\/+/, '')}`;
-/** mtools refuse to work on an image with an "unusual" geometry without this. */
-const MTOOLS_ENV = { MTOOLS_SKIP_CHECK: '1' } as const;
 
 /** Creates the FAT32 filesystem; `sizeBytes` from `offsetBytes` on, whole sectors. */
 export async function formatEsp(loc: EspLocation, sizeBytes: number): Promise<void> {
@@ -64,26 +69,6 @@ export async function formatEsp(loc: EspLocation, sizeBytes: number): Promise<vo
   });
 }
 
-async function exists(loc: EspLocation, path: string): Promise<boolean> {
-  const r = await run({
-    description: `Looking for ${path} on the ESP`,
-    argv: ['mdir', '-b', '-i', drive(loc), espPath(path)],
-    env: MTOOLS_ENV,
-    okExitCodes: [1],
-  });
-  return r.exitCode === 0;
-}
-
-/** Creates `dir` and its parents on the ESP where missing. */
-export async function ensureEspDirectory(loc: EspLocation, dir: string): Promise<void> {
-  const parts = dir.split('/').filter(Boolean);
-  for (let i = 1; i <= parts.length; i++) {
-    const path = parts.slice(0, i).join('/');
-    if (await exists(loc, path)) continue;
-    await run({ description: `Creating ${path} on the ESP`, argv: ['mmd', '-i', drive(loc), espPath(path)], env: MTOOLS_ENV });
-  }
-}
-
 /** One file from the host onto the ESP, replacing what is there. */
 export interface EspFile {
   /** Path on the ESP, e.g. `bootc/d1/vmlinuz`. */
@@ -91,89 +76,139 @@ export interface EspFile {
   hostPath: string;
 }
 
-export async function copyToEsp(loc: EspLocation, files: readonly EspFile[]): Promise<void> {
-  for (const file of files) {
-    await ensureEspDirectory(loc, posix.dirname(file.path));
-    await run({
-      description: `Copying ${file.hostPath} to ${file.path} on the ESP`,
-      argv: ['mcopy', '-o', '-D', 'o', '-i', drive(loc), file.hostPath, espPath(file.path)],
-      env: MTOOLS_ENV,
-    });
-  }
+/** The ESP, mounted or not. Paths are relative to its root (`loader/loader.conf`). */
+export interface Esp {
+  /** For messages: the image (and offset) or the directory. */
+  readonly where: string;
+  /**
+   * Copies host files, creating directories. On a mounted ESP each goes under a temporary
+   * name and is renamed; on one not mounted (being built) each is copied in place, which
+   * keeps a short name's lower case (mtools' rename loses it).
+   */
+  copyIn(files: readonly EspFile[]): Promise<void>;
+  /** One file under a temporary name, then renamed, both ways (a UKI: systemd-boot lists `*.efi`). */
+  copyInAtomically(file: EspFile): Promise<void>;
+  /** Writes a text file the same way. */
+  writeText(path: string, text: string): Promise<void>;
+  /** A file's text, or null when there is no such file. */
+  readText(path: string): Promise<string | null>;
+  /** Names (not paths) in a directory; none if it does not exist. */
+  list(dir: string): Promise<string[]>;
+  /** Removes a file; nothing if it is not there. */
+  remove(path: string): Promise<void>;
 }
 
-/**
- * A large file (a UKI) under a temporary name, then renamed: systemd-boot lists only
- * `*.efi` in EFI/Linux/, so a half-copied UKI is never offered.
- */
-export async function copyToEspAtomically(loc: EspLocation, file: EspFile): Promise<void> {
-  const dir = posix.dirname(file.path);
-  const tmpName = posix.basename(tempNameFor(file.path));
-  await copyToEsp(loc, [{ path: posix.join(dir, tmpName), hostPath: file.hostPath }]);
-  await run({
-    description: `Renaming ${tmpName} to ${posix.basename(file.path)} on the ESP`,
-    argv: ['mren', '-D', 'o', '-i', drive(loc), espPath(posix.join(dir, tmpName)), espPath(file.path)],
-    env: MTOOLS_ENV,
-    stdin: '',
-  });
-}
+/** mtools' "image@@offset" drive syntax. */
+const drive = (loc: EspLocation): string => (loc.offsetBytes === 0 ? loc.image : `${loc.image}@@${loc.offsetBytes}`);
+const mtoolsPath = (path: string): string => `::/${path.replace(/^\/+/, '')}`;
+/** mtools refuse to work on an image with an "unusual" geometry without this. */
+const MTOOLS_ENV = { MTOOLS_SKIP_CHECK: '1' } as const;
 
-/**
- * Writes a small text file under a temporary name and renames it into place, so a reader
- * (systemd-boot reads only `*.conf`) never sees a half-written file under the real name.
- */
-export async function writeEspText(loc: EspLocation, path: string, text: string): Promise<void> {
-  await withContext(`Writing ${path} on the ESP`, async () => {
-    const dir = posix.dirname(path);
-    await ensureEspDirectory(loc, dir);
-    const local = await mkdtemp(join(tmpdir(), 'bootc-esp-'));
-    try {
-      const hostFile = join(local, 'content');
-      await writeFile(hostFile, text);
-      const tmpName = posix.basename(tempNameFor(path));
-      await run({
-        description: `Copying ${path} to the ESP under a temporary name`,
-        argv: ['mcopy', '-o', '-D', 'o', '-i', drive(loc), hostFile, espPath(posix.join(dir, tmpName))],
-        env: MTOOLS_ENV,
-      });
-      await run({
-        description: `Renaming ${tmpName} to ${posix.basename(path)} on the ESP`,
-        argv: ['mren', '-D', 'o', '-i', drive(loc), espPath(posix.join(dir, tmpName)), espPath(path)],
-        env: MTOOLS_ENV,
-        stdin: '',
-      });
-    } finally {
-      await rm(local, { recursive: true, force: true });
+/** An ESP that is not mounted: a FAT filesystem in a file or a device, at an offset. */
+export function espInImage(loc: EspLocation): Esp {
+  const mtools = (description: string, argv: [string, ...string[]], okExitCodes?: number[]) =>
+    run({ description, argv, env: MTOOLS_ENV, stdin: '', ...(okExitCodes ? { okExitCodes } : {}) });
+  const exists = async (path: string): Promise<boolean> =>
+    (await mtools(`Looking for ${path} on the ESP`, ['mdir', '-b', '-i', drive(loc), mtoolsPath(path)], [1])).exitCode === 0;
+  const ensureDirectory = async (dir: string): Promise<void> => {
+    const parts = dir.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const path = parts.slice(0, i).join('/');
+      if (!(await exists(path))) await mtools(`Creating ${path} on the ESP`, ['mmd', '-i', drive(loc), mtoolsPath(path)]);
     }
-  });
+  };
+  const copyAtomically = async (hostPath: string, path: string): Promise<void> => {
+    const dir = posix.dirname(path);
+    const tmp = posix.join(dir, posix.basename(tempNameFor(path)));
+    await ensureDirectory(dir);
+    await mtools(`Copying ${hostPath} to ${path} on the ESP`, ['mcopy', '-o', '-D', 'o', '-i', drive(loc), hostPath, mtoolsPath(tmp)]);
+    await mtools(`Renaming ${posix.basename(tmp)} to ${posix.basename(path)} on the ESP`, ['mren', '-D', 'o', '-i', drive(loc), mtoolsPath(tmp), mtoolsPath(path)]);
+  };
+  return {
+    where: loc.offsetBytes === 0 ? loc.image : `${loc.image} at byte ${loc.offsetBytes}`,
+    async copyIn(files) {
+      for (const file of files) {
+        await ensureDirectory(posix.dirname(file.path));
+        await mtools(`Copying ${file.hostPath} to ${file.path} on the ESP`, ['mcopy', '-o', '-D', 'o', '-i', drive(loc), file.hostPath, mtoolsPath(file.path)]);
+      }
+    },
+    copyInAtomically: (file) => copyAtomically(file.hostPath, file.path),
+    async writeText(path, text) {
+      await withContext(`Writing ${path} on the ESP`, async () => {
+        const local = await mkdtemp(join(tmpdir(), 'bootc-esp-'));
+        try {
+          await writeFile(join(local, 'content'), text);
+          await copyAtomically(join(local, 'content'), path);
+        } finally {
+          await rm(local, { recursive: true, force: true });
+        }
+      });
+    },
+    async readText(path) {
+      if (!(await exists(path))) return null;
+      return (await mtools(`Reading ${path} from the ESP`, ['mcopy', '-n', '-i', drive(loc), mtoolsPath(path), '-'])).stdout;
+    },
+    async list(dir) {
+      if (!(await exists(dir))) return [];
+      const r = await mtools(`Listing ${dir} on the ESP`, ['mdir', '-b', '-i', drive(loc), mtoolsPath(dir)]);
+      return r.stdout
+        .split('\n')
+        .filter(Boolean)
+        // `mdir -b` prints full paths, a directory's with a trailing slash.
+        .map((line) => line.replace(/\/$/, ''))
+        .map((line) => line.slice(line.lastIndexOf('/') + 1))
+        .filter((name) => name !== '.' && name !== '..');
+    },
+    async remove(path) {
+      if (await exists(path)) await mtools(`Removing ${path} from the ESP`, ['mdel', '-i', drive(loc), mtoolsPath(path)]);
+    },
+  };
 }
 
-export async function readEspText(loc: EspLocation, path: string): Promise<string> {
-  const r = await run({
-    description: `Reading ${path} from the ESP`,
-    argv: ['mcopy', '-n', '-i', drive(loc), espPath(path), '-'],
-    env: MTOOLS_ENV,
-  });
-  return r.stdout;
-}
-
-/** Names (not paths) of the files in a directory of the ESP; none if it does not exist. */
-export async function listEspDirectory(loc: EspLocation, dir: string): Promise<string[]> {
-  if (!(await exists(loc, dir))) return [];
-  const r = await run({
-    description: `Listing ${dir} on the ESP`,
-    argv: ['mdir', '-b', '-i', drive(loc), espPath(dir)],
-    env: MTOOLS_ENV,
-  });
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => line.slice(line.lastIndexOf('/') + 1))
-    .filter((name) => name !== '.' && name !== '..');
-}
-
-export async function removeEspFile(loc: EspLocation, path: string): Promise<void> {
-  await run({ description: `Removing ${path} from the ESP`, argv: ['mdel', '-i', drive(loc), espPath(path)], env: MTOOLS_ENV });
+/** The ESP mounted at `dir` (e.g. /boot); every write durable, the renamed file fsynced too (FAT). */
+export function espInDirectory(dir: string): Esp {
+  const at = (path: string): string => join(dir, path);
+  const isMissing = (err: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
+  const copyIn = async (file: EspFile): Promise<void> => {
+    await mkdir(posix.dirname(at(file.path)), { recursive: true });
+    await copyFileDurably(file.hostPath, at(file.path));
+  };
+  return {
+    where: dir,
+    async copyIn(files) {
+      for (const file of files) await copyIn(file);
+    },
+    copyInAtomically: copyIn,
+    async writeText(path, text) {
+      await mkdir(posix.dirname(at(path)), { recursive: true });
+      await writeFileAtomic(at(path), text);
+    },
+    async readText(path) {
+      try {
+        return await readFile(at(path), 'utf8');
+      } catch (err) {
+        if (isMissing(err)) return null;
+        throw err;
+      }
+    },
+    async list(path) {
+      try {
+        return await readdir(at(path));
+      } catch (err) {
+        if (isMissing(err)) return [];
+        throw err;
+      }
+    },
+    async remove(path) {
+      try {
+        await rm(at(path));
+      } catch (err) {
+        if (isMissing(err)) return;
+        throw err;
+      }
+      await fsyncDir(posix.dirname(at(path)));
+    },
+  };
 }
 
 /** systemd-boot from the deployment, or the build host's copy if the image has none. */
@@ -195,10 +230,10 @@ export async function findSystemdBoot(deploymentDir: string): Promise<string> {
  * systemd-boot at the fallback path (no NVRAM entry needed) and at its own path; signed
  * with `signing` for Secure Boot (the firmware verifies it before it verifies a UKI).
  */
-export async function installSystemdBoot(loc: EspLocation, deploymentDir: string, signing?: SigningKey): Promise<void> {
+export async function installSystemdBoot(esp: Esp, deploymentDir: string, signing?: SigningKey): Promise<void> {
   const binary = await findSystemdBoot(deploymentDir);
   if (!signing) {
-    await copyToEsp(loc, [
+    await esp.copyIn([
       { path: FALLBACK_LOADER_PATH, hostPath: binary },
       { path: SYSTEMD_BOOT_PATH, hostPath: binary },
     ]);
@@ -208,7 +243,7 @@ export async function installSystemdBoot(loc: EspLocation, deploymentDir: string
   try {
     const signed = join(work, 'systemd-bootx64.efi');
     await signPe(binary, signed, signing);
-    await copyToEsp(loc, [
+    await esp.copyIn([
       { path: FALLBACK_LOADER_PATH, hostPath: signed },
       { path: SYSTEMD_BOOT_PATH, hostPath: signed },
     ]);
@@ -222,7 +257,7 @@ export const SECURE_BOOT_KEYS_IN_IMAGE = 'usr/lib/bootc/install/secureboot-keys'
 export const LOADER_KEYS_DIR = 'loader/keys';
 
 /** Copies the image's Secure Boot keys (e.g. `<name>/PK.auth`) to loader/keys/; none: nothing. */
-export async function installSecureBootKeys(loc: EspLocation, deploymentDir: string): Promise<string[]> {
+export async function installSecureBootKeys(esp: Esp, deploymentDir: string): Promise<string[]> {
   const source = join(deploymentDir, SECURE_BOOT_KEYS_IN_IMAGE);
   let names: string[];
   try {
@@ -234,60 +269,47 @@ export async function installSecureBootKeys(loc: EspLocation, deploymentDir: str
   for (const name of names) {
     if ((await stat(join(source, name))).isFile()) files.push({ path: posix.join(LOADER_KEYS_DIR, name), hostPath: join(source, name) });
   }
-  await copyToEsp(loc, files);
+  await esp.copyIn(files);
   return files.map((f) => f.path);
 }
 
 /** File names of our UKIs in EFI/Linux/ (foreign UKIs left out). */
-export async function listUkis(loc: EspLocation): Promise<string[]> {
-  return (await listEspDirectory(loc, UKI_DIR)).filter((name) => parseUkiFileName(name) !== null).sort();
+export async function listUkis(esp: Esp): Promise<string[]> {
+  return (await esp.list(UKI_DIR)).filter((name) => parseUkiFileName(name) !== null).sort();
 }
 
 /**
- * Garbage collection of UKIs on an unmounted ESP (mtools): removes our UKIs whose
- * deployment is not in `keep`. Returns the removed names. The mounted-ESP twin is
- * removeStaleUkisFromDir.
+ * Garbage collection of UKIs: removes our UKIs whose deployment is not in `keep`, and the
+ * temporary files of an interrupted copy of one. Returns the removed names.
  */
-export async function removeStaleUkis(loc: EspLocation, keep: ReadonlyArray<{ stateroot: string; deploymentId: string }>): Promise<string[]> {
-  const stale = staleUkiFileNames(await listEspDirectory(loc, UKI_DIR), keep);
-  for (const name of stale) await removeEspFile(loc, posix.join(UKI_DIR, name));
-  return stale;
-}
-
-/**
- * The same on a mounted ESP (`bootDir` = /boot in the booted system, where the updates code
- * writes with plain file operations). Temporary files of an interrupted copy of a UKI go too.
- */
-export async function removeStaleUkisFromDir(bootDir: string, keep: ReadonlyArray<{ stateroot: string; deploymentId: string }>): Promise<string[]> {
-  const dir = join(bootDir, UKI_DIR);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
+export async function removeStaleUkis(esp: Esp, keep: ReadonlyArray<{ stateroot: string; deploymentId: string }>): Promise<string[]> {
+  const names = await esp.list(UKI_DIR);
   const stale = [...staleUkiFileNames(names, keep), ...names.filter((n) => /^bootc-.*\.efi$/.test(finalNameOf(n) ?? ''))];
-  for (const name of stale) await rm(join(dir, name), { force: true });
+  for (const name of stale) await esp.remove(posix.join(UKI_DIR, name));
   return stale;
 }
 
-export async function writeLoaderConf(loc: EspLocation, conf: LoaderConf = {}): Promise<void> {
-  await writeEspText(loc, LOADER_CONF_PATH, renderLoaderConf(conf));
+export async function writeLoaderConf(esp: Esp, conf: LoaderConf = {}): Promise<void> {
+  await esp.writeText(LOADER_CONF_PATH, renderLoaderConf(conf));
 }
 
-export async function writeBootEntry(loc: EspLocation, fileName: string, entry: BlsEntry): Promise<void> {
+/** Writes (or rewrites) one of our BLS entries. */
+export async function writeBootEntry(esp: Esp, fileName: string, entry: BlsEntry): Promise<void> {
   invariant(parseEntryFileName(fileName) !== null, `not a bootc entry file name: ${fileName}`);
-  await writeEspText(loc, posix.join(ENTRIES_DIR, fileName), renderBlsEntry(entry));
+  await esp.writeText(posix.join(ENTRIES_DIR, fileName), renderBlsEntry(entry));
 }
 
 /** File names of our BLS entries on the ESP (foreign entries left out). */
-export async function listBootEntries(loc: EspLocation): Promise<string[]> {
-  const names = await listEspDirectory(loc, ENTRIES_DIR);
+export async function listBootEntries(esp: Esp): Promise<string[]> {
+  const names = await esp.list(ENTRIES_DIR);
   return names.filter((name) => parseEntryFileName(name) !== null).sort();
 }
 
-export const readBootEntry = (loc: EspLocation, fileName: string): Promise<string> =>
-  readEspText(loc, posix.join(ENTRIES_DIR, fileName));
+export async function readBootEntry(esp: Esp, fileName: string): Promise<string> {
+  const text = await esp.readText(posix.join(ENTRIES_DIR, fileName));
+  if (text === null) throw new UserError(`${esp.where} has no boot entry ${fileName}`, { hint: 'list the entries in loader/entries/' });
+  return text;
+}
 
 export function formatMiB(bytes: number): string {
   return `${Math.ceil(bytes / (1024 * 1024))} MiB`;

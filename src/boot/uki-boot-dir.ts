@@ -1,14 +1,14 @@
 /**
- * UKIs on a mounted ESP (`/boot` in the booted system), for the updates code, which writes
- * the ESP with plain file operations (src/updates/upgrade.ts says why). The unmounted
- * twins (mtools) are in esp.ts.
+ * What only the updates code does to UKIs, on the mounted ESP (`/boot` in the booted
+ * system; esp.ts says why it is written with plain file operations there). Installing a UKI
+ * and its garbage collection go through `Esp` (esp.ts, deployment-boot.ts).
  *
  *   - stage:     copy the UKI to EFI/Linux/<name>.staged (systemd-boot lists only *.efi)
  *   - finalize:  rename it to <name>: from that rename on it is an entry, and the default
  *                if its .osrel boot order is the highest
  *   - reorder:   rewrite a UKI's boot order in place (rollback), re-signing when asked
  *   - read:      our UKIs with their boot order, for status and rollback
- *   - GC:        removeStaleUkisFromDir (esp.ts)
+ *   - GC:        removeStaleUkis (esp.ts)
  *
  * Every write is durable (core/durable-file.ts), the renamed file fsynced too (FAT).
  */

@@ -22,14 +22,14 @@ import { mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
-import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type AnyDeploymentBoot, type UkiBootOptions } from '../boot/deployment-boot.js';
-import { formatEsp, installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
+import { checkEspSize, espBytesNeeded, prepareDeploymentBoot, type AnyDeploymentBoot, type UkiBootOptions } from '../boot/deployment-boot.js';
+import { espInImage, formatEsp, type EspLocation } from '../boot/esp.js';
+import { populateEsp } from '../boot/populate-esp.js';
 import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
 import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from '../disk/root-filesystem.js';
 import { replaceFile } from '../core/durable-file.js';
-import { DEFAULT_MENU_TIMEOUT_SECONDS } from '../boot/bls.js';
-import { installGrubBiosBootCode, writeGrubMenu } from '../boot/grub-boot.js';
+import { installGrubBiosBootCode } from '../boot/grub-boot.js';
 import { checkKargsForGrub } from '../boot/grub-menu.js';
 
 export type DiskImageType = 'raw' | 'qcow2' | 'vmdk' | 'vhd';
@@ -162,11 +162,13 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
     const esp: EspLocation = { image: raw, offsetBytes: layout.esp.startBytes };
     await withContext('Writing the ESP', async () => {
       await formatEsp(esp, layout.esp.sizeBytes);
-      await installSystemdBoot(esp, deploymentDir, options.deployment.uki?.signing);
-      await installSecureBootKeys(esp, deploymentDir);
-      await writeLoaderConf(esp, { timeoutSeconds: options.menuTimeoutSeconds });
-      await installDeploymentBoot(esp, boot);
-      if (hybrid) await writeGrubMenu(esp, { timeoutSeconds: options.menuTimeoutSeconds ?? DEFAULT_MENU_TIMEOUT_SECONDS });
+      await populateEsp(espInImage(esp), {
+        deploymentDir,
+        boot,
+        ...(options.deployment.uki?.signing ? { signing: options.deployment.uki.signing } : {}),
+        ...(options.menuTimeoutSeconds !== undefined ? { timeoutSeconds: options.menuTimeoutSeconds } : {}),
+        grubMenu: hybrid,
+      });
     });
     if (layout.biosBoot) {
       await installGrubBiosBootCode({ disk: raw, biosBoot: layout.biosBoot, espPartitionNumber: layout.esp.number, deploymentDir, workDir: work });

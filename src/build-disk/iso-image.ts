@@ -20,7 +20,7 @@ import { findOnPath, run } from '../core/exec.js';
 import { debianPackageFor } from '../core/host-packages.js';
 import { UserError, withContext } from '../core/errors.js';
 import { replaceFile } from '../core/durable-file.js';
-import { copyToEsp, formatEsp, installSystemdBoot, writeEspText, writeLoaderConf, ESP_MIN_BYTES, type EspLocation } from '../boot/esp.js';
+import { espInImage, formatEsp, installSystemdBoot, writeLoaderConf, ESP_MIN_BYTES, type EspLocation } from '../boot/esp.js';
 import { findKernel } from '../boot/kernel.js';
 import { buildLiveInitrd, readLiveModules, LIVE_KARG } from '../boot/live-initrd.js';
 import { writeCombinedInitrd } from '../boot/prepare-root.js';
@@ -108,14 +108,15 @@ async function makeBootFat(liveRootDir: string, kargs: readonly string[], work: 
   await truncate(fat, size);
   const loc: EspLocation = { image: fat, offsetBytes: 0 };
   await formatEsp(loc, size);
-  await installSystemdBoot(loc, liveRootDir);
-  await copyToEsp(loc, [
+  const esp = espInImage(loc);
+  await installSystemdBoot(esp, liveRootDir);
+  await esp.copyIn([
     { path: LIVE_KERNEL, hostPath: kernel.vmlinuz },
     { path: LIVE_INITRD, hostPath: initrd },
   ]);
   const osRelease = parseOsRelease(await readFile(join(liveRootDir, 'usr/lib/os-release'), 'utf8').catch(() => ''));
-  await writeLoaderConf(loc, { timeoutSeconds: 1 });
-  await writeEspText(loc, `${ENTRIES_DIR}/${LIVE_ENTRY}`, renderBlsEntry({
+  await writeLoaderConf(esp, { timeoutSeconds: 1 });
+  await esp.writeText(`${ENTRIES_DIR}/${LIVE_ENTRY}`, renderBlsEntry({
     title: `${entryTitle(osRelease)} (installer)`,
     version: '1',
     sortKey: 'bootc-live',

@@ -6,7 +6,7 @@
  */
 import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
 import { UserError } from './errors.js';
-import { decimalBytes, humanBytes, PROGRESS_API_VERSION, type ProgressEvent, type ProgressSink } from './progress-events.js';
+import { humanBytes, PROGRESS_API_VERSION, type ProgressEvent, type ProgressSink } from './progress-events.js';
 
 export {
   PROGRESS_API_VERSION,

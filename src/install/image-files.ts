@@ -10,7 +10,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { UserError, withContext } from '../core/errors.js';
+import { withContext } from '../core/errors.js';
 import { BlobCache, type BlobTap } from '../oci/blob-cache.js';
 import { decompressLayer, openLayerUnchecked } from '../oci/layer.js';
 import { parsePaxRecords, parseTarHeader } from '../oci/tar-index.js';

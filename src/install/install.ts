@@ -19,10 +19,9 @@ import { UserError, withContext } from '../core/errors.js';
 import { warn } from '../core/log.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
-import { checkEspSize, espBytesNeeded, installDeploymentBoot, prepareDeploymentBoot, type AnyDeploymentBoot } from '../boot/deployment-boot.js';
-import { installSecureBootKeys, installSystemdBoot, writeLoaderConf, type EspLocation } from '../boot/esp.js';
-import { DEFAULT_MENU_TIMEOUT_SECONDS } from '../boot/bls.js';
-import { writeGrubMenu } from '../boot/grub-boot.js';
+import { checkEspSize, espBytesNeeded, prepareDeploymentBoot, type AnyDeploymentBoot } from '../boot/deployment-boot.js';
+import type { Esp } from '../boot/esp.js';
+import { populateEsp } from '../boot/populate-esp.js';
 import { grubBiosAvailable } from '../boot/grub-bios.js';
 import { checkKargsForGrub } from '../boot/grub-menu.js';
 import { bootsUki } from '../uki/sealed.js';
@@ -47,7 +46,7 @@ export interface InstallOnRootRequest {
   /** Replaces `root=UUID=…` (install config / --root-mount-spec); "" leaves root= out. */
   rootMountSpec?: string;
   rootFsType: string;
-  esp: EspLocation;
+  esp: Esp;
   espBytes: number;
   /** hybrid: GRUB's menu beside systemd-boot's entries (to-disk puts GRUB's boot code on the disk); default systemd. */
   bootloader?: 'hybrid' | 'systemd';
@@ -194,11 +193,12 @@ export async function installOnRoot(req: InstallOnRootRequest): Promise<Installe
       );
       checkEspSize(req.espBytes, await espBytesNeeded(prepared, deployment.dir));
       if (bootloader === 'hybrid') checkKargsForGrub(prepared.kernelArguments);
-      await installSystemdBoot(req.esp, deployment.dir, uki ? req.signing : undefined);
-      await installSecureBootKeys(req.esp, deployment.dir);
-      await writeLoaderConf(req.esp, {});
-      await installDeploymentBoot(req.esp, prepared);
-      if (bootloader === 'hybrid') await writeGrubMenu(req.esp, { timeoutSeconds: DEFAULT_MENU_TIMEOUT_SECONDS });
+      await populateEsp(req.esp, {
+        deploymentDir: deployment.dir,
+        boot: prepared,
+        ...(uki && req.signing ? { signing: req.signing } : {}),
+        grubMenu: bootloader === 'hybrid',
+      });
       return prepared;
     } finally {
       await rm(work, { recursive: true, force: true });

@@ -35,7 +35,7 @@ import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { debug, info, warn } from '../core/log.js';
 import { Progress } from '../core/progress.js';
-import { formatEsp } from '../boot/esp.js';
+import { espInImage, formatEsp } from '../boot/esp.js';
 import { DEFAULT_ESP_BYTES, GiB, MiB, diskArchOf, formatSize, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
 import { ROOT_FS_LABEL } from '../disk/root-filesystem.js';
@@ -331,7 +331,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         rootFsUuid,
         ...(settings.rootMountSpec !== undefined ? { rootMountSpec: settings.rootMountSpec } : {}),
         rootFsType: fsType,
-        esp,
+        esp: espInImage(esp),
         espBytes: diskLayout.esp.sizeBytes,
         bootloader,
         bootloaderDefaulted: settings.bootloader === undefined,

@@ -17,6 +17,7 @@
  */
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { espInImage } from '../boot/esp.js';
 import { UserError, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
@@ -223,7 +224,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
       rootFsUuid: root.uuid,
       ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
       rootFsType: root.fsType,
-      esp: { image: esp, offsetBytes: 0 },
+      esp: espInImage({ image: esp, offsetBytes: 0 }),
       espBytes,
       espMountSpec: bootMountSpec,
       pulled,

@@ -22,9 +22,9 @@ import { join } from 'node:path';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { debug, warn } from '../core/log.js';
 import { ENTRIES_DIR, type EntryName } from '../boot/bls.js';
-import { regenerateGrubMenuInDir } from '../boot/grub-boot.js';
+import { regenerateGrubMenu } from '../boot/grub-boot.js';
 import { GRUB_ESP_DIR } from '../boot/grub-bios.js';
-import { removeStaleUkisFromDir } from '../boot/esp.js';
+import { espInDirectory, removeStaleUkis } from '../boot/esp.js';
 import { newUkiFileName, parseUkiFileName, UKI_DIR } from '../boot/uki-entry.js';
 import { STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
 import { SELECTORS_DIR } from '../uki/selector.js';
@@ -97,7 +97,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
   // Hybrid disks: the GRUB menu loses the doomed entries first, so it never names a removed file.
   if (doomed.length > 0) {
     const gone = new Set(doomed.map(key));
-    await regenerateGrubMenuInDir(loc.boot, (name) => gone.has(key({ stateroot: name.stateroot, id: name.deploymentId })));
+    await regenerateGrubMenu(espInDirectory(loc.boot), (name) => gone.has(key({ stateroot: name.stateroot, id: name.deploymentId })));
   }
   for (const origin of state.origins) {
     if (keep.has(key(origin))) {
@@ -109,7 +109,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
   }
   const keptNames = kept.map((ref) => ({ stateroot: ref.stateroot, deploymentId: ref.id }));
   const leftoversRemoved: string[] = [];
-  for (const name of await removeStaleUkisFromDir(loc.boot, keptNames)) leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);
+  for (const name of await removeStaleUkis(espInDirectory(loc.boot), keptNames)) leftoversRemoved.push(`ESP ${UKI_DIR}/${name}`);
   if (options.leftovers) {
     const ukiDir = join(loc.boot, UKI_DIR);
     for (const name of await readdirOrEmpty(ukiDir)) {

@@ -29,8 +29,8 @@ import { HOST_LOCATIONS, loadDeployments, stagedBootFileName, type DeploymentRef
 import { collectGarbage } from './cleanup.js';
 import { acquireUpdateLock, updateLockPath } from './lock.js';
 import { recordEtcConflicts } from './update-records.js';
-import { writeEntryToBoot } from './upgrade.js';
-import { regenerateGrubMenuInDir } from '../boot/grub-boot.js';
+import { espInDirectory, writeBootEntry } from '../boot/esp.js';
+import { regenerateGrubMenu } from '../boot/grub-boot.js';
 import { finalizeStagedUki, setUkiBootOrder, STAGED_UKI_SUFFIX } from '../boot/uki-boot-dir.js';
 import { UKI_DIR } from '../boot/uki-entry.js';
 import { bootOrderOfOsrel } from '../uki/boot-order.js';
@@ -137,10 +137,10 @@ async function finalizeLocked(loc: SysrootLocations, options: FinalizeOptions): 
     if (rec.kind === 'uki') {
       await finalizeUki(loc.boot, rec.ukiFileName, view.nextVersion);
     } else {
-      await writeEntryToBoot(loc.boot, rec.entryFileName, { ...rec.entry, version: String(view.nextVersion) });
+      await writeBootEntry(espInDirectory(loc.boot), rec.entryFileName, { ...rec.entry, version: String(view.nextVersion) });
     }
     // Hybrid disks: GRUB's menu follows the entries (a cut before this boots the previous default under BIOS).
-    await regenerateGrubMenuInDir(loc.boot);
+    await regenerateGrubMenu(espInDirectory(loc.boot));
     await rm(paths.staged, { force: true });
     await fsyncDir(paths.bootcDir);
     return { kind: 'finalized', id: staged.ref.id, entryFileName: stagedBootFileName(rec), conflicts };

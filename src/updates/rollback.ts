@@ -17,8 +17,8 @@ import { HOST_LOCATIONS, loadDeployments, requireBooted, type EntryOnEsp, type S
 import { updateLockPath, withUpdateLock } from './lock.js';
 import { setUkiBootOrder } from '../boot/uki-boot-dir.js';
 import { dropStaged } from './cleanup.js';
-import { writeEntryToBoot } from './upgrade.js';
-import { regenerateGrubMenuInDir } from '../boot/grub-boot.js';
+import { espInDirectory, writeBootEntry } from '../boot/esp.js';
+import { regenerateGrubMenu } from '../boot/grub-boot.js';
 
 export interface RollbackOptions {
   locations?: SysrootLocations;
@@ -98,9 +98,9 @@ export async function rollback(options: RollbackOptions = {}): Promise<RollbackO
         return;
       }
       const entry = await readEntry(loc.boot, first);
-      await writeEntryToBoot(loc.boot, first.fileName, { ...entry, version: String(view.nextVersion) });
+      await writeBootEntry(espInDirectory(loc.boot), first.fileName, { ...entry, version: String(view.nextVersion) });
     });
-    await regenerateGrubMenuInDir(loc.boot);
+    await regenerateGrubMenu(espInDirectory(loc.boot));
     const nextBoot = view.rollbackQueued ? 'current' : 'rollback';
     const text =
       (view.rollbackQueued ? 'notice: Reverting queued rollback state\n' : '') +

@@ -13,12 +13,10 @@
  *   4. write the staged record (atomic), drop an older staged deployment, write
  *      /run/reboot-required. Finalisation (finalize.ts) writes the entry at shutdown.
  *
- * The ESP is written with plain file operations under /boot, not mtools: in the booted
- * system the kernel's vfat driver has it mounted there (fstab from install), and writing
- * the block device behind a mounted filesystem would be overwritten by (or corrupt) the
- * kernel's cached view of it.
+ * The ESP is the one mounted at /boot (fstab from install), written through
+ * `espInDirectory` (boot/esp.ts says why not mtools there).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { UserError, withContext } from '../core/errors.js';
@@ -26,10 +24,10 @@ import { pathExists } from '../core/fs-probe.js';
 import { decimalBytes, Progress } from '../core/progress.js';
 import { prepareDeploymentBoot } from '../boot/deployment-boot.js';
 import { stageUkiInDir } from '../boot/uki-boot-dir.js';
+import { espInDirectory } from '../boot/esp.js';
 import { UKI_DIR } from '../boot/uki-entry.js';
 import { bootsUki, sealedUkiPaths } from '../uki/sealed.js';
 import { CERTIFICATE_TABLE_DIRECTORY, parsePe } from '../uki/pe.js';
-import { renderBlsEntry, type BlsEntry } from '../boot/bls.js';
 import { createDeployment, imageCreated, importImage } from '../deploy/deploy.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { withSignaturePolicy, type Origin } from '../deploy/origin.js';
@@ -39,8 +37,7 @@ import { fetchManifestAndConfig, pullImage, type PulledLayer } from '../oci/pull
 import { formatImageName, formatReference, parseReference } from '../oci/reference.js';
 import type { Transport } from '../oci/types.js';
 import { imageDir, layerIndexPath, storeLayout } from '../store/layout.js';
-import { copyFileDurably, writeFileAtomic } from '../core/durable-file.js';
-import { ENTRIES_DIR } from '../boot/bls.js';
+import { writeFileAtomic } from '../core/durable-file.js';
 import {
   HOST_LOCATIONS,
   loadDeployments,
@@ -121,20 +118,6 @@ const layersOf = (layers: readonly PulledLayer[]): LayerRef[] => layers.map((l) 
 /** `root=` of the running system, so the new entry finds the same root filesystem. */
 export function rootArgument(cmdline: string): string | null {
   return cmdline.trim().split(/\s+/).find((a) => a.startsWith('root=')) ?? null;
-}
-
-/** Copies a file onto the mounted ESP durably, so no half file sits under the real name. */
-export async function copyToBoot(hostPath: string, boot: string, pathOnEsp: string): Promise<void> {
-  const dest = join(boot, pathOnEsp);
-  await mkdir(join(dest, '..'), { recursive: true });
-  await copyFileDurably(hostPath, dest);
-}
-
-/** Writes (or rewrites) a BLS entry on the mounted ESP atomically. */
-export async function writeEntryToBoot(boot: string, fileName: string, entry: BlsEntry): Promise<void> {
-  const dir = join(boot, ENTRIES_DIR);
-  await mkdir(dir, { recursive: true });
-  await writeFileAtomic(join(dir, fileName), renderBlsEntry(entry), 0o644);
 }
 
 export interface UpgradeOptions {
@@ -300,7 +283,7 @@ export async function upgrade(options: UpgradeOptions): Promise<UpgradeOutcome> 
             await stageUkiInDir(loc.boot, prepared.ukiFileName, prepared.files[0].hostPath);
             return { kind: 'uki', stateroot: deployment.stateroot, id: deployment.id, ukiFileName: prepared.ukiFileName, ...downloadOnly };
           }
-          for (const file of prepared.files) await copyToBoot(file.hostPath, loc.boot, file.path);
+          await espInDirectory(loc.boot).copyIn(prepared.files);
           const { version: _unset, ...entry } = prepared.entry;
           return {
             stateroot: deployment.stateroot,

@@ -1,7 +1,8 @@
 /**
- * The ESP written with mkfs.fat and mtools only: on a file of its own and at an offset
- * inside a bigger file; entries written, replaced, listed, read back and removed; the
- * result accepted by fsck.vfat.
+ * The ESP through its one interface, both ways: not mounted (mkfs.fat and mtools, on a file of
+ * its own and at an offset inside a bigger file) and mounted (a directory). Entries written,
+ * replaced, listed, read back and removed alike, no temporary name left behind; the FAT
+ * accepted by fsck.vfat.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -11,16 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { UserError } from '../../../src/core/errors.js';
 import {
-  copyToEsp,
+  espInDirectory,
+  espInImage,
   formatEsp,
   installSystemdBoot,
   listBootEntries,
-  listEspDirectory,
   readBootEntry,
-  readEspText,
-  removeEspFile,
   writeBootEntry,
   writeLoaderConf,
+  type Esp,
   type EspLocation,
 } from '../../../src/boot/esp.js';
 import { parseBlsEntry, type BlsEntry } from '../../../src/boot/bls.js';
@@ -55,10 +55,21 @@ describe.skipIf(skip)('ESP with mtools', () => {
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('writes, replaces, lists, reads and removes entries in an ESP file', async () => {
-    const esp: EspLocation = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
-    await sparseFile(esp.image, 64 * MiB);
-    await formatEsp(esp, 64 * MiB);
+  const ways: Array<[string, () => Promise<{ esp: Esp; check?: EspLocation }>]> = [
+    [
+      'an ESP file (mtools)',
+      async () => {
+        const loc: EspLocation = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
+        await sparseFile(loc.image, 64 * MiB);
+        await formatEsp(loc, 64 * MiB);
+        return { esp: espInImage(loc), check: loc };
+      },
+    ],
+    ['a mounted ESP (a directory)', async () => ({ esp: espInDirectory(mkdtempSync(join(tmp, 'boot-'))) })],
+  ];
+
+  it.each(ways)('writes, replaces, lists, reads and removes entries in %s', async (_, make) => {
+    const { esp, check } = await make();
     // No host deployment dir with systemd-boot: the host copy is the fallback.
     await installSystemdBoot(esp, join(tmp, 'no-such-deployment'));
     await writeLoaderConf(esp, { timeoutSeconds: 5 });
@@ -66,22 +77,22 @@ describe.skipIf(skip)('ESP with mtools', () => {
     await writeBootEntry(esp, 'bootc-default-d2+3.conf', entry('2'));
     await writeBootEntry(esp, 'bootc-default-d1+3.conf', entry('7'));
     writeFileSync(join(tmp, 'foreign.conf'), 'title other\n');
-    await copyToEsp(esp, [{ path: 'loader/entries/debian.conf', hostPath: join(tmp, 'foreign.conf') }]);
+    await esp.copyIn([{ path: 'loader/entries/debian.conf', hostPath: join(tmp, 'foreign.conf') }]);
 
     expect(await listBootEntries(esp)).toEqual(['bootc-default-d1+3.conf', 'bootc-default-d2+3.conf']);
-    expect((await listEspDirectory(esp, 'loader/entries')).sort()).toEqual([
-      'bootc-default-d1+3.conf',
-      'bootc-default-d2+3.conf',
-      'debian.conf',
-    ]);
+    expect((await esp.list('loader/entries')).sort()).toEqual(['bootc-default-d1+3.conf', 'bootc-default-d2+3.conf', 'debian.conf']);
     expect(parseBlsEntry(await readBootEntry(esp, 'bootc-default-d1+3.conf'))['version']).toEqual(['7']);
-    expect(await readEspText(esp, 'loader/loader.conf')).toBe('default bootc-*\ntimeout 5\neditor no\n');
-    expect(await listEspDirectory(esp, 'EFI/BOOT')).toEqual(['BOOTX64.EFI']);
+    expect(await esp.readText('loader/loader.conf')).toBe('default bootc-*\ntimeout 5\neditor no\n');
+    expect(await esp.readText('loader/no-such.conf')).toBeNull();
+    await expect(readBootEntry(esp, 'bootc-default-d9+3.conf')).rejects.toThrow(/has no boot entry bootc-default-d9\+3\.conf/);
+    expect((await esp.list('EFI/BOOT')).map((n) => n.toUpperCase())).toEqual(['BOOTX64.EFI']);
+    expect((await esp.list('loader')).sort()).toEqual(['entries', 'loader.conf']);
 
-    await removeEspFile(esp, 'loader/entries/bootc-default-d2+3.conf');
+    await esp.remove('loader/entries/bootc-default-d2+3.conf');
+    await esp.remove('loader/entries/bootc-default-d2+3.conf');
     expect(await listBootEntries(esp)).toEqual(['bootc-default-d1+3.conf']);
-    expect(await listEspDirectory(esp, 'no/such/dir')).toEqual([]);
-    await run({ description: 'Checking the ESP', argv: ['fsck.vfat', '-n', esp.image] });
+    expect(await esp.list('no/such/dir')).toEqual([]);
+    if (check) await run({ description: 'Checking the ESP', argv: ['fsck.vfat', '-n', check.image] });
   });
 
   it('formats and fills an ESP at an offset, leaving the bytes around it alone', async () => {
@@ -93,8 +104,9 @@ describe.skipIf(skip)('ESP with mtools', () => {
     await f.write(marker, 0, marker.length, 65 * MiB);
     await f.close();
 
-    const esp: EspLocation = { image, offsetBytes: MiB };
-    await formatEsp(esp, 64 * MiB);
+    const loc: EspLocation = { image, offsetBytes: MiB };
+    await formatEsp(loc, 64 * MiB);
+    const esp = espInImage(loc);
     await writeBootEntry(esp, 'bootc-os-a+3.conf', entry('1'));
     expect(await listBootEntries(esp)).toEqual(['bootc-os-a+3.conf']);
 

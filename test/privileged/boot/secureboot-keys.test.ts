@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ESP_MIN_BYTES, formatEsp, installSecureBootKeys, listEspDirectory, readEspText, SECURE_BOOT_KEYS_IN_IMAGE } from '../../../src/boot/esp.js';
+import { ESP_MIN_BYTES, espInImage, formatEsp, installSecureBootKeys, SECURE_BOOT_KEYS_IN_IMAGE } from '../../../src/boot/esp.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
 
 describe.skipIf(explainSkip('privileged', needsCommands('mkfs.fat', 'mcopy', 'mdir')))('loader/keys from the image', () => {
@@ -21,14 +21,15 @@ describe.skipIf(explainSkip('privileged', needsCommands('mkfs.fat', 'mcopy', 'md
     const keys = join(deployment, SECURE_BOOT_KEYS_IN_IMAGE, 'mykeys');
     mkdirSync(keys, { recursive: true });
     for (const name of ['PK.auth', 'KEK.auth', 'db.auth']) writeFileSync(join(keys, name), `${name} content`);
-    const esp = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
-    writeFileSync(esp.image, '');
+    const loc = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
+    writeFileSync(loc.image, '');
     const { truncate } = await import('node:fs/promises');
-    await truncate(esp.image, ESP_MIN_BYTES);
-    await formatEsp(esp, ESP_MIN_BYTES);
+    await truncate(loc.image, ESP_MIN_BYTES);
+    await formatEsp(loc, ESP_MIN_BYTES);
+    const esp = espInImage(loc);
     expect(await installSecureBootKeys(esp, deployment)).toEqual(['loader/keys/mykeys/KEK.auth', 'loader/keys/mykeys/PK.auth', 'loader/keys/mykeys/db.auth']);
-    expect((await listEspDirectory(esp, 'loader/keys/mykeys')).sort()).toEqual(['KEK.auth', 'PK.auth', 'db.auth']);
-    expect(await readEspText(esp, 'loader/keys/mykeys/PK.auth')).toBe('PK.auth content');
+    expect((await esp.list('loader/keys/mykeys')).sort()).toEqual(['KEK.auth', 'PK.auth', 'db.auth']);
+    expect(await esp.readText('loader/keys/mykeys/PK.auth')).toBe('PK.auth content');
     expect(await installSecureBootKeys(esp, join(tmp, 'no-keys'))).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@ import { UserError } from '../../../src/core/errors.js';
 import { buildDiskImage, diskImageOutputPath, type BuiltDisk } from '../../../src/build-disk/disk-image.js';
 import { readPartitionTable } from '../../../src/disk/partition-table.js';
 import { ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID, GiB, MiB } from '../../../src/disk/gpt.js';
-import { listBootEntries, readBootEntry, readEspText, listEspDirectory } from '../../../src/boot/esp.js';
+import { espInImage, listBootEntries, readBootEntry } from '../../../src/boot/esp.js';
 import { parseBlsEntry, entryOptions } from '../../../src/boot/bls.js';
 import { fixturesHint, v1RootfsDir } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
@@ -87,11 +87,11 @@ describe.skipIf(skip)('build a disk image from the fixture:v1 deployment', () =>
   });
 
   it('holds systemd-boot, loader.conf, the kernel, the combined initrd and the entry', async () => {
-    const esp = { image: raw, offsetBytes: MiB };
-    expect(await listEspDirectory(esp, 'EFI/BOOT')).toEqual(['BOOTX64.EFI']);
-    expect(await listEspDirectory(esp, 'EFI/systemd')).toEqual(['systemd-bootx64.efi']);
-    expect((await listEspDirectory(esp, 'bootc/d1')).sort()).toEqual(['initrd.img', 'vmlinuz']);
-    expect(await readEspText(esp, 'loader/loader.conf')).toBe('default bootc-*\ntimeout 3\neditor no\n');
+    const esp = espInImage({ image: raw, offsetBytes: MiB });
+    expect(await esp.list('EFI/BOOT')).toEqual(['BOOTX64.EFI']);
+    expect(await esp.list('EFI/systemd')).toEqual(['systemd-bootx64.efi']);
+    expect((await esp.list('bootc/d1')).sort()).toEqual(['initrd.img', 'vmlinuz']);
+    expect(await esp.readText('loader/loader.conf')).toBe('default bootc-*\ntimeout 3\neditor no\n');
     expect(await listBootEntries(esp)).toEqual(['bootc-default-d1+3.conf']);
     const entry = parseBlsEntry(await readBootEntry(esp, 'bootc-default-d1+3.conf'));
     expect(entry['title']).toEqual(['Debian GNU/Linux 12 (bookworm) 1']);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
 import { Progress, type ProgressEvent, type StepsEvent } from '../../../src/core/progress.js';
-import { readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
+import { espInImage, readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readPartitionTable } from '../../../src/disk/partition-table.js';
 import { BIOS_BOOT_TYPE_GUID, ESP_TYPE_GUID, ROOT_X86_64_TYPE_GUID } from '../../../src/disk/gpt.js';
@@ -236,7 +236,7 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     expect(host.spec.image).toEqual({ image: ociLayoutRef('v1').slice('oci:'.length), transport: 'oci' });
     expect(host.status.booted?.image?.imageDigest).toBe(digest);
 
-    const espLoc = { image: file, offsetBytes: esp!.startBytes };
+    const espLoc = espInImage({ image: file, offsetBytes: esp!.startBytes });
     const entries = await listBootEntries(espLoc);
     expect(entries).toEqual([`bootc-tested-${result.deployment.id}+3.conf`]);
     expect(await readBootEntry(espLoc, entries[0]!)).toContain(`options ${result.boot.kernelArguments.join(' ')}`);
@@ -279,7 +279,7 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
     const fstab = readFileSync(join(dir, 'bootc/deploy/default', result.deployment.id, 'etc/fstab'), 'utf8');
     expect(fstab).toContain(`UUID=${result.rootFsUuid} / xfs defaults 0 0\n`);
     expect(fstab).not.toMatch(/ \/boot /);
-    const espLoc = { image: file, offsetBytes: esp!.startBytes };
+    const espLoc = espInImage({ image: file, offsetBytes: esp!.startBytes });
     const [entry] = await listBootEntries(espLoc);
     expect(await readBootEntry(espLoc, entry!)).toContain(`options rw console=ttyS0,115200 bootc.deploy=default/${result.deployment.id}\n`);
   }, 300_000);

@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listBootEntries, listUkis } from '../../../src/boot/esp.js';
+import { espInImage, listBootEntries, listUkis } from '../../../src/boot/esp.js';
 import { parseOrigin } from '../../../src/deploy/origin.js';
 import { sysrootPaths } from '../../../src/deploy/paths.js';
 import { parseReference } from '../../../src/oci/reference.js';
@@ -51,7 +51,7 @@ describe.skipIf(skip)('bootc install to-filesystem --uki', () => {
     });
     const { id, stateroot } = result.deployment;
     expect(result.boot.kind).toBe('uki');
-    const esp = { image: disk.esp, offsetBytes: 0 };
+    const esp = espInImage({ image: disk.esp, offsetBytes: 0 });
     expect(await listUkis(esp)).toEqual([`bootc-${stateroot}-${id}+3.efi`]);
     expect(await listBootEntries(esp)).toEqual([]);
     const origin = parseOrigin(readFileSync(sysrootPaths(disk.mountDir).origin(stateroot, id), 'utf8'), 'origin');

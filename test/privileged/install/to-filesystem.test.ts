@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
-import { listBootEntries, readBootEntry } from '../../../src/boot/esp.js';
+import { espInImage, listBootEntries, readBootEntry } from '../../../src/boot/esp.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { installToFilesystem, type ToFilesystemRequest } from '../../../src/install/to-filesystem.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
@@ -107,7 +107,7 @@ describe.skipIf(skip)('bootc install to-filesystem', () => {
     const fstab = readFileSync(join(result.deployment.dir, 'etc/fstab'), 'utf8');
     expect(fstab).toContain(`UUID=${uuid} / xfs defaults 0 0\n`);
     expect(fstab).toContain(`UUID=${espUuid} /boot vfat umask=0077,shortname=winnt 0 0\n`);
-    const esp = { image: disk.esp, offsetBytes: 0 };
+    const esp = espInImage({ image: disk.esp, offsetBytes: 0 });
     const [entry] = await listBootEntries(esp);
     expect(entry).toBe(`bootc-default-${result.deployment.id}+3.conf`);
     expect(await readBootEntry(esp, entry!)).toContain(`options ${result.boot.kernelArguments.join(' ')}`);

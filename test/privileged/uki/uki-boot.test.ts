@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex, v1RootfsDir } from '../../../fixtures/paths.js';
 import { parseOsRelease } from '../../../src/boot/bls.js';
 import { prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
-import { listUkis, removeStaleUkis, removeStaleUkisFromDir, type EspLocation } from '../../../src/boot/esp.js';
+import { espInDirectory, espInImage, listUkis, removeStaleUkis, type EspLocation } from '../../../src/boot/esp.js';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
@@ -87,7 +87,7 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
   });
 
   it('writes one UKI with a boot counter in EFI/Linux/ and no Type #1 entry', async () => {
-    expect(await listUkis(esp)).toEqual([`bootc-default-${id}+3.efi`]);
+    expect(await listUkis(espInImage(esp))).toEqual([`bootc-default-${id}+3.efi`]);
     const entries = spawnSync('mdir', ['-b', '-i', `${esp.image}@@${esp.offsetBytes}`, '::/loader/entries'], { env: MTOOLS_ENV, encoding: 'utf8' });
     expect(entries.stdout.trim()).toBe('');
   });
@@ -126,17 +126,17 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
 
   it('garbage-collects UKIs of deployments that are gone, on the ESP and in a mounted ESP', async () => {
     const name = `bootc-default-${id}+3.efi`;
-    expect(await removeStaleUkis(esp, [{ stateroot: 'default', deploymentId: id }])).toEqual([]);
-    expect(await listUkis(esp)).toEqual([name]);
-    expect(await removeStaleUkis(esp, [])).toEqual([name]);
-    expect(await listUkis(esp)).toEqual([]);
+    expect(await removeStaleUkis(espInImage(esp), [{ stateroot: 'default', deploymentId: id }])).toEqual([]);
+    expect(await listUkis(espInImage(esp))).toEqual([name]);
+    expect(await removeStaleUkis(espInImage(esp), [])).toEqual([name]);
+    expect(await listUkis(espInImage(esp))).toEqual([]);
 
     const boot = join(tmp, 'boot');
     mkdirSync(join(boot, 'EFI/Linux'), { recursive: true });
     for (const n of ['bootc-default-a.0+2-1.efi', 'bootc-default-b.0.efi', 'bootc-default-c.0.efi.tmp-4242-0123456789ab', 'other.efi']) {
       writeFileSync(join(boot, 'EFI/Linux', n), 'x');
     }
-    expect((await removeStaleUkisFromDir(boot, [{ stateroot: 'default', deploymentId: 'b.0' }])).sort()).toEqual([
+    expect((await removeStaleUkis(espInDirectory(boot), [{ stateroot: 'default', deploymentId: 'b.0' }])).sort()).toEqual([
       'bootc-default-a.0+2-1.efi',
       'bootc-default-c.0.efi.tmp-4242-0123456789ab',
     ]);

@@ -7,13 +7,14 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loaderConfTimeout, regenerateGrubMenuInDir } from '../../../src/boot/grub-boot.js';
+import { espInDirectory } from '../../../src/boot/esp.js';
+import { loaderConfTimeout, regenerateGrubMenu } from '../../../src/boot/grub-boot.js';
 import { parseGrubEnv, renderGrubEnv } from '../../../src/boot/grub-menu.js';
 
 const entryText = (id: string, version: string): string =>
   [`title OS ${id}`, `version ${version}`, 'sort-key bootc', `linux /bootc/${id}/vmlinuz`, `initrd /bootc/${id}/initrd.img`, `options root=UUID=r rw bootc.deploy=default/${id}`, ''].join('\n');
 
-describe('regenerateGrubMenuInDir', () => {
+describe('regenerateGrubMenu on a mounted ESP', () => {
   let boot: string;
   beforeEach(() => {
     boot = mkdtempSync(join(tmpdir(), 'grub-boot-'));
@@ -26,7 +27,7 @@ describe('regenerateGrubMenuInDir', () => {
   afterEach(() => rmSync(boot, { recursive: true, force: true }));
 
   it('writes nothing on a disk without a GRUB menu', async () => {
-    expect(await regenerateGrubMenuInDir(boot)).toBe(false);
+    expect(await regenerateGrubMenu(espInDirectory(boot))).toBe(false);
     expect(readdirSync(boot).sort()).toEqual(['loader']);
   });
 
@@ -34,7 +35,7 @@ describe('regenerateGrubMenuInDir', () => {
     mkdirSync(join(boot, 'grub'));
     writeFileSync(join(boot, 'grub/grub.cfg'), '# old\n');
     writeFileSync(join(boot, 'grub/grubenv'), renderGrubEnv({ keep: 'me' }));
-    expect(await regenerateGrubMenuInDir(boot)).toBe(true);
+    expect(await regenerateGrubMenu(espInDirectory(boot))).toBe(true);
     const cfg = readFileSync(join(boot, 'grub/grub.cfg'), 'utf8');
     expect(cfg).toContain('set timeout=7');
     expect(cfg.indexOf('--id bootc-default-d2')).toBeLessThan(cfg.indexOf('--id bootc-default-d1'));
@@ -46,7 +47,7 @@ describe('regenerateGrubMenuInDir', () => {
   it('leaves out the entries GC is about to remove, while their files are still there', async () => {
     mkdirSync(join(boot, 'grub'));
     writeFileSync(join(boot, 'grub/grub.cfg'), '# old\n');
-    expect(await regenerateGrubMenuInDir(boot, (name) => name.deploymentId === 'd1')).toBe(true);
+    expect(await regenerateGrubMenu(espInDirectory(boot), (name) => name.deploymentId === 'd1')).toBe(true);
     const cfg = readFileSync(join(boot, 'grub/grub.cfg'), 'utf8');
     expect(cfg).toContain('--id bootc-default-d2');
     expect(cfg).not.toContain('bootc-default-d1');
@@ -56,7 +57,7 @@ describe('regenerateGrubMenuInDir', () => {
     mkdirSync(join(boot, 'grub'));
     writeFileSync(join(boot, 'grub/grub.cfg'), '# old\n');
     writeFileSync(join(boot, 'grub/grubenv'), 'garbage');
-    await regenerateGrubMenuInDir(boot);
+    await regenerateGrubMenu(espInDirectory(boot));
     expect(parseGrubEnv(readFileSync(join(boot, 'grub/grubenv'), 'utf8'))).toEqual({ bootc_trial: 'bootc-default-d2', bootc_tries: '3' });
   });
 
