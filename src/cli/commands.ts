@@ -8,6 +8,9 @@
  * verb does not declare (or declares with another type) is a compile error, not a cast.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule, InferredOptionType, Options, PositionalOptions } from 'yargs';
+import { installFlags, repeatable } from '../install/options.js';
+
+export { repeatable };
 
 export type LazyCommand = CommandModule<object, Record<string, unknown>>;
 
@@ -60,25 +63,6 @@ export function command<
     // The one place argv meets its type: yargs built it from exactly these declarations.
     handler: (argv) => d.handler(argv as ArgsOf<C, P, O>),
   };
-}
-
-/**
- * A flag given once per value, as upstream's clap flags are: `--karg a --karg b`. Exactly
- * one value each (nargs 1), so `--karg quiet /mnt/target` leaves the positional alone.
- */
-export function repeatable(describe: string): RepeatableFlag<string>;
-export function repeatable<const V extends string>(describe: string, choices: readonly V[]): RepeatableFlag<V> & { choices: readonly V[] };
-export function repeatable(describe: string, choices?: readonly string[]): RepeatableFlag<string> {
-  return { type: 'string', array: true, nargs: 1, requiresArg: true, default: [], describe, ...(choices ? { choices } : {}) };
-}
-
-interface RepeatableFlag<V extends string> {
-  type: 'string';
-  array: true;
-  nargs: 1;
-  requiresArg: true;
-  default: V[];
-  describe: string;
 }
 
 /** `bootc image …` subcommands; other image verbs (e.g. build-disk) join this list. */
@@ -139,33 +123,6 @@ export const imageCommands: LazyCommand[] = [
   }),
 ];
 
-/** Flags both installs take: the image, how it boots, where blobs go, progress. */
-const SHARED_INSTALL_OPTIONS = {
-  'source-imgref': { type: 'string', describe: 'The image to install, any transport (registry, oci:, oci-archive:, docker-archive:, containers-storage:)' },
-  'target-imgref': { type: 'string', describe: 'The image the installed system follows for updates (default: the source image)' },
-  'target-transport': { type: 'string', default: 'registry', describe: 'Transport of --target-imgref' },
-  karg: repeatable('Kernel argument to add (install adds no console arguments of its own); repeat for several'),
-  'karg-delete': repeatable('Kernel argument to remove (key or key=value); repeat for several'),
-  uki: { type: 'boolean', default: false, describe: 'Boot a unified kernel image in EFI/Linux/ (automatic when the image ships one)' },
-  'sign-key': { type: 'string', describe: 'Secure Boot: PEM private key to sign the UKI and systemd-boot with (sbsign)' },
-  'sign-cert': { type: 'string', describe: 'Secure Boot: PEM certificate matching --sign-key' },
-  'root-ssh-authorized-keys': { type: 'string', describe: 'authorized_keys file for root, installed through tmpfiles.d' },
-  stateroot: { type: 'string', describe: 'Stateroot name (default: install config, else "default")' },
-  store: { type: 'string', default: '/var/cache/bootc/store', describe: 'Blob store for pulled images, kept between runs' },
-  platform: { type: 'string', describe: 'Platform to choose from a multi-arch image (os/arch[/variant])' },
-  bootloader: { choices: ['grub', 'grub-cc', 'systemd', 'none', 'hybrid'], describe: 'hybrid: systemd-boot for UEFI and GRUB for BIOS (to-disk\'s default on x86_64 without a UKI); systemd: UEFI only (to-filesystem builds only this); the others are refused' },
-  'bootupd-skip-boot-uuid': { type: 'boolean', describe: 'bootupd/GRUB static configs: refused (no bootupd here)' },
-  'enforce-container-sigpolicy': { type: 'boolean', describe: 'Refuse the image unless the signature policy (containers-policy.json) requires it to be signed' },
-  'signature-policy': { type: 'string', requiresArg: true, describe: 'Signature policy file to use instead of /etc/containers/policy.json' },
-  'generic-image': {
-    type: 'boolean',
-    default: false,
-    describe: 'A disk for any machine. Always in effect here: bootc never writes firmware boot variables, so every disk boots through the removable-media path (EFI/BOOT/BOOTX64.EFI)',
-  },
-  quiet: { type: 'boolean', default: false, describe: 'No progress output' },
-  'progress-fd': { type: 'number', describe: 'Write progress as JSON lines to this file descriptor' },
-} as const;
-
 /** `bootc install …` subcommands. A bare `bootc install` is left for the interactive installer. */
 export const installCommands: LazyCommand[] = [
   command({
@@ -173,13 +130,8 @@ export const installCommands: LazyCommand[] = [
     describe: 'Install the image onto a whole disk (or a disk image file with --via-loopback), erasing it (needs root)',
     positionals: { device: { type: 'string', describe: 'The disk, e.g. /dev/vdb; with --via-loopback a disk image file (default: the disk --config selects)' } },
     options: {
-      ...SHARED_INSTALL_OPTIONS,
-      config: { type: 'string', describe: 'Answers file saved by the interactive installer (TOML); flags given as well win' },
-      wipe: { type: 'boolean', default: false, describe: 'Erase existing partitions and signatures on the disk' },
-      filesystem: { choices: ['xfs', 'ext4', 'btrfs'], describe: 'Root filesystem (default: the image\'s install config, else ext4)' },
-      'block-setup': { choices: ['direct', 'tpm2-luks'], describe: 'Block setup of the root: direct (the default); tpm2-luks is refused until encryption lands' },
-      'root-size': { type: 'string', describe: 'Root partition size, e.g. 20G (bare number: MiB; default: the rest of the disk)' },
-      'via-loopback': { type: 'boolean', default: false, describe: 'DEVICE is a disk image file: attach it to a loop device (implies --generic-image)' },
+      // The install options table (src/install/options.ts): these flags, the answers file, the installer's fields.
+      ...installFlags('to-disk'),
     },
     handler: async (argv) => {
       const { runInstallToDisk } = await import('./install.js');
@@ -191,12 +143,7 @@ export const installCommands: LazyCommand[] = [
     describe: 'Install the image onto a root filesystem you prepared and mounted, with an existing ESP (needs root)',
     positionals: { 'root-path': { type: 'string', describe: 'Mount point of the prepared root filesystem' } },
     options: {
-      ...SHARED_INSTALL_OPTIONS,
-      'root-mount-spec': { type: 'string', describe: 'How the root is found at boot, e.g. LABEL=root (default: UUID of the filesystem; "" omits root=)' },
-      'boot-mount-spec': { type: 'string', describe: 'fstab source of /boot (the ESP) (default: its UUID; "" omits the line)' },
-      replace: { choices: ['wipe', 'alongside'], describe: 'Root is not empty: erase it (wipe) or keep its files (alongside)' },
-      esp: { type: 'string', describe: 'The EFI system partition (default: the one on the disk holding ROOT_PATH)' },
-      'skip-finalize': { type: 'boolean', default: false, describe: 'Leave the filesystem writable (no fstrim, no read-only remount)' },
+      ...installFlags('to-filesystem'),
     },
     handler: async (argv) => {
       const { runInstallToFilesystem } = await import('./install.js');
