@@ -6,10 +6,11 @@ import { resolve } from 'node:path';
 import { cancellation } from '../core/cancel.js';
 import { UserError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
-import { checkInstallConfig, type BlockSetup, type Bootloader, type InstallCommand, type InstallFsType, type InstallPolicyFlags } from '../install/config.js';
+import { checkInstallConfig, type BlockSetup, type InstallCommand, type InstallPolicyFlags } from '../install/config.js';
+import type { InstallArgs } from '../install/options.js';
 import type { InstallRequest } from '../install/install.js';
 import { installToDisk, parseRootSize, type ToDiskRequest } from '../install/to-disk.js';
-import { installToFilesystem, type ReplaceMode, type ToFilesystemRequest } from '../install/to-filesystem.js';
+import { installToFilesystem, type ToFilesystemRequest } from '../install/to-filesystem.js';
 import { parsePlatform } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/types.js';
 import { toolVersion } from '../core/version.js';
@@ -51,46 +52,16 @@ export async function runPrintConfiguration(args: PrintConfigurationArgs, out: N
   out.write(renderPrintConfiguration(config, args.all));
 }
 
-export interface SigningFlags {
-  uki: boolean;
-  signKey?: string;
-  signCert?: string;
-}
+/** The flags both install commands take (rows of src/install/options.ts for both verbs). */
+export type SharedInstallArgs = Pick<InstallArgs<'to-disk'>, keyof InstallArgs<'to-disk'> & keyof InstallArgs<'to-filesystem'>>;
 
-/** The flags both install commands take (commands.ts `withSharedInstallOptions`). */
-export interface SharedInstallArgs extends SigningFlags {
-  sourceImgref?: string;
-  targetImgref?: string;
-  targetTransport?: string;
-  karg: string[];
-  kargDelete: string[];
-  rootSshAuthorizedKeys?: string;
-  stateroot?: string;
-  store: string;
-  platform?: string;
-  /** Always in effect (no firmware variables are ever written); accepted as upstream's. */
-  genericImage: boolean;
-  bootloader?: Bootloader;
-  bootupdSkipBootUuid?: boolean;
-  enforceContainerSigpolicy?: boolean;
-  signaturePolicy?: string;
-  quiet: boolean;
-  progressFd?: number;
-}
-
-export interface ToDiskArgs extends SharedInstallArgs {
+export type ToDiskArgs = InstallArgs<'to-disk'> & {
   /** Absent: the disk the --config answers file selects. */
   device?: string;
-  config?: string;
-  wipe: boolean;
-  filesystem?: InstallFsType;
-  blockSetup?: BlockSetup;
-  rootSize?: string;
-  viaLoopback: boolean;
-}
+};
 
 /** `--target-imgref` with `--target-transport` (default registry), as upstream. */
-export function targetImageOf(args: Pick<SharedInstallArgs, 'targetImgref' | 'targetTransport'>, source: ImageReference): { image: string; transport: string } {
+export function targetImageOf(args: Partial<Pick<SharedInstallArgs, 'targetImgref' | 'targetTransport'>>, source: ImageReference): { image: string; transport: string } {
   if (args.targetImgref === undefined) return { image: formatImageName(source), transport: source.transport };
   const transport = args.targetTransport ?? 'registry';
   const ref = parseReference(transport === 'registry' ? args.targetImgref : `${transport}:${args.targetImgref}`);
@@ -108,7 +79,7 @@ function sourceImageOf(args: { sourceImgref?: string }): ImageReference {
 }
 
 /** Upstream's flags that stand for install-config keys; refused here already when we cannot honour them. */
-function policyOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command: InstallCommand): InstallPolicyFlags {
+function policyOf(args: SharedInstallArgs & { blockSetup?: BlockSetup | undefined }, command: InstallCommand): InstallPolicyFlags {
   const policy: InstallPolicyFlags = {
     ...(args.blockSetup !== undefined ? { blockSetup: args.blockSetup } : {}),
     ...(args.bootloader !== undefined ? { bootloader: args.bootloader } : {}),
@@ -120,7 +91,7 @@ function policyOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command
 }
 
 /** The request both installs make of the shared flags; checked before anything is touched. */
-export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockSetup }, command: InstallCommand): InstallRequest {
+export function installRequestOf(args: SharedInstallArgs & { blockSetup?: BlockSetup | undefined }, command: InstallCommand): InstallRequest {
   const image = sourceImageOf(args);
   const signing = signingKeyFromFlags(args);
   const policy = policyOf(args, command);
@@ -185,14 +156,7 @@ export function toDiskRequestOf(args: ToDiskArgs & { device: string }): ToDiskRe
   };
 }
 
-export interface ToFilesystemArgs extends SharedInstallArgs {
-  rootPath: string;
-  rootMountSpec?: string;
-  bootMountSpec?: string;
-  replace?: ReplaceMode;
-  esp?: string;
-  skipFinalize: boolean;
-}
+export type ToFilesystemArgs = InstallArgs<'to-filesystem'> & { rootPath: string };
 
 export async function runInstallToFilesystem(args: ToFilesystemArgs): Promise<void> {
   const request = toFilesystemRequestOf(args);

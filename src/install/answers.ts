@@ -17,89 +17,28 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { UserError, withContext } from '../core/errors.js';
 import { matchDisk, readDiskInventory, type DiskSelector } from '../disk/inventory.js';
-import { ROOT_FS_TYPES, type InstallFsType } from './config.js';
-import { isPasswordHash } from '../deploy/users.js';
-import { parseRootSize } from './to-disk.js';
+import { answersRows, type AnswerableFlags, type AnswersSection, type AnswersSectionValues, type AnswerUser, type FinishAction, type InstallAnswers } from './options.js';
 
-export type FinishAction = 'poweroff' | 'reboot';
-
-export interface InstallAnswers {
-  /** Absent: the image is given otherwise (--source-imgref, or the medium's own). */
-  source?: string;
-  target?: string;
-  disk: DiskSelector;
-  wipe: boolean;
-  filesystem?: InstallFsType;
-  rootSize?: string;
-  kargs: string[];
-  rootSshAuthorizedKeys?: string;
-  hostname?: string;
-  stateroot?: string;
-  /** A login account added to the installed system. */
-  user?: AnswerUser;
-  /** Once installed: power off or reboot (unattended media); absent: nothing. */
-  finish?: FinishAction;
-}
-
-export interface AnswerUser {
-  name: string;
-  /** crypt(3) hash, e.g. from `openssl passwd -6`; never a plain password in a saved file. */
-  passwordHash: string;
-  groups: string[];
-}
+export type { AnswerUser, FinishAction, InstallAnswers } from './options.js';
+export { checkHostname, checkPasswordHash, checkUserName } from './options.js';
 
 const HINT =
   'an answers file has [image] source, [disk] with one of path, serial, wwn, model or size ("largest"/"smallest") and wipe, ' +
   'and [options] filesystem, root-size, kargs, root-ssh-authorized-keys, hostname, stateroot, user, user-password-hash, user-groups, finish ("poweroff"/"reboot") (the installer writes one with "Save answers")';
 
-/** A login name useradd accepts on Debian and Fedora alike. */
-export function checkUserName(name: string): string | null {
-  return /^[a-z_][a-z0-9_-]{0,31}$/.test(name) ? null : `"${name}" is not a valid user name (lower-case letters, digits, "_" and "-", starting with a letter or "_", at most 32)`;
-}
-
-export function checkPasswordHash(hash: string): string | null {
-  return isPasswordHash(hash) ? null : 'the password must be given as a crypt(3) hash ("$6$..." or "$y$..."), e.g. from `openssl passwd -6`';
-}
-
-/** RFC 1123 host name: labels of letters, digits and inner hyphens. */
-const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
-
-export function checkHostname(name: string): string | null {
-  return HOSTNAME.test(name) ? null : `"${name}" is not a valid host name (letters, digits and hyphens, dot-separated, at most 253 characters)`;
-}
-
 /** `systemd.hostname=` sets the host name at boot without touching the image's /etc. */
 export const HOSTNAME_KARG = 'systemd.hostname';
 
-const str = z.string().min(1);
+/** One section of the file: its keys as the options table declares them. */
+function sectionSchema<S extends AnswersSection>(section: S): z.ZodType<AnswersSectionValues<S>> {
+  return z.strictObject(Object.fromEntries(answersRows(section).map((row) => [row.key, row.required ? row.schema : row.schema.optional()]))) as z.ZodType<AnswersSectionValues<S>>;
+}
+
 const answersSchema = z
   .object({
-    image: z.object({ source: str, target: str.optional() }).strict().optional(),
-    disk: z
-      .object({
-        path: str.optional(),
-        serial: str.optional(),
-        wwn: str.optional(),
-        model: str.optional(),
-        size: z.enum(['largest', 'smallest']).optional(),
-        wipe: z.boolean().optional(),
-      })
-      .strict(),
-    options: z
-      .object({
-        filesystem: z.enum(ROOT_FS_TYPES).optional(),
-        'root-size': str.optional(),
-        kargs: z.array(str).optional(),
-        'root-ssh-authorized-keys': str.optional(),
-        hostname: str.optional(),
-        stateroot: str.optional(),
-        user: str.optional(),
-        'user-password-hash': str.optional(),
-        'user-groups': z.array(str).optional(),
-        finish: z.enum(['poweroff', 'reboot']).optional(),
-      })
-      .strict()
-      .optional(),
+    image: sectionSchema('image').optional(),
+    disk: sectionSchema('disk'),
+    options: sectionSchema('options').optional(),
   })
   .strict();
 
@@ -126,20 +65,18 @@ export function parseAnswers(file: string, text: string): InstallAnswers {
   }
   const by = selectors[0]!;
   const selector = { by, [by]: disk[by] } as DiskSelector;
-  if (options['root-size'] !== undefined) parseRootSize(options['root-size']);
-  if (options.hostname !== undefined) {
-    const bad = checkHostname(options.hostname);
+  if ((options.user === undefined) !== (options['user-password-hash'] === undefined)) {
+    throw new UserError(`${file}: [options] user and user-password-hash go together`, { hint: HINT });
+  }
+  for (const row of answersRows('options')) {
+    const value = (options as Record<string, unknown>)[row.key];
+    const bad = row.check !== undefined && typeof value === 'string' ? row.check(value) : null;
     if (bad) throw new UserError(`${file}: ${bad}`, { hint: HINT });
   }
-  let user: AnswerUser | undefined;
-  if (options.user !== undefined || options['user-password-hash'] !== undefined) {
-    if (options.user === undefined || options['user-password-hash'] === undefined) {
-      throw new UserError(`${file}: [options] user and user-password-hash go together`, { hint: HINT });
-    }
-    const bad = checkUserName(options.user) ?? checkPasswordHash(options['user-password-hash']);
-    if (bad) throw new UserError(`${file}: ${bad}`, { hint: HINT });
-    user = { name: options.user, passwordHash: options['user-password-hash'], groups: options['user-groups'] ?? [] };
-  }
+  const user: AnswerUser | undefined =
+    options.user !== undefined && options['user-password-hash'] !== undefined
+      ? { name: options.user, passwordHash: options['user-password-hash'], groups: options['user-groups'] ?? [] }
+      : undefined;
   return {
     ...(image !== undefined ? { source: image.source } : {}),
     ...(image?.target !== undefined ? { target: image.target } : {}),
@@ -158,28 +95,24 @@ export function parseAnswers(file: string, text: string): InstallAnswers {
 
 const tomlString = (s: string): string => JSON.stringify(s);
 
-/** The file the installer saves; parseAnswers(renderAnswers(a)) gives `a` back. */
+const SECTION_NOTES: Partial<Record<AnswersSection, string>> = { disk: '# one of: path, serial, wwn, model, size = "largest" | "smallest"' };
+
+function tomlValue(value: string | boolean | string[]): string {
+  if (typeof value === 'boolean') return String(value);
+  return Array.isArray(value) ? `[${value.map(tomlString).join(', ')}]` : tomlString(value);
+}
+
+/** The file the installer saves, key by key from the options table; parseAnswers(renderAnswers(a)) gives `a` back. */
 export function renderAnswers(a: InstallAnswers): string {
   const lines = ['# bootc install answers: replay with `bootc install to-disk --config FILE`'];
-  if (a.source !== undefined) {
-    lines.push('', '[image]', `source = ${tomlString(a.source)}`);
-    if (a.target !== undefined) lines.push(`target = ${tomlString(a.target)}`);
+  for (const section of ['image', 'disk', 'options'] as const) {
+    const keys = answersRows(section).flatMap((row) => {
+      const value = row.get(a);
+      return value === undefined ? [] : [`${row.key} = ${tomlValue(value)}`];
+    });
+    if (keys.length === 0) continue;
+    lines.push('', `[${section}]`, ...(SECTION_NOTES[section] !== undefined ? [SECTION_NOTES[section]] : []), ...keys);
   }
-  lines.push('', '[disk]', '# one of: path, serial, wwn, model, size = "largest" | "smallest"');
-  const d = a.disk;
-  const value = d.by === 'path' ? d.path : d.by === 'serial' ? d.serial : d.by === 'wwn' ? d.wwn : d.by === 'model' ? d.model : d.size;
-  lines.push(`${d.by} = ${tomlString(value)}`, `wipe = ${a.wipe}`, '', '[options]');
-  if (a.filesystem !== undefined) lines.push(`filesystem = ${tomlString(a.filesystem)}`);
-  if (a.rootSize !== undefined) lines.push(`root-size = ${tomlString(a.rootSize)}`);
-  lines.push(`kargs = [${a.kargs.map(tomlString).join(', ')}]`);
-  if (a.rootSshAuthorizedKeys !== undefined) lines.push(`root-ssh-authorized-keys = ${tomlString(a.rootSshAuthorizedKeys)}`);
-  if (a.hostname !== undefined) lines.push(`hostname = ${tomlString(a.hostname)}`);
-  if (a.stateroot !== undefined) lines.push(`stateroot = ${tomlString(a.stateroot)}`);
-  if (a.user !== undefined) {
-    lines.push(`user = ${tomlString(a.user.name)}`, `user-password-hash = ${tomlString(a.user.passwordHash)}`);
-    if (a.user.groups.length > 0) lines.push(`user-groups = [${a.user.groups.map(tomlString).join(', ')}]`);
-  }
-  if (a.finish !== undefined) lines.push(`finish = ${tomlString(a.finish)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -200,24 +133,11 @@ export async function loadAnswers(file: string): Promise<InstallAnswers> {
 
 // ---- replay: `bootc install to-disk --config answers.toml` -----------------------------
 
-/** The to-disk flags an answers file can fill in. */
-export interface ToDiskFlags {
-  device?: string;
-  sourceImgref?: string;
-  targetImgref?: string;
-  wipe: boolean;
-  filesystem?: InstallFsType;
-  rootSize?: string;
-  karg: string[];
-  rootSshAuthorizedKeys?: string;
-  stateroot?: string;
-}
-
 /**
  * Flags given on the command line win over the answers; kernel arguments add up (the
  * answers' first). `device` is the disk the answers' selector matched.
  */
-export function applyAnswers<T extends ToDiskFlags>(flags: T, answers: InstallAnswers, device: string): T {
+export function applyAnswers<T extends AnswerableFlags>(flags: T, answers: InstallAnswers, device: string): T {
   return {
     ...flags,
     device: flags.device ?? device,
@@ -233,7 +153,7 @@ export function applyAnswers<T extends ToDiskFlags>(flags: T, answers: InstallAn
 }
 
 /** Loader for replay: the answers file, and the disk its selector names unless DEVICE was given. */
-export async function withAnswersFile<T extends ToDiskFlags>(flags: T, file: string): Promise<T & { answerUser?: AnswerUser; finish?: FinishAction }> {
+export async function withAnswersFile<T extends AnswerableFlags>(flags: T, file: string): Promise<T & { answerUser?: AnswerUser; finish?: FinishAction }> {
   const answers = await loadAnswers(file);
   const user = { ...(answers.user !== undefined ? { answerUser: answers.user } : {}), ...(answers.finish !== undefined ? { finish: answers.finish } : {}) };
   if (flags.device !== undefined) return { ...applyAnswers(flags, answers, flags.device), ...user };

@@ -6,36 +6,24 @@ import { useState } from 'react';
 import { Box, Text } from 'ink';
 import { useKeys, useStateRef } from '../keys.js';
 import { ROOT_FS_TYPES, type InstallFsType } from '../../install/config.js';
+import { installerFields, type InstallerField } from '../../install/options.js';
 import type { ImageDefaults } from '../services.js';
 import { TextField, editText } from '../text-input.js';
 import { ErrorText, Keys, Muted, Title, useTheme } from '../theme.js';
 
-export interface OptionsValues {
-  filesystem: InstallFsType;
-  rootSize: string;
-  kargs: string;
-  hostname: string;
-  sshKeyFile: string;
-  userName: string;
-  userPasswordHash: string;
-  answersFile: string;
-}
-
-export function defaultOptions(d: ImageDefaults): OptionsValues {
-  return { filesystem: d.filesystem, rootSize: '', kargs: '', hostname: '', sshKeyFile: '', userName: '', userPasswordHash: '', answersFile: '' };
-}
+/** The fields of the install options table (src/install/options.ts), then where to save the answers. */
+export type OptionsValues = { filesystem: InstallFsType } & Record<Exclude<InstallerField, 'filesystem'> | 'answersFile', string>;
 
 type TextFieldName = Exclude<keyof OptionsValues, 'filesystem'>;
 const FIELDS: Array<{ key: keyof OptionsValues; label: string; placeholder?: string }> = [
-  { key: 'filesystem', label: 'Root filesystem' },
-  { key: 'rootSize', label: 'Root size', placeholder: 'rest of the disk (or e.g. 20G)' },
-  { key: 'kargs', label: 'Kernel arguments', placeholder: 'none added' },
-  { key: 'hostname', label: 'Host name', placeholder: 'the image\'s' },
-  { key: 'sshKeyFile', label: 'Root SSH keys file', placeholder: 'none (e.g. /root/.ssh/id_ed25519.pub)' },
-  { key: 'userName', label: 'Add user', placeholder: 'none (e.g. admin)' },
-  { key: 'userPasswordHash', label: 'User password hash', placeholder: 'crypt(3) hash: openssl passwd -6' },
+  ...installerFields().map(({ field, label, placeholder }) => ({ key: field, label, ...(placeholder !== undefined ? { placeholder } : {}) })),
   { key: 'answersFile', label: 'Save answers to', placeholder: 'do not save (e.g. /root/answers.toml)' },
 ];
+
+export function defaultOptions(d: ImageDefaults): OptionsValues {
+  const text = Object.fromEntries(FIELDS.map((f) => [f.key, ''])) as Record<TextFieldName, string>;
+  return { ...text, filesystem: d.filesystem };
+}
 
 export interface OptionsScreenProps {
   values: OptionsValues;
