@@ -3,11 +3,10 @@
  * inside a bigger file; entries written, replaced, listed, read back and removed; the
  * result accepted by fsck.vfat.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { UserError } from '../../../src/core/errors.js';
 import {
@@ -25,6 +24,7 @@ import {
 } from '../../../src/boot/esp.js';
 import { parseBlsEntry, type BlsEntry } from '../../../src/boot/bls.js';
 import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -50,10 +50,10 @@ async function sparseFile(path: string, bytes: number): Promise<void> {
 
 describe.skipIf(skip)('ESP with mtools', () => {
   let tmp: string;
+  const scratch = suiteDir('esp');
   beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'esp-test-'));
+    tmp = scratch.path;
   });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('writes, replaces, lists, reads and removes entries in an ESP file', async () => {
     const esp: EspLocation = { image: join(tmp, 'esp.img'), offsetBytes: 0 };
