@@ -14,8 +14,7 @@ import {
   type ScannedCpioEntry,
 } from '../../../src/boot/initramfs.js';
 import { ContextError, ExternalCommandError, UserError, unwrapContext } from '../../../src/core/errors.js';
-import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
-import { fixturesHint, v1Initramfs } from '../../../fixtures/paths.js';
+import { explainSkip, needsCommands } from '../../support/tier.js';
 import { scriptInitrd, systemdInitrd } from '../../support/initrd.js';
 import { testDir, suiteDir } from '../../support/temp-tree.js';
 
@@ -264,12 +263,5 @@ describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs f
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).message).toContain('`zstd` is not installed');
     expect((err as UserError).hint).toContain('apt-get install zstd');
-  });
-});
-
-describe.skipIf(explainSkip('fixtures', needsFile(v1Initramfs, fixturesHint)))('the fixture v1 initramfs (Debian 12 dracut)', () => {
-  it('is systemd-based', async () => {
-    expect((await inspectInitramfs(v1Initramfs)).verdict).toEqual({ systemdBased: true });
-    await checkSystemdInitramfs(v1Initramfs, { imageName: 'fixture:v1', pathInImage: '/usr/lib/modules/…/initramfs.img' });
   });
 });

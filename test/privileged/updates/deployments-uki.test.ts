@@ -15,38 +15,13 @@ import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.j
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
-import { loadDeployments, parseStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
+import { loadDeployments, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { finalizeStaged } from '../../../src/updates/finalize.js';
 import { rollback } from '../../../src/updates/rollback.js';
-import { readBootedDeployment } from '../../../src/updates/booted.js';
 import { upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 import { testDir, suiteDir, DISK_TMP } from '../../support/temp-tree.js';
-
-describe('the booted deployment and the staged record, pure parts', () => {
-  it('takes the booted deployment from prepare-root’s record when the command line names only a selector', async () => {
-    const dir = testDir('booted');
-    const cmdlinePath = join(dir, 'cmdline');
-    const bootedRecordPath = join(dir, 'booted-deployment');
-    await writeFile(cmdlinePath, 'root=UUID=x bootc.deploy-selector=' + 'a'.repeat(64) + '\n');
-    expect(await readBootedDeployment({ cmdlinePath, bootedRecordPath })).toBeNull();
-    await writeFile(bootedRecordPath, 'default/abc.0\n');
-    expect(await readBootedDeployment({ cmdlinePath, bootedRecordPath })).toEqual({ stateroot: 'default', id: 'abc.0' });
-    // Without a record path only the command line counts; and it wins over the record.
-    expect(await readBootedDeployment({ cmdlinePath })).toBeNull();
-    await writeFile(cmdlinePath, 'bootc.deploy=other/def.1\n');
-    expect(await readBootedDeployment({ cmdlinePath, bootedRecordPath })).toEqual({ stateroot: 'other', id: 'def.1' });
-  });
-
-  it('reads both kinds of staged record, the old Type #1 one without a kind', () => {
-    const type1 = { stateroot: 'default', id: 'a.0', entryFileName: 'bootc-default-a.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'o' } };
-    expect(parseStagedRecord(JSON.stringify(type1), 'rec').kind).toBeUndefined();
-    const uki = { kind: 'uki', stateroot: 'default', id: 'a.0', ukiFileName: 'bootc-default-a.0+3.efi' };
-    expect(parseStagedRecord(JSON.stringify(uki), 'rec')).toEqual(uki);
-    expect(() => parseStagedRecord(JSON.stringify({ kind: 'uki', stateroot: 'default', id: 'a.0' }), 'rec')).toThrow(/not a staged update record/);
-  });
-});
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('zstd', 'cpio') ?? needsFile(fixturesIndexPath, fixturesHint));
 
