@@ -1,6 +1,6 @@
 /**
  * bench/upgrade: fixture:v1 → fixture:v2 on an installed sysroot (a directory sysroot and
- * ESP, as test/unit/updates uses), the update coming from a local docker-registry. Prints
+ * ESP, as test/privileged/updates uses), the update coming from a local docker-registry. Prints
  * one JSON document; asserts nothing.
  *
  *   npx tsx bench/upgrade.ts [--runs 3] [--no-build]     (as root)

@@ -8,8 +8,7 @@
  * customisations and boot counting; the second under SeaBIOS through GRUB (its menu on the
  * ESP) that /etc and /var kept what was written and the same deployment boots.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import { deploymentId } from '../src/deploy/paths.js';
 import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { GRUB_I386_PC_ON_HOST } from '../src/boot/grub-bios.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { suiteDir } from '../test/support/temp-tree.js';
 
 const STATEROOT = 'default';
 let DEPLOYMENT_ID = '';
@@ -42,8 +42,9 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF, then under
   let vm: Vm | undefined;
   let disk = '';
 
+  const scratch = suiteDir('boot-disk');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'boot-disk-'));
+    tmp = scratch.path;
     const image = await deriveFixtureV1(join(tmp, 'layout'), 'no-console', WITHOUT_FIXTURE_CONSOLE, 'no console argument of its own');
     const config = join(tmp, 'config.toml');
     writeFileSync(
@@ -75,7 +76,6 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF, then under
 
   afterAll(async () => {
     await vm?.dispose();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   const guest = (): Vm => {

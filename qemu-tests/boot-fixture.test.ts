@@ -2,14 +2,13 @@
  * qemu tier: fixture:v1 boots (its own kernel and initramfs, root on a virtio disk) to the
  * autologin shell, and the harness runs commands there over the serial console.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
 import { fixturesHint, v1Initramfs, v1Kernel, v1RootfsDir } from '../fixtures/paths.js';
 import { QEMU, startVm, type Vm } from './harness.js';
 import { buildV1RootDisk, v1DirectBootOptions } from './fixture-boot.js';
+import { suiteDir } from '../test/support/temp-tree.js';
 
 const skip = explainSkip(
   'qemu',
@@ -24,8 +23,9 @@ describe.skipIf(skip)('fixture:v1 under qemu, direct kernel boot', () => {
   let tmp: string;
   let vm: Vm | undefined;
 
+  const scratch = suiteDir('boot-fixture');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'boot-fixture-'));
+    tmp = scratch.path;
     const disk = await buildV1RootDisk(join(tmp, 'root.img'));
     vm = await startVm(v1DirectBootOptions(disk, 'boot-fixture'));
     await vm.waitForLogin();
@@ -33,7 +33,6 @@ describe.skipIf(skip)('fixture:v1 under qemu, direct kernel boot', () => {
 
   afterAll(async () => {
     await vm?.dispose();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   const guest = (): Vm => {

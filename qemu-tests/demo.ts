@@ -6,13 +6,13 @@
  *
  *   npx tsx qemu-tests/demo.ts      (as root)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../fixtures/paths.js';
 import { needsCommands, needsFile, needsRoot } from '../test/support/tier.js';
 import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { OVMF_CODE, QEMU, startVm, type Vm } from './harness.js';
+import { tempDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 const missing =
   needsRoot() ??
@@ -28,7 +28,8 @@ const say = (line: string): void => {
   process.stdout.write(`\n\x1b[1m### ${line}\x1b[0m\n`);
 };
 
-const tmp = mkdtempSync('/var/tmp/bootc-demo-');
+await using scratch = tempDir('demo', { under: DISK_TMP });
+const tmp = scratch.path;
 let vm: Vm | undefined;
 // The console is shown while the machine boots and shuts down; in between the harness's
 // own typing (shell setup, command markers) would only be noise.
@@ -67,5 +68,4 @@ try {
   process.exitCode = 1;
 } finally {
   await vm?.dispose();
-  rmSync(tmp, { recursive: true, force: true });
 }

@@ -20,13 +20,13 @@
  *   process exit or SIGINT/SIGTERM kills every VM still running and removes its temp files.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandLine } from '../src/core/shell-quote.js';
 import { SerialConsole, type RunResult } from './serial-console.js';
+import { tempDir, TempDir } from '../test/support/temp-tree.js';
 
 export { ConsoleClosedError, ConsoleTimeoutError, type RunResult } from './serial-console.js';
 
@@ -193,11 +193,11 @@ function defaultLogPath(name: string): string {
 
 export async function startVm(options: VmOptions): Promise<Vm> {
   installGuard();
-  const tmp = mkdtempSync(join(tmpdir(), 'bootc-qemu-'));
-  const serialSocket = join(tmp, 'serial.sock');
+  const tmp = tempDir('qemu');
+  const serialSocket = join(tmp.path, 'serial.sock');
   let varsFile: string | undefined;
   if (options.boot.kind === 'uefi') {
-    varsFile = options.boot.varsFile ?? join(tmp, 'OVMF_VARS.fd');
+    varsFile = options.boot.varsFile ?? join(tmp.path, 'OVMF_VARS.fd');
     if (!options.boot.varsFile) copyFileSync(options.boot.varsTemplate ?? OVMF_VARS_TEMPLATE, varsFile);
   }
   const logPath = options.logPath ?? defaultLogPath(options.name);
@@ -234,7 +234,7 @@ export class Vm {
   constructor(
     readonly name: string,
     private readonly child: ChildProcess,
-    private readonly tmp: string,
+    private readonly tmp: TempDir,
     /** The whole serial console of this VM, raw. */
     readonly logPath: string,
     private readonly log: WriteStream,
@@ -354,7 +354,7 @@ export class Vm {
         // already gone
       }
     }
-    if (!this.disposed) rmSync(this.tmp, { recursive: true, force: true });
+    if (!this.disposed) this.tmp.remove();
   }
 
   /** Kills the VM if it still runs and removes its temp files; the log stays. Idempotent. */
@@ -364,7 +364,7 @@ export class Vm {
     this.disposed = true;
     live.delete(this);
     this.socket?.destroy();
-    rmSync(this.tmp, { recursive: true, force: true });
+    this.tmp.remove();
     await new Promise<void>((resolve) => this.log.end(resolve));
   }
 

@@ -8,7 +8,7 @@
  * booted image and digest.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex, v1RootfsDir } from '../fixtures/paths.js';
 import { deploymentId } from '../src/deploy/paths.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { suiteDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 const skip = explainSkip(
   'qemu',
@@ -41,15 +42,15 @@ describe.skipIf(skip)('bootc install to-disk: the installed disk boots under OVM
   let tmp: string;
   let id = '';
   let digest = '';
+  const scratch = suiteDir('install-to-disk', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/install-to-disk-');
+    tmp = scratch.path;
     digest = readFixturesIndex().tags.v1.manifestDigest;
     id = deploymentId(digest, 0);
     writeFileSync(join(tmp, 'keys'), SSH_KEY + '\n');
   });
   afterAll(() => {
     rmSync(HOST_CONFIG, { force: true });
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   describe('to-disk onto a loop device', () => {

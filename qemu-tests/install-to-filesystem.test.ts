@@ -5,9 +5,8 @@
  * bootc (nothing is staged: the finalize service never started). One boot per disk.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../fixtures/paths.js';
 import { deploymentId } from '../src/deploy/paths.js';
@@ -15,6 +14,7 @@ import { prepareDisk } from '../test/privileged/install/prepared-disk.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm } from './harness.js';
 import { FINALIZE_ON_CONSOLE } from './shutdown.js';
 import { join } from 'node:path';
+import { suiteDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 const skip = explainSkip(
   'qemu',
@@ -28,12 +28,10 @@ const skip = explainSkip(
 describe.skipIf(skip)('bootc install to-filesystem: the prepared disk boots under OVMF', () => {
   let tmp: string;
   let id = '';
+  const scratch = suiteDir('install-to-filesystem-qemu', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/install-to-filesystem-qemu-');
+    tmp = scratch.path;
     id = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
-  });
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   for (const fsType of ['ext4', 'xfs'] as const) {

@@ -22,13 +22,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
+import { createReadStream, mkdirSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsImage, needsRoot } from '../test/support/tier.js';
 import { fixturesHint, fixturesIndexPath } from '../fixtures/paths.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { suiteDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 const repo = process.cwd();
 const BOOTC = join(repo, 'dist', 'bootc');
@@ -133,8 +134,9 @@ async function walkToConfirmation(vm: Vm): Promise<void> {
 }
 
 describe.skipIf(skip)('installer ISO (qemu)', () => {
+  const scratch = suiteDir('iso', { under: DISK_TMP });
   beforeAll(async () => {
-    tmp = mkdtempSync('/var/tmp/bootc-iso-test-');
+    tmp = scratch.path;
     const autologin = join(repo, 'fixtures/base/overlay/etc/systemd/system/serial-getty@ttyS0.service.d');
     await buildImage(FX_IMAGE, ['FROM localhost/fixture:v1', 'RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fdisk dosfstools mtools && rm -rf /var/lib/apt/lists/*'], join(tmp, 'fx'));
     const baseContext = join(tmp, 'base');
@@ -150,7 +152,6 @@ describe.skipIf(skip)('installer ISO (qemu)', () => {
   }, 900_000);
 
   afterAll(async () => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
     await execa('podman', ['rmi', '-f', FX_IMAGE, BASE_IMAGE], { reject: false });
   });
 

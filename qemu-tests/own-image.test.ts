@@ -12,12 +12,13 @@
  * not run: the harness boots the same disk with the same restricted network.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsImage, needsRoot } from '../test/support/tier.js';
 import { needsRegistryTools, startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { suiteDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 const repo = process.cwd();
 const BASE_IMAGE = 'localhost/debian-bootc:12';
@@ -127,8 +128,9 @@ describe.skipIf(skip)('README "Your own image": an image of ours from a Containe
   let vm: Vm | undefined;
   const seen = new Map<string, string>();
 
+  const scratch = suiteDir('own-image', { under: DISK_TMP });
   beforeAll(async () => {
-    tmp = mkdtempSync('/var/tmp/own-image-');
+    tmp = scratch.path;
     registry = await startRegistry();
     // `bootc` on PATH is the single executable, as the README's setup block installs it.
     const bin = join(tmp, 'bin');
@@ -150,7 +152,6 @@ describe.skipIf(skip)('README "Your own image": an image of ours from a Containe
         // never built: nothing to untag
       }
     }
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   const guest = (): Vm => {

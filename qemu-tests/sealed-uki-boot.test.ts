@@ -7,8 +7,7 @@
  * the deployment from it.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { selectorOfDirectory } from '../src/uki/selector.js';
 import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { tarOf } from '../test/privileged/oci/layout-builder.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { suiteDir } from '../test/support/temp-tree.js';
 
 const skip = explainSkip(
   'qemu',
@@ -80,8 +80,9 @@ describe.skipIf(skip)('an image with a sealed UKI boots it through the deploymen
   let selector: string;
   let deployment: string;
 
+  const scratch = suiteDir('sealed-uki');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'sealed-uki-'));
+    tmp = scratch.path;
     const kver = readFixturesIndex().kernelVersion;
     const uki = join(tmp, 'sealed.efi');
     // Our disks name the root partition "root"; the UKI cannot know its UUID.
@@ -103,7 +104,6 @@ describe.skipIf(skip)('an image with a sealed UKI boots it through the deploymen
 
   afterAll(async () => {
     await vm?.dispose();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('booted the sealed UKI: its command line has the selector and no deployment id', async () => {

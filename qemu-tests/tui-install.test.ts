@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../test
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../fixtures/paths.js';
 import { deploymentId } from '../src/deploy/paths.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm } from './harness.js';
+import { suiteDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 const skip = explainSkip(
   'qemu',
@@ -133,8 +134,9 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
   const answers = (): string => join(tmp, 'answers.toml');
   const store = (): string => join(tmp, 'store');
 
+  const scratch = suiteDir('tui-install', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/tui-install-');
+    tmp = scratch.path;
     disk = join(tmp, 'disk.raw');
     execFileSync('truncate', ['-s', '4G', disk]);
     loop = execFileSync('losetup', ['--find', '--show', '--partscan', disk], { encoding: 'utf8' }).trim();
@@ -146,7 +148,6 @@ describe.skipIf(skip)('bootc install (interactive) in tmux at 80x25', () => {
     // tmux leaves its socket file behind.
     rmSync(join(process.env['TMUX_TMPDIR'] ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
     if (loop) execFileSync('losetup', ['--detach', loop]);
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('picks the loop device, confirms by its name, installs fixture:v1, and the disk boots', async () => {

@@ -7,8 +7,7 @@
  * A signed UKI whose os-release was altered afterwards is refused by the firmware. Two
  * UKIs of one deployment show that systemd-boot's default follows the `.osrel` boot order.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { parsePe } from '../src/uki/pe.js';
 import { withBootOrder } from '../src/uki/boot-order.js';
 import { OVMF_CODE, OVMF_CODE_SECBOOT, OVMF_VARS_SNAKEOIL, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { suiteDir } from '../test/support/temp-tree.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
 const SNAKEOIL_CERT = '/usr/share/ovmf/PkKek-1-snakeoil.pem';
@@ -77,8 +77,9 @@ describe.skipIf(skip)('a disk built with --uki boots through systemd-boot and th
   let ukiName: string;
   const vms: Vm[] = [];
 
+  const scratch = suiteDir('uki-boot');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'uki-boot-'));
+    tmp = scratch.path;
     id = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
     ukiName = `bootc-${STATEROOT}-${id}+3.efi`;
     const key = join(tmp, 'snakeoil.key');
@@ -123,7 +124,6 @@ describe.skipIf(skip)('a disk built with --uki boots through systemd-boot and th
 
   afterAll(async () => {
     for (const vm of vms) await vm.dispose();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('boots the UKI: its command line, no Type #1 entry, boot counting on the UKI', async () => {

@@ -5,13 +5,13 @@
  * HTTP. What each scenario then does in the guest is its own.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { needsCommands, needsFile, needsLoopDevices } from '../test/support/tier.js';
 import { needsRegistryTools, pushToRegistry, startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, type FixtureTag } from '../fixtures/paths.js';
 import { GUEST_REGISTRY_HOST, GUEST_REGISTRY_PORT, OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
+import { tempDir, DISK_TMP } from '../test/support/temp-tree.js';
 
 /** The registry as the guest names it. */
 export const GUEST_REGISTRY = `${GUEST_REGISTRY_HOST}:${GUEST_REGISTRY_PORT}`;
@@ -53,11 +53,12 @@ export interface UpdateScenarioOptions {
 
 /** The registry filled and a 6 GB disk installed from fixture:v1, not booted yet. */
 export async function prepareUpdateScenario(options: UpdateScenarioOptions): Promise<UpdateScenario> {
-  const tmp = mkdtempSync(`/var/tmp/${options.name}-`);
+  const scratch = tempDir(options.name, { under: DISK_TMP });
+  const tmp = scratch.path;
   let registry: TestRegistry | undefined;
   const dispose = async (): Promise<void> => {
     await registry?.stop();
-    rmSync(tmp, { recursive: true, force: true });
+    scratch.remove();
   };
   try {
     registry = await startRegistry();

@@ -8,13 +8,13 @@ import { createServer } from 'node:net';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack } from 'tar-stream';
 import { run, spawnStreaming } from '../../src/core/exec.js';
 import { needsCommands } from './tier.js';
 import { startTokenIssuer, type TokenIssuer } from './token-issuer.js';
+import { tempDir } from './temp-tree.js';
 
 /** Why registry tests cannot run here, or null. */
 export function needsRegistryTools(): string | null {
@@ -67,7 +67,8 @@ async function waitForV2(port: number, timeoutMs: number): Promise<void> {
 
 /** Start docker-registry; always `stop()` it (afterAll). */
 export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Promise<TestRegistry> {
-  const dir = await mkdtemp(join(tmpdir(), 'bootc-registry-'));
+  const scratch = tempDir('registry');
+  const dir = scratch.path;
   const port = await freePort();
   const lines = [
     'version: 0.1',
@@ -114,7 +115,7 @@ export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Prom
     child.kill('SIGTERM');
     await done.catch(() => undefined);
     await tokenIssuer?.stop();
-    await rm(dir, { recursive: true, force: true });
+    scratch.remove();
   };
   try {
     await waitForV2(port, 15_000);

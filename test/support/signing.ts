@@ -9,11 +9,11 @@
  */
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { run } from '../../src/core/exec.js';
+import { tempDir } from './temp-tree.js';
 
 export interface GpgSigner {
   home: string;
@@ -28,7 +28,8 @@ export interface GpgSigner {
 
 /** A fresh GPG key (no passphrase) in its own GNUPGHOME. */
 export async function makeGpgSigner(name: string): Promise<GpgSigner> {
-  const home = await mkdtemp(join(tmpdir(), 'bootc-gpg-'));
+  const scratch = tempDir('gpg');
+  const home = scratch.path;
   const env = { GNUPGHOME: home };
   await run({
     description: `Generating the test GPG key ${name}`,
@@ -49,7 +50,7 @@ export async function makeGpgSigner(name: string): Promise<GpgSigner> {
     env,
     dispose: async () => {
       await run({ description: 'Stopping the test gpg-agent', argv: ['gpgconf', '--kill', 'gpg-agent'], env }).catch(() => undefined);
-      await rm(home, { recursive: true, force: true });
+      scratch.remove();
     },
   };
 }

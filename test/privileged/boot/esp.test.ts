@@ -4,11 +4,10 @@
  * replaced, listed, read back and removed alike, no temporary name left behind; the FAT
  * accepted by fsck.vfat.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { UserError } from '../../../src/core/errors.js';
 import {
@@ -25,6 +24,7 @@ import {
 } from '../../../src/boot/esp.js';
 import { parseBlsEntry, type BlsEntry } from '../../../src/boot/bls.js';
 import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
+import { suiteDir, testDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -50,10 +50,10 @@ async function sparseFile(path: string, bytes: number): Promise<void> {
 
 describe.skipIf(skip)('ESP with mtools', () => {
   let tmp: string;
+  const scratch = suiteDir('esp');
   beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'esp-test-'));
+    tmp = scratch.path;
   });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   const ways: Array<[string, () => Promise<{ esp: Esp; check?: EspLocation }>]> = [
     [
@@ -65,7 +65,7 @@ describe.skipIf(skip)('ESP with mtools', () => {
         return { esp: espInImage(loc), check: loc };
       },
     ],
-    ['a mounted ESP (a directory)', async () => ({ esp: espInDirectory(mkdtempSync(join(tmp, 'boot-'))) })],
+    ['a mounted ESP (a directory)', async () => ({ esp: espInDirectory(testDir('esp-mounted')) })],
   ];
 
   it.each(ways)('writes, replaces, lists, reads and removes entries in %s', async (_, make) => {

@@ -4,16 +4,16 @@
  * mounted directory holding boot.img and core.img on that disk, so it gets one on the root
  * partition). Compared: the MBR and the whole gap before the ESP (BIOS boot partition).
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { GRUB_I386_PC_ON_HOST, buildCoreImage, installGrubBootCode } from '../../../src/boot/grub-bios.js';
 import { MiB, planDiskLayout } from '../../../src/disk/gpt.js';
 import { writePartitionTable } from '../../../src/disk/partition-table.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const GRUB_BIOS_SETUP = join(GRUB_I386_PC_ON_HOST, 'grub-bios-setup');
 const skip = explainSkip(
@@ -42,12 +42,12 @@ describe.skipIf(skip)('GRUB BIOS boot code', () => {
   let coreImg: string;
   const bootImg = join(GRUB_I386_PC_ON_HOST, 'boot.img');
 
+  const scratch = suiteDir('grub-bios');
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'bootc-grub-bios-'));
+    work = scratch.path;
     coreImg = join(work, 'core.img');
     await buildCoreImage(GRUB_I386_PC_ON_HOST, coreImg, layout.esp.number);
   });
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('writes the bytes grub-bios-setup --no-rs-codes writes', async () => {
     const theirs = join(work, 'theirs.raw');

@@ -2,19 +2,19 @@
  * The image's Secure Boot keys for systemd-boot's enrolment go to loader/keys/ on a real
  * FAT ESP (mtools), with their directory structure; an image without keys adds nothing.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ESP_MIN_BYTES, espInImage, formatEsp, installSecureBootKeys, SECURE_BOOT_KEYS_IN_IMAGE } from '../../../src/boot/esp.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 describe.skipIf(explainSkip('privileged', needsCommands('mkfs.fat', 'mcopy', 'mdir')))('loader/keys from the image', () => {
   let tmp: string;
+  const scratch = suiteDir('sb-keys');
   beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'sb-keys-'));
+    tmp = scratch.path;
   });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('copies <name>/{PK,KEK,db}.auth to loader/keys/<name>/', async () => {
     const deployment = join(tmp, 'deploy');

@@ -4,12 +4,11 @@
  * no partial disk in the output directory, no staged root in the work directory. One blob
  * store serves every case, so each image is pulled at most once.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { writeNewcCpio } from '../../../src/boot/cpio.js';
 import { run } from '../../../src/core/exec.js';
 import { diskImageOutputPath } from '../../../src/build-disk/disk-image.js';
@@ -20,6 +19,7 @@ import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
 import { deriveFixtureV1, WITHOUT_FIXTURE_CONSOLE } from '../../support/derived-fixture.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
 import { writeFixtureWithLayer } from '../oci/fixture-layout.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -51,14 +51,11 @@ describe.skipIf(skip)('bootc image build-disk on bad input', () => {
   let work: string;
   let caseNo = 0;
 
+  const scratch = suiteDir('build-disk-cli');
   beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'build-disk-cli-'));
+    tmp = scratch.path;
     store = join(tmp, 'store');
     work = join(tmp, 'work');
-  });
-
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   const newOutput = (): string => join(tmp, `output-${++caseNo}`);

@@ -3,10 +3,9 @@
  * and no mount, checked by the tools that own each format: sfdisk, fsck.vfat, e2fsck,
  * qemu-img, mtools.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { UserError } from '../../../src/core/errors.js';
 import { buildDiskImage, diskImageOutputPath, type BuiltDisk } from '../../../src/build-disk/disk-image.js';
@@ -17,6 +16,7 @@ import { parseBlsEntry, entryOptions } from '../../../src/boot/bls.js';
 import { fixturesHint, v1RootfsDir } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
 import { DEPLOYMENT_ID, STATEROOT, stageFixtureSysroot } from './staged-sysroot.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -32,8 +32,9 @@ describe.skipIf(skip)('build a disk image from the fixture:v1 deployment', () =>
   let built: BuiltDisk;
   let raw: string;
 
+  const scratch = suiteDir('build-disk');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'build-disk-'));
+    tmp = scratch.path;
     out = join(tmp, 'output');
     sysroot = (await stageFixtureSysroot(join(tmp, 'sysroot'))).sysrootDir;
     built = await buildDiskImage({
@@ -43,10 +44,6 @@ describe.skipIf(skip)('build a disk image from the fixture:v1 deployment', () =>
       types: ['raw', 'qcow2'],
     });
     raw = diskImageOutputPath(out, 'raw');
-  });
-
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it("writes bootc-image-builder's output paths and nothing else", () => {

@@ -2,11 +2,12 @@
  * privileged tier (root: chown): addUsers on a deployment tree, as install and build-disk
  * apply the answers' user and bib's [[customizations.user]] before finalisation.
  */
-import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { addUsers } from '../../../src/deploy/users.js';
 import { explainSkip, needsRoot } from '../../support/tier.js';
+import { testDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot());
 
@@ -15,7 +16,7 @@ describe.skipIf(skip)('addUsers on a deployment', () => {
   let deployment = '';
   let stateVar = '';
   beforeEach(() => {
-    dir = mkdtempSync('/var/tmp/bootc-users-test-');
+    dir = testDir('users', { under: DISK_TMP });
     deployment = join(dir, 'deploy');
     stateVar = join(dir, 'var');
     mkdirSync(join(deployment, 'etc'), { recursive: true });
@@ -26,7 +27,6 @@ describe.skipIf(skip)('addUsers on a deployment', () => {
     writeFileSync(join(deployment, 'etc/shadow'), 'root:*:19000:0:99999:7:::\n', { mode: 0o640 });
     chownSync(join(deployment, 'etc/shadow'), 0, 42);
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('adds every user to passwd, group and shadow, keeping the owner and mode the image gave the files', async () => {
     await addUsers(deployment, stateVar, [

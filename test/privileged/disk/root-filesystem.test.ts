@@ -2,15 +2,15 @@
  * The root filesystem written from a directory into a disk image at an offset, with no
  * mount: owners, modes, hardlinks and security.capability must survive.
  */
-import { chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, linkSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { UserError } from '../../../src/core/errors.js';
 import { makeRootFilesystem, measureTree } from '../../../src/disk/root-filesystem.js';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('mkfs.ext4', 'debugfs', 'mkfs.btrfs', 'btrfs', 'setcap'));
 const MiB = 1024 * 1024;
@@ -19,8 +19,9 @@ const UUID = '6b1d7a0e-5c1f-4a34-9d7e-3f1e2b1a0c01';
 describe.skipIf(skip)('root filesystem from a staged tree', () => {
   let tmp: string;
   let tree: string;
+  const scratch = suiteDir('rootfs');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'rootfs-test-'));
+    tmp = scratch.path;
     tree = join(tmp, 'tree');
     mkdirSync(join(tree, 'usr/bin'), { recursive: true });
     writeFileSync(join(tree, 'usr/bin/tool'), 'x'.repeat(10_000), { mode: 0o4755 });
@@ -30,7 +31,6 @@ describe.skipIf(skip)('root filesystem from a staged tree', () => {
     symlinkSync('usr/bin/tool', join(tree, 'link'));
     await run({ description: 'Setting a capability', argv: ['setcap', 'cap_net_raw+ep', join(tree, 'usr/bin/tool')] });
   });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('counts a hardlinked file once', async () => {
     const size = await measureTree(tree);

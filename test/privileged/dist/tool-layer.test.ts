@@ -5,11 +5,12 @@
  * installs, and `npm pack` gives a package that `npm install -g` installs and runs.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsFile, needsImage, needsRoot } from '../../support/tier.js';
+import { testDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const repo = process.cwd();
 const BASE_IMAGE = 'localhost/debian-bootc:12';
@@ -94,10 +95,8 @@ describe.skipIf(explainSkip('privileged', skipReason()))('the tool layer and the
 });
 
 describe.skipIf(explainSkip('privileged', needsRoot() ?? needsCommands('npm')))('npm pack', () => {
-  const tmp = mkdtempSync('/var/tmp/bootc-npm-pack-');
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
   it('gives a package that npm install -g installs and runs', { timeout: 300_000 }, async () => {
+    const tmp = testDir('npm-pack', { under: DISK_TMP });
     const packed = await execa('npm', ['pack', '--silent', '--pack-destination', tmp, repo]);
     const tarball = join(tmp, packed.stdout.trim().split('\n').pop()!);
     const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' });

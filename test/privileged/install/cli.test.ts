@@ -1,11 +1,11 @@
 /** The `bootc install` verbs through the real entry point: refusals that need no disk. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices, needsRoot } from '../../support/tier.js';
+import { testDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('setpriv'));
 
@@ -48,28 +48,24 @@ describe.skipIf(skip)('bootc install (CLI)', () => {
 
 describe.skipIf(explainSkip('privileged', needsLoopDevices() ?? needsFile(fixturesIndexPath, fixturesHint)))('bootc install to-disk interrupted', () => {
   it('Ctrl-C during the import unmounts, detaches, and says what state the disk is in', async () => {
-    const tmp = mkdtempSync('/var/tmp/install-interrupt-');
-    try {
-      const file = join(tmp, 'disk.raw');
-      execFileSync('truncate', ['-s', '4G', file]);
-      const child = execa('node', ['--import', 'tsx', 'src/cli.ts', 'install', 'to-disk', '--via-loopback', file,
-        '--source-imgref', ociLayoutRef('v1'), '--store', join(tmp, 'store')], { reject: false, all: true, env: { NO_COLOR: '1' } });
-      let seen = '';
-      await new Promise<void>((resolve, reject) => {
-        child.all!.on('data', (c: Buffer) => {
-          seen += c.toString();
-          if (/Importing layer 1\//.test(seen)) resolve();
-        });
-        child.once('exit', () => reject(new Error(`the install ended before the import:\n${seen}`)));
+    const tmp = testDir('install-interrupt', { under: DISK_TMP });
+    const file = join(tmp, 'disk.raw');
+    execFileSync('truncate', ['-s', '4G', file]);
+    const child = execa('node', ['--import', 'tsx', 'src/cli.ts', 'install', 'to-disk', '--via-loopback', file,
+      '--source-imgref', ociLayoutRef('v1'), '--store', join(tmp, 'store')], { reject: false, all: true, env: { NO_COLOR: '1' } });
+    let seen = '';
+    await new Promise<void>((resolve, reject) => {
+      child.all!.on('data', (c: Buffer) => {
+        seen += c.toString();
+        if (/Importing layer 1\//.test(seen)) resolve();
       });
-      child.kill('SIGINT');
-      const r = await child;
-      expect(r.exitCode).toBe(130);
-      expect(r.all).toContain(`${file}: the system was written but not finalised; it may not boot; run the install again with --wipe`);
-      expect(execFileSync('losetup', ['-j', file], { encoding: 'utf8' })).toBe('');
-      expect(execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })).not.toMatch(/\/run\/bootc\/mounts\/rootfs-/);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
+      child.once('exit', () => reject(new Error(`the install ended before the import:\n${seen}`)));
+    });
+    child.kill('SIGINT');
+    const r = await child;
+    expect(r.exitCode).toBe(130);
+    expect(r.all).toContain(`${file}: the system was written but not finalised; it may not boot; run the install again with --wipe`);
+    expect(execFileSync('losetup', ['-j', file], { encoding: 'utf8' })).toBe('');
+    expect(execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' })).not.toMatch(/\/run\/bootc\/mounts\/rootfs-/);
   }, 300_000);
 });

@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
 import { Progress, type ProgressEvent, type StepsEvent } from '../../../src/core/progress.js';
 import { espInImage, readBootEntry, listBootEntries } from '../../../src/boot/esp.js';
@@ -20,6 +20,7 @@ import { INSTALL_MOUNTS_DIR, installToDisk, type ToDiskRequest } from '../../../
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
 import { deriveFixtureV1 } from '../../support/derived-fixture.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -38,16 +39,14 @@ describe.skipIf(skip)('bootc install to-disk on loop devices', () => {
   const attached: string[] = [];
   const mounted: string[] = [];
 
+  const scratch = suiteDir('install-privileged', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/install-privileged-');
+    tmp = scratch.path;
     store = join(tmp, 'store');
   });
   afterEach(() => {
     for (const m of mounted.splice(0)) sh('umount', m);
     for (const l of attached.splice(0)) sh('losetup', '--detach', l);
-  });
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   const diskFile = (name: string, size: string): string => {

@@ -3,7 +3,7 @@
  * devices): one UKI in EFI/Linux/ carrying the install's command line (root mount spec
  * included), no Type #1 entry, and the origin records that the deployment boots a UKI.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { espInImage, listBootEntries, listUkis } from '../../../src/boot/esp.js';
@@ -15,6 +15,7 @@ import { inspectUki } from '../../../src/uki/uki.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
 import { prepareDisk, type PreparedDisk } from './prepared-disk.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -26,12 +27,12 @@ const skip = explainSkip(
 describe.skipIf(skip)('bootc install to-filesystem --uki', () => {
   let tmp: string;
   let disk: PreparedDisk | undefined;
+  const scratch = suiteDir('install-uki', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/install-uki-');
+    tmp = scratch.path;
   });
   afterAll(() => {
     disk?.release();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('writes one UKI with the install\'s command line and no Type #1 entry', async () => {

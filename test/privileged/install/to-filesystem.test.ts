@@ -3,7 +3,7 @@
  * loop devices), its refusals, and --replace wipe.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unwrapContext, UserError } from '../../../src/core/errors.js';
@@ -13,6 +13,7 @@ import { installToFilesystem, type ToFilesystemRequest } from '../../../src/inst
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsLoopDevices } from '../../support/tier.js';
 import { prepareDisk, type PreparedDisk } from './prepared-disk.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -26,12 +27,12 @@ const sh = (cmd: string, ...args: string[]): string => execFileSync(cmd, args, {
 describe.skipIf(skip)('bootc install to-filesystem', () => {
   let tmp: string;
   const disks: PreparedDisk[] = [];
+  const scratch = suiteDir('install-to-filesystem', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/install-to-filesystem-');
+    tmp = scratch.path;
   });
   afterAll(() => {
     for (const d of disks) d.release();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   const prepared = async (name: string, fsType: 'ext4' | 'xfs', options = {}): Promise<PreparedDisk> => {

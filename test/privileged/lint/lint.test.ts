@@ -2,13 +2,12 @@
  * `bootc container lint` through the CLI on the fixture images: v1 passes (warnings
  * only), the nokernel image (unpacked with umoci) fails the kernel lint.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fixturesHint, ociLayoutDir, v1RootfsDir } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false, env: { NO_COLOR: '1' } });
 
@@ -36,11 +35,8 @@ describe.skipIf(explainSkip('privileged', needsRoot() ?? needsFile(v1RootfsDir, 
 describe.skipIf(
   explainSkip('privileged', needsRoot() ?? needsFile(join(ociLayoutDir, 'index.json'), fixturesHint) ?? needsCommands('umoci')),
 )('bootc container lint on the nokernel fixture', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bootc-lint-nokernel-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
   it('fails the kernel lint and exits non-zero', async () => {
-    const bundle = join(dir, 'bundle');
+    const bundle = join(testDir('lint-nokernel'), 'bundle');
     await execa('umoci', ['unpack', '--image', `${ociLayoutDir}:nokernel`, bundle]);
     const r = await cli('container', 'lint', '--rootfs', join(bundle, 'rootfs'));
     expect(r.exitCode).toBe(1);

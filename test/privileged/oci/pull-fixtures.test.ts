@@ -4,10 +4,10 @@
  * reason printed, when the fixtures are not built.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { runImageInspect } from '../../../src/cli/image.js';
 import { fetchManifestAndConfig, pullImage } from '../../../src/oci/pull.js';
@@ -23,6 +23,7 @@ import {
   readFixturesIndex,
 } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skipReason = needsFile(fixturesIndexPath, fixturesHint) ?? needsCommands('skopeo', 'podman');
 
@@ -42,11 +43,11 @@ function message(err: unknown): string {
 describe.skipIf(explainSkip('privileged', skipReason))('pull the fixture images through the local transports', () => {
   let work: string;
   let platform: Platform;
+  const scratch = suiteDir('fixture-pull', { under: DISK_TMP });
   beforeAll(() => {
-    work = mkdtempSync('/var/tmp/bootc-fixture-pull-');
+    work = scratch.path;
     platform = fixturePlatform();
   });
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('the fixtures are built for this machine (amd64), so pulls without --platform work', async () => {
     expect(platform).toEqual({ os: 'linux', architecture: 'amd64' });

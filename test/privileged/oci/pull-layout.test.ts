@@ -3,10 +3,9 @@
  * resume, diff-ids, platforms, cancellation, and that the cache is a valid OCI layout.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ContextError, InterruptedError, UserError, unwrapContext } from '../../../src/core/errors.js';
 import { Progress, type ProgressEvent } from '../../../src/core/progress.js';
 import { BlobCache } from '../../../src/oci/blob-cache.js';
@@ -15,6 +14,7 @@ import { cacheRefName, fetchManifestAndConfig, pullImage } from '../../../src/oc
 import { parseReference } from '../../../src/oci/reference.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
 import { blobFile, buildLayout, randomContent, writeImage, writeIndex, type BuiltImage, type ImageSpec } from './layout-builder.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
 
@@ -47,11 +47,10 @@ describe.skipIf(explainSkip('privileged', needsCommands('zstd')))('pull from an 
   let layout: string;
   let cacheDir: string;
   beforeEach(() => {
-    work = mkdtempSync(join(tmpdir(), 'bootc-pull-'));
+    work = testDir('pull');
     layout = join(work, 'layout');
     cacheDir = join(work, 'cache');
   });
-  afterEach(() => rmSync(work, { recursive: true, force: true }));
 
   const threeLayers: ImageSpec = {
     layers: [

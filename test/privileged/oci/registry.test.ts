@@ -4,8 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsFile } from '../../support/tier.js';
@@ -28,6 +27,7 @@ import { parseRegistriesConf, emptyRegistriesConfig, type RegistryEndpoint } fro
 import { parseManifestDocument } from '../../../src/oci/manifest.js';
 import { InterruptedError, UserError } from '../../../src/core/errors.js';
 import type { Descriptor } from '../../../src/oci/types.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRegistryTools());
 /** Retries in tests: same count as in production, without the waiting. */
@@ -63,8 +63,9 @@ describe.skipIf(skip)('registry client against docker-registry', () => {
   let single: TinyLayout;
   let multi: TinyLayout;
 
+  const scratch = suiteDir('registry');
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'bootc-registry-test-'));
+    work = scratch.path;
     registry = await startRegistry();
     single = await writeTinyOciLayout(join(work, 'single'), { tag: 'v1', layerBytes: 256 * 1024 });
     multi = await writeTinyOciLayout(join(work, 'multi'), { tag: 'multi', platforms: ['amd64', 'arm64'] });
@@ -74,7 +75,6 @@ describe.skipIf(skip)('registry client against docker-registry', () => {
   });
   afterAll(async () => {
     await registry?.stop();
-    await rm(work, { recursive: true, force: true });
   });
 
   it('negotiates an OCI manifest and reports its digest', async () => {
@@ -384,15 +384,15 @@ describe.skipIf(skip)('registry client with htpasswd basic auth', () => {
   let work: string;
   let registry: TestRegistry;
   let layout: TinyLayout;
+  const scratch = suiteDir('registry-basic');
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'bootc-registry-basic-'));
+    work = scratch.path;
     registry = await startRegistry({ kind: 'htpasswd', username: 'alice', password: 's3cret' });
     layout = await writeTinyOciLayout(join(work, 'img'), { tag: 'v1' });
     await pushToRegistry(registry, `oci:${layout.dir}:v1`, 'private/os:v1');
   });
   afterAll(async () => {
     await registry?.stop();
-    await rm(work, { recursive: true, force: true });
   });
 
   it('pulls with the credentials from the auth file', async () => {
@@ -429,15 +429,15 @@ describe.skipIf(skip)('registry client with bearer token auth', () => {
   let work: string;
   let registry: TestRegistry;
   let layout: TinyLayout;
+  const scratch = suiteDir('registry-token');
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'bootc-registry-token-'));
+    work = scratch.path;
     registry = await startRegistry({ kind: 'token', username: 'bob', password: 'hunter2' });
     layout = await writeTinyOciLayout(join(work, 'img'), { tag: 'v1' });
     await pushToRegistry(registry, `oci:${layout.dir}:v1`, 'team/os:v1');
   });
   afterAll(async () => {
     await registry?.stop();
-    await rm(work, { recursive: true, force: true });
   });
 
   it('fetches a token once per scope and pulls with it', async () => {

@@ -3,26 +3,24 @@
  * matched by path (the directory or file, then its parents), carry no signatures, and so
  * are refused by a scope that requires one, before anything is cached. Needs only files.
  */
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { ImageTrust } from '../../../src/oci/image-trust.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { writeTinyOciLayout, type TinyLayout } from '../../support/registry.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 describe('signature policy on oci: layouts', () => {
   let work: string;
   let layout: TinyLayout;
 
+  const scratch = suiteDir('sigpolicy-local');
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'bootc-sigpolicy-local-'));
+    work = scratch.path;
     layout = await writeTinyOciLayout(join(work, 'layouts', 'os'), { tag: 'v1' });
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
   });
 
   async function trustWith(name: string, oci: Record<string, unknown[]>): Promise<ImageTrust> {

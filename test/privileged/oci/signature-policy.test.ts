@@ -7,8 +7,7 @@
  * accepts; every other case is refused with its reason, and the refused pull keeps nothing
  * in the blob cache. Needs loopback networking, gpg and skopeo; not root.
  */
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
@@ -29,6 +28,7 @@ import {
   type SigstoreKeyPair,
   type StaticServer,
 } from '../../support/signing.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRegistryTools() ?? needsCommands('gpg', 'gpgv', 'gpgconf'));
 
@@ -58,8 +58,9 @@ describe.skipIf(skip)('signature policy on pulls from a real registry', () => {
   const gpgSign = (signer: GpgSigner, identity?: string): string[] => ['--sign-by', signer.fingerprint, ...(identity ? ['--sign-identity', identity] : [])];
   const sigTag = (digest: string): string => `${digest.replace(':', '-')}.sig`;
 
+  const scratch = suiteDir('sigpolicy');
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'bootc-sigpolicy-test-'));
+    work = scratch.path;
     registry = await startRegistry();
     host = registry.host;
     staging = join(work, 'lookaside');
@@ -128,7 +129,6 @@ describe.skipIf(skip)('signature policy on pulls from a real registry', () => {
     await registry?.stop();
     await trusted?.dispose();
     await other?.dispose();
-    if (work) await rm(work, { recursive: true, force: true });
   });
 
   async function policyFile(name: string, docker: Record<string, unknown[]>, defaults: unknown[] = [{ type: 'reject' }]): Promise<string> {

@@ -8,16 +8,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { filesUnder } from '../../support/files.js';
 import { fixturesHint, fixturesIndexPath } from '../../../fixtures/paths.js';
 import { explainSkip, needsFile, needsLoopDevices } from '../../support/tier.js';
 import { writeFixtureWithLayer } from '../oci/fixture-layout.js';
 import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsLoopDevices());
 
@@ -92,11 +93,9 @@ describe.skipIf(skip)('a layer that is not a valid tar (right digests)', async (
   let tmp: string;
   let caseNo = 0;
 
+  const scratch = suiteDir('corrupt-layer', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/corrupt-layer-');
-  });
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    tmp = scratch.path;
   });
 
   const newCase = (tar: Buffer): { dir: string; layerDigest: string } => {
@@ -146,11 +145,9 @@ async function v7HeaderTar(): Promise<Buffer> {
 
 describe.skipIf(skip || explainSkip('privileged', needsFile(fixturesIndexPath, fixturesHint)))('a layer the import refuses, after the disk is written', () => {
   let tmp: string;
+  const scratch = suiteDir('corrupt-layer-late', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/corrupt-layer-late-');
-  });
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    tmp = scratch.path;
   });
 
   it('install to-disk refuses it naming the layer, and leaves nothing mounted or attached', async () => {

@@ -3,9 +3,9 @@
  * the fixture OCI layout (layers gunzipped here with node:zlib; the real puller lives in
  * src/oci), check out both as deployments, and account for disk space, fsck and gc.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createReadStream, readFileSync, realpathSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { importLayer, loadLayerIndex, type LayerImportResult } from '../../../src/store/layer-import.js';
@@ -18,6 +18,7 @@ import { listObjects } from '../../../src/store/store-contents.js';
 import type { TreeIndex } from '../../../src/store/index-format.js';
 import { fixturesHint, ociLayoutDir } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip(
   'privileged',
@@ -114,8 +115,9 @@ describe.skipIf(skip)('store on the fixture images', { timeout: 600_000 }, () =>
   let usageV1 = 0;
   let usageBoth = 0;
 
+  const scratch = suiteDir('store-fixtures', { under: DISK_TMP });
   beforeAll(async () => {
-    root = await mkdtemp('/var/tmp/store-fixtures-');
+    root = scratch.path;
     v1 = fixtureImage('v1');
     v2 = fixtureImage('v2');
     tree1 = (await importImage(root, v1)).tree;
@@ -128,10 +130,6 @@ describe.skipIf(skip)('store on the fixture images', { timeout: 600_000 }, () =>
     await deploy(root, tree2, 'd2');
     usageBoth = await diskUsage(root);
   }, 900_000);
-
-  afterAll(async () => {
-    if (root) await rm(root, { recursive: true, force: true });
-  });
 
   it('importing v2 after v1 reuses v1 layers and writes only the new layer objects', async () => {
     const shared = v1.layers.map((l) => l.diffId);

@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile, symlink } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { InterruptedError, UserError, unwrapContext } from '../../../src/core/errors.js';
@@ -15,6 +15,7 @@ import { listObjects } from '../../../src/store/store-contents.js';
 import type { TreeIndex } from '../../../src/store/index-format.js';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
 import { aclUser1000, buildLayerTar, CAP_NET_RAW, tarStream, type TarItem } from './layer-tar-builder.js';
+import { testDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('setfattr', 'getfattr'));
 
@@ -43,10 +44,7 @@ async function rootCause(p: Promise<unknown>): Promise<unknown> {
 describe.skipIf(skip)('layer import into the object store', () => {
   let root: string;
   beforeEach(async () => {
-    root = await mkdtemp('/var/tmp/store-test-');
-  });
-  afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
+    root = testDir('store', { under: DISK_TMP });
   });
 
   async function imp(name: string, items: TarItem[]) {

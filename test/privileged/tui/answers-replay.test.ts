@@ -3,24 +3,23 @@
  * (real OCI layout and archive files), the disk inventory from this machine's lsblk, and
  * `bootc install to-disk --config` failing clearly when the answers select no disk.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
 import { readDiskInventory } from '../../../src/disk/inventory.js';
 import { findImagesOnMedia } from '../../../src/tui/machine.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('lsblk'));
 const cli = (...args: string[]) => execa('node', ['--import', 'tsx', 'src/cli.ts', ...args], { reject: false });
 
 describe.skipIf(skip)('installer machine and answers replay', () => {
   let tmp = '';
+  const scratch = suiteDir('tui-replay', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/tui-replay-');
-  });
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    tmp = scratch.path;
   });
 
   it('finds OCI layouts (one reference per tag) and archives on media', async () => {

@@ -4,10 +4,11 @@
  * tmux server with CI=true and CONTINUOUS_INTEGRATION=true; Esc on the first screen quits.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('tmux'));
 const SOCKET = `bootc-tui-ci-${process.pid}`;
@@ -25,8 +26,9 @@ async function waitForScreen(text: string, timeoutMs = 60_000): Promise<string> 
 
 describe.skipIf(skip)('the interactive installer under CI=true', () => {
   let tmp = '';
+  const scratch = suiteDir('tui-ci', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/tui-ci-');
+    tmp = scratch.path;
   });
   afterAll(() => {
     try {
@@ -35,7 +37,6 @@ describe.skipIf(skip)('the interactive installer under CI=true', () => {
       // already gone
     }
     rmSync(join(process.env['TMUX_TMPDIR'] ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('draws its first screen and quits on Esc with nothing written', async () => {

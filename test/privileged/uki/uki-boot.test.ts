@@ -11,11 +11,10 @@
  *   names no selector is refused
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { fixturesHint, fixturesIndexPath, ociLayoutRef, readFixturesIndex, v1RootfsDir } from '../../../fixtures/paths.js';
 import { parseOsRelease } from '../../../src/boot/bls.js';
 import { prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
@@ -32,6 +31,7 @@ import { objectPath, storeLayout } from '../../../src/store/layout.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
 import { buildTreeUki } from '../../../src/boot/tree-uki.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
 const SNAKEOIL_CERT = '/usr/share/ovmf/PkKek-1-snakeoil.pem';
@@ -65,8 +65,9 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
     return out;
   };
 
+  const scratch = suiteDir('uki-disk');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'uki-disk-'));
+    tmp = scratch.path;
     id = deploymentId(readFixturesIndex().tags.v1.manifestDigest, 0);
     key = join(tmp, 'snakeoil.key');
     execFileSync('openssl', ['pkey', '-in', SNAKEOIL_KEY, '-passin', 'pass:snakeoil', '-out', key]);
@@ -80,10 +81,6 @@ describe.skipIf(skip)('build-disk --uki with Secure Boot signing', () => {
     if (r.exitCode !== 0) throw new Error(`build-disk --uki failed:\n${r.all}`);
     const raw = diskImageOutputPath(output, 'raw');
     esp = { image: raw, offsetBytes: espOffset(raw) };
-  });
-
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('writes one UKI with a boot counter in EFI/Linux/ and no Type #1 entry', async () => {
@@ -150,8 +147,9 @@ describe.skipIf(skip)('the deployment selector and sealed UKIs, on fixture:v1', 
   let deployment: Deployment;
   let fromTree: string;
 
+  const scratch = suiteDir('uki-sealed');
   beforeAll(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'uki-sealed-'));
+    tmp = scratch.path;
     root = join(tmp, 'root');
     mkdirSync(root);
     const pulled = await pullImage(parseReference(ociLayoutRef('v1')), { cacheDir: join(tmp, 'store') });
@@ -163,10 +161,6 @@ describe.skipIf(skip)('the deployment selector and sealed UKIs, on fixture:v1', 
       kargs: [],
       architecture: 'amd64',
     });
-  });
-
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('is the same from the store tree, the deployment and the unpacked image (what ukify reads)', async () => {

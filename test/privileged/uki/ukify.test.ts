@@ -4,16 +4,16 @@
  * with Debian's snakeoil key (ovmf package) it verifies against that certificate.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readFixturesIndex, v1Initramfs, v1Kernel, v1RootfsDir, fixturesHint } from '../../../fixtures/paths.js';
 import { buildAddonInitrd, initrdPaddingBytes } from '../../../src/boot/prepare-root.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
 import { selectorOfDirectory } from '../../../src/uki/selector.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
 const SNAKEOIL_CERT = '/usr/share/ovmf/PkKek-1-snakeoil.pem';
@@ -27,9 +27,13 @@ const skip =
   needsFile(SNAKEOIL_KEY, 'apt-get install ovmf');
 
 describe.skipIf(explainSkip('privileged', skip))('bootc container ukify on fixture v1', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bootc-ukify-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const uki = join(dir, 'v1.efi');
+  const work = suiteDir('ukify');
+  let dir = '';
+  let uki = '';
+  beforeAll(() => {
+    dir = work.path;
+    uki = join(dir, 'v1.efi');
+  });
 
   it('builds a UKI whose sections are the image\'s files', async () => {
     const r = await cli('container', 'ukify', '--rootfs', v1RootfsDir, '--karg', 'quiet', '--output', uki);

@@ -1,11 +1,12 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { mergeEtc, scanEtcTree, writeMergedEtc } from '../../../src/updates/etc-merge-apply.js';
 import { describeEtcConflict, planEtcMerge } from '../../../src/updates/etc-merge.js';
 import { explainSkip, needsCommands, needsRoot } from '../../support/tier.js';
+import { testDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('setfattr', 'getfattr'));
 
@@ -61,17 +62,12 @@ describe.skipIf(skip)('/etc merge on real directories', () => {
   let destination: string;
 
   beforeEach(async () => {
-    // /var/tmp: a disk filesystem, so user.* and security.* xattrs work whatever /tmp is.
-    work = await mkdtemp('/var/tmp/etc-merge-');
+    work = testDir('etc-merge', { under: DISK_TMP });
     oldDefault = join(work, 'old-usr-etc');
     newDefault = join(work, 'new-usr-etc');
     current = join(work, 'etc');
     destination = join(work, 'etc.merged');
     for (const d of [oldDefault, newDefault, current]) await mkdir(d, { mode: 0o755 });
-  });
-
-  afterEach(async () => {
-    await rm(work, { recursive: true, force: true });
   });
 
   async function buildTypicalTrees(): Promise<void> {

@@ -4,7 +4,7 @@
  * sees the overlay; a second call is refused; --read-only mounts it read-only.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readMountinfo } from '../../../src/core/mountinfo.js';
@@ -14,6 +14,7 @@ import { usrOverlayOf } from '../../../src/updates/status.js';
 import { mountUsrOverlay } from '../../../src/updates/usr-overlay.js';
 import { testOrigin } from '../../support/origin.js';
 import { explainSkip, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot());
 
@@ -27,8 +28,9 @@ describe.skipIf(skip)('bootc usr-overlay', () => {
     while (await mountedAt(path)) execFileSync('umount', [path]);
   };
 
+  const scratch = suiteDir('usr-overlay', { under: DISK_TMP });
   beforeAll(() => {
-    tmp = mkdtempSync('/var/tmp/usr-overlay-');
+    tmp = scratch.path;
     usr = join(tmp, 'usr');
     run = join(tmp, 'run');
     mkdirSync(join(usr, 'bin'), { recursive: true });
@@ -47,7 +49,6 @@ describe.skipIf(skip)('bootc usr-overlay', () => {
     if (!tmp) return;
     await unmountAll(usr);
     await unmountAll(run);
-    rmSync(tmp, { recursive: true, force: true });
   });
 
   it('mounts a writable overlay whose changes stay in the tmpfs; a second call is refused', async () => {

@@ -2,21 +2,20 @@
  * systemd/bootc-boot-complete.sh against a fake /proc/cmdline and fake ESP mount points:
  * it drops the boot counter of the booted deployment's entry, and only that one.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { renderGrubEnv } from '../../../src/boot/grub-menu.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const scriptPath = new URL('../../../systemd/bootc-boot-complete.sh', import.meta.url);
 
 describe('bootc-boot-complete.sh', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'boot-complete-'));
+    dir = testDir('boot-complete');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   async function bless(cmdline: string) {
     writeFileSync(join(dir, 'cmdline'), cmdline + '\n');

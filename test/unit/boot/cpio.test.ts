@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { BugError } from '../../../src/core/errors.js';
 import { writeNewcCpio, type CpioEntry } from '../../../src/boot/cpio.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const entries: CpioEntry[] = [
   { kind: 'directory', path: 'etc' },
@@ -62,9 +62,8 @@ describe('newc cpio writer (pure)', () => {
 describe.skipIf(explainSkip('unit', needsCommands('cpio')))('newc cpio writer, extracted by cpio(1)', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'cpio-test-'));
+    dir = testDir('cpio');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('gives back every directory, file, mode and symlink', async () => {
     const archive = join(dir, 'a.cpio');

@@ -1,20 +1,19 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { checkEspSize, prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
 import { findKernel } from '../../../src/boot/kernel.js';
 import { buildAddonInitrd } from '../../../src/boot/prepare-root.js';
+import { testDir } from '../../support/temp-tree.js';
 
 describe('a deployment\'s boot files and entry', () => {
   let dir: string;
   let tree: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'deployment-boot-'));
+    dir = testDir('deployment-boot');
     tree = join(dir, 'tree');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const put = (path: string, content: string): void => {
     mkdirSync(join(tree, path, '..'), { recursive: true });

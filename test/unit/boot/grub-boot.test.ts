@@ -3,13 +3,13 @@
  * exists (hybrid disks), from the entries in systemd-boot's order, with loader.conf's timeout,
  * a trial started for a new default and other grubenv variables kept.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { espInDirectory } from '../../../src/boot/esp.js';
 import { loaderConfTimeout, regenerateGrubMenu } from '../../../src/boot/grub-boot.js';
 import { parseGrubEnv, renderGrubEnv } from '../../../src/boot/grub-menu.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const entryText = (id: string, version: string): string =>
   [`title OS ${id}`, `version ${version}`, 'sort-key bootc', `linux /bootc/${id}/vmlinuz`, `initrd /bootc/${id}/initrd.img`, `options root=UUID=r rw bootc.deploy=default/${id}`, ''].join('\n');
@@ -17,14 +17,13 @@ const entryText = (id: string, version: string): string =>
 describe('regenerateGrubMenu on a mounted ESP', () => {
   let boot: string;
   beforeEach(() => {
-    boot = mkdtempSync(join(tmpdir(), 'grub-boot-'));
+    boot = testDir('grub-boot');
     mkdirSync(join(boot, 'loader/entries'), { recursive: true });
     writeFileSync(join(boot, 'loader/entries/bootc-default-d1.conf'), entryText('d1', '1'));
     writeFileSync(join(boot, 'loader/entries/bootc-default-d2+3.conf'), entryText('d2', '2'));
     writeFileSync(join(boot, 'loader/entries/other.conf'), 'title not ours\n');
     writeFileSync(join(boot, 'loader/loader.conf'), 'default bootc-*\ntimeout 7\neditor no\n');
   });
-  afterEach(() => rmSync(boot, { recursive: true, force: true }));
 
   it('writes nothing on a disk without a GRUB menu', async () => {
     expect(await regenerateGrubMenu(espInDirectory(boot))).toBe(false);

@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { parseEntryFileName, parseBlsEntry } from '../../../src/boot/bls.js';
 import {
@@ -17,6 +16,7 @@ import {
   withGrubCounts,
 } from '../../../src/boot/grub-menu.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const entry = (fileName: string, version: string, options?: string): GrubMenuEntry => {
   const name = parseEntryFileName(fileName)!;
@@ -30,8 +30,7 @@ const entry = (fileName: string, version: string, options?: string): GrubMenuEnt
   };
 };
 
-const work = mkdtempSync(join(tmpdir(), 'bootc-grub-menu-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = suiteDir('grub-menu');
 
 describe('grubenv', () => {
   it('is 1024 bytes with the header and # padding, and reads back', () => {
@@ -48,10 +47,10 @@ describe('grubenv', () => {
 
   const noEditenv = explainSkip('unit', needsCommands('grub-editenv'));
   it.skipIf(noEditenv)('is what grub-editenv reads and writes', () => {
-    const ours = join(work, 'grubenv');
+    const ours = join(work.path, 'grubenv');
     writeFileSync(ours, renderGrubEnv({ a: '1', bootc_tries: '2' }));
     expect(execFileSync('grub-editenv', [ours, 'list'], { encoding: 'utf8' })).toBe('a=1\nbootc_tries=2\n');
-    const theirs = join(work, 'theirs');
+    const theirs = join(work.path, 'theirs');
     execFileSync('grub-editenv', [theirs, 'create']);
     execFileSync('grub-editenv', [theirs, 'set', 'a=1', 'bootc_tries=2']);
     expect(readFileSync(theirs, 'utf8')).toBe(readFileSync(ours, 'utf8'));
@@ -143,7 +142,7 @@ describe('grub.cfg', () => {
 
   const noCheck = explainSkip('unit', needsCommands('grub-script-check'));
   it.skipIf(noCheck)('passes grub-script-check', () => {
-    const path = join(work, 'grub.cfg');
+    const path = join(work.path, 'grub.cfg');
     writeFileSync(path, renderGrubConfig({ entries: [d1, d2, d3, { ...d1, entry: { ...d1.entry, title: ["Bob's OS"] } }], timeoutSeconds: 3 }));
     execFileSync('grub-script-check', [path]);
   });

@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeNewcCpio, type CpioEntry } from '../../../src/boot/cpio.js';
 import {
   checkSystemdInitramfs,
@@ -15,9 +14,9 @@ import {
   type ScannedCpioEntry,
 } from '../../../src/boot/initramfs.js';
 import { ContextError, ExternalCommandError, UserError, unwrapContext } from '../../../src/core/errors.js';
-import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
-import { fixturesHint, v1Initramfs } from '../../../fixtures/paths.js';
+import { explainSkip, needsCommands } from '../../support/tier.js';
 import { scriptInitrd, systemdInitrd } from '../../support/initrd.js';
+import { testDir, suiteDir } from '../../support/temp-tree.js';
 
 const microcode: CpioEntry[] = [
   { kind: 'directory', path: 'kernel' },
@@ -164,12 +163,12 @@ describe('systemd-based verdict (pure)', () => {
 const compressors = ['gzip', 'zstd', 'xz', 'lz4', 'bzip2'] as const;
 
 describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs files', () => {
-  let dir: string;
+  const dir = suiteDir('initramfs');
   const owner = { imageName: 'oci:/images:test', pathInImage: '/usr/lib/modules/6.1.0-test/initramfs.img' };
 
   const compress = (argv: string[], bytes: Uint8Array): Uint8Array => new Uint8Array(execFileSync(argv[0]!, argv.slice(1), { input: bytes, maxBuffer: 64 << 20 }));
   const file = (name: string, ...parts: Uint8Array[]): string => {
-    const path = join(dir, name);
+    const path = join(dir.path, name);
     writeFileSync(path, concat(...parts));
     return path;
   };
@@ -183,10 +182,6 @@ describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs f
     throw new Error('expected a failure');
   };
 
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'initramfs-'));
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const formats: [string, string[] | null][] = [
     ['none', null],
@@ -256,7 +251,7 @@ describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs f
 
   it('names the Debian package when the decompressor is not installed', async () => {
     const path = file('needs-zstd.img', compress(['zstd', '-c', '-q'], writeNewcCpio(systemdInitrd)));
-    const empty = mkdtempSync(join(dir, 'empty-path-'));
+    const empty = testDir('empty-path');
     const saved = process.env['PATH'];
     process.env['PATH'] = empty;
     let err: unknown;
@@ -268,12 +263,5 @@ describe.skipIf(explainSkip('unit', needsCommands(...compressors)))('initramfs f
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).message).toContain('`zstd` is not installed');
     expect((err as UserError).hint).toContain('apt-get install zstd');
-  });
-});
-
-describe.skipIf(explainSkip('fixtures', needsFile(v1Initramfs, fixturesHint)))('the fixture v1 initramfs (Debian 12 dracut)', () => {
-  it('is systemd-based', async () => {
-    expect((await inspectInitramfs(v1Initramfs)).verdict).toEqual({ systemdBased: true });
-    await checkSystemdInitramfs(v1Initramfs, { imageName: 'fixture:v1', pathInImage: '/usr/lib/modules/…/initramfs.img' });
   });
 });

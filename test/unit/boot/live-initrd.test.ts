@@ -2,9 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { buildLiveInitrd, liveInitrdEntries, liveModuleLoadOrder, liveRootScript, LIVE_KARG } from '../../../src/boot/live-initrd.js';
 import { liveKernelArguments, xorrisoArgs, mediumIndexJson, SQUASHFS_PATH, ISO_VOLUME_LABEL } from '../../../src/build-disk/iso-image.js';
 import { installerScript, unattendedScript, checkLiveInstallPrograms } from '../../../src/build-disk/live-system.js';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { testDir } from '../../support/temp-tree.js';
 
 const DEP = [
   'kernel/drivers/scsi/sr_mod.ko: kernel/drivers/cdrom/cdrom.ko',
@@ -105,18 +104,13 @@ describe('the live installer', () => {
   });
 
   it('refuses an image that lacks what the installer runs, naming the packages', () => {
-    const root = mkdtempSync(join(tmpdir(), 'live-root-'));
+    const present = ['mkfs.ext4', 'wipefs', 'blockdev', 'lsblk', 'blkid', 'mount', 'udevadm'];
+    const root = testDir('live-root', { files: Object.fromEntries(present.map((p) => [`usr/sbin/${p}`, ''])) });
+    expect(() => checkLiveInstallPrograms(root)).toThrow(/has no sfdisk, mkfs.fat, mcopy/);
     try {
-      mkdirSync(join(root, 'usr/sbin'), { recursive: true });
-      for (const p of ['mkfs.ext4', 'wipefs', 'blockdev', 'lsblk', 'blkid', 'mount', 'udevadm']) writeFileSync(join(root, 'usr/sbin', p), '');
-      expect(() => checkLiveInstallPrograms(root)).toThrow(/has no sfdisk, mkfs.fat, mcopy/);
-      try {
-        checkLiveInstallPrograms(root);
-      } catch (err) {
-        expect((err as { hint?: string }).hint).toContain('apt-get install fdisk dosfstools mtools');
-      }
-    } finally {
-      rmSync(root, { recursive: true, force: true });
+      checkLiveInstallPrograms(root);
+    } catch (err) {
+      expect((err as { hint?: string }).hint).toContain('apt-get install fdisk dosfstools mtools');
     }
   });
 });

@@ -1,7 +1,6 @@
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import {
   PREPARE_ROOT_SCRIPT_PATH,
@@ -13,6 +12,7 @@ import {
   writeCombinedInitrd,
 } from '../../../src/boot/prepare-root.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
+import { testDir } from '../../support/temp-tree.js';
 
 describe('prepare-root unit and script (pure)', () => {
   it('orders the unit between sysroot.mount and initrd-root-fs.target, only for bootc boots', () => {
@@ -30,13 +30,9 @@ describe('prepare-root unit and script (pure)', () => {
   });
 
   it('is valid sh', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'prepare-root-'));
-    try {
-      writeFileSync(join(dir, 's.sh'), prepareRootScript());
-      await run({ description: 'Checking the script syntax', argv: ['sh', '-n', join(dir, 's.sh')] });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = testDir('prepare-root');
+    writeFileSync(join(dir, 's.sh'), prepareRootScript());
+    await run({ description: 'Checking the script syntax', argv: ['sh', '-n', join(dir, 's.sh')] });
   });
 
   it('pads the image initramfs to a 4-byte boundary', () => {
@@ -51,9 +47,8 @@ describe('prepare-root unit and script (pure)', () => {
 describe('prepare-root script behaviour', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'prepare-root-'));
+    dir = testDir('prepare-root');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   async function runScript(cmdline: string, makeDeployment: boolean) {
     const sysroot = join(dir, 'sysroot');
@@ -142,9 +137,8 @@ describe('prepare-root script behaviour', () => {
 describe.skipIf(explainSkip('unit', needsCommands('cpio')))('addon initrd and the combined file', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'addon-initrd-'));
+    dir = testDir('addon-initrd');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('holds the unit, its wants-link and the executable script', async () => {
     writeFileSync(join(dir, 'addon.cpio'), buildAddonInitrd());

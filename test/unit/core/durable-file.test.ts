@@ -1,8 +1,8 @@
 /** core/durable-file.ts on a temp directory: what is written, what is fsynced, what is left. */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { testDir } from '../../support/temp-tree.js';
 
 /** Paths fsynced, in order (every FileHandle.sync() of the module under test). */
 const synced: string[] = [];
@@ -36,10 +36,9 @@ const {
 
 let dir: string;
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'durable-file-'));
+  dir = testDir('durable-file');
   synced.length = 0;
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('temporary names', () => {
   it('one pattern: beside the final name, recognised, mapped back to the final name', () => {

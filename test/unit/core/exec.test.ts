@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveProgram, run, tail } from '../../../src/core/exec.js';
 import { ExternalCommandError, UserError } from '../../../src/core/errors.js';
 import { commandLine, quoteArg } from '../../../src/core/shell-quote.js';
+import { testDir } from '../../support/temp-tree.js';
 
 describe('exec wrapper', () => {
   it('returns stdout of a successful command', async () => {
@@ -77,13 +76,9 @@ describe('exec wrapper', () => {
 
 describe('resolveProgram: helpers the tool layer brings', () => {
   const withHelpers = (): { helpers: string; emptyPath: string; pathWithOwn: string } => {
-    const root = mkdtempSync(join(tmpdir(), 'resolve-program-'));
+    const root = testDir('resolve-program', { files: { 'helpers/setfattr': '', 'bin/setfattr': '' } });
     const helpers = join(root, 'helpers');
     const own = join(root, 'bin');
-    mkdirSync(helpers);
-    mkdirSync(own);
-    writeFileSync(join(helpers, 'setfattr'), '');
-    writeFileSync(join(own, 'setfattr'), '');
     return { helpers, emptyPath: join(root, 'nothing'), pathWithOwn: `${join(root, 'nothing')}:${own}` };
   };
 

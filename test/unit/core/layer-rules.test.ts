@@ -3,11 +3,10 @@
  * fail on throwaway trees with a cycle (a lazy `await import()` included), an import pointing
  * up the layer order, an import between siblings, and core importing a domain folder.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { suiteDir, writeTree } from '../../support/temp-tree.js';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const config = join(repo, '.dependency-cruiser.cjs');
@@ -16,21 +15,12 @@ const depcruise = join(repo, 'node_modules', '.bin', 'depcruise');
 const check = (cwd: string) => execa(depcruise, ['src', '--config', config, '--output-type', 'err'], { cwd, reject: false, env: { NO_COLOR: '1' } });
 
 describe('layer rules (dependency-cruiser)', () => {
-  let tmp: string;
-  beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'layer-rules-'));
-  });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = suiteDir('layer-rules');
 
   /** A throwaway project: `files` (path below the project → source), with the repo's module settings. */
   const project = (name: string, files: Record<string, string>): string => {
-    const dir = join(tmp, name);
     const all = { 'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }), ...files };
-    for (const [path, text] of Object.entries(all)) {
-      mkdirSync(dirname(join(dir, path)), { recursive: true });
-      writeFileSync(join(dir, path), text);
-    }
-    return dir;
+    return writeTree(join(tmp.path, name), all);
   };
 
   it('passes on src/', async () => {

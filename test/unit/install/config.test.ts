@@ -1,7 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import {
   chooseRootFsType,
@@ -11,6 +10,7 @@ import {
   resolveInstallConfig,
 } from '../../../src/install/config.js';
 import { loadInstallConfig } from '../../../src/install/config-files.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const img = (name: string, text: string) => ({ path: `/usr/lib/bootc/install/${name}`, text });
 const run = (name: string, text: string) => ({ path: `/run/bootc/install/${name}`, text });
@@ -158,13 +158,8 @@ describe('renderPrintConfiguration', () => {
 });
 
 describe('loadInstallConfig', () => {
-  let tmp: string | undefined;
-  afterEach(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
-
   it('reads /usr/local/lib, /etc and /run after the image, in that precedence', async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'install-config-'));
+    const tmp = testDir('install-config');
     for (const [dir, value] of [
       ['usr/local/lib/bootc/install', 'local'],
       ['etc/bootc/install', 'etc'],

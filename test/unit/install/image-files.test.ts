@@ -2,29 +2,24 @@
  * The install configuration read straight from an image's layers, with OCI whiteouts
  * applied, on real layouts written by the test (gzip and uncompressed layers).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildLayout } from '../../privileged/oci/layout-builder.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { readImageInstallConfigFiles, loadInstallConfig } from '../../../src/install/config-files.js';
 import { imageFactsScanner, kernelOf, readImageFacts } from '../../../src/install/image-facts.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 const DIR = 'usr/lib/bootc/install';
 
 describe('install configuration from image layers', () => {
-  let tmp: string;
-  beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'image-files-'));
-  });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = suiteDir('image-files');
 
   const pull = async (name: string, layers: Array<Record<string, string>>) => {
-    const layout = join(tmp, name);
+    const layout = join(tmp.path, name);
     await buildLayout(layout, { layers: layers.map((files, i) => ({ files, compression: i % 2 ? 'none' : 'gzip' })) });
-    return pullImage(parseReference(`oci:${layout}:latest`), { cacheDir: join(tmp, 'cache') });
+    return pullImage(parseReference(`oci:${layout}:latest`), { cacheDir: join(tmp.path, 'cache') });
   };
 
   it('applies later layers, whiteouts and opaque directories', async () => {
@@ -43,7 +38,7 @@ describe('install configuration from image layers', () => {
       { path: `/${DIR}/00-base.toml`, text: '[install]\nroot-fs-type = "xfs"\n' },
       { path: `/${DIR}/30-added.toml`, text: '[install]\nkargs = ["replaced"]\n' },
     ]);
-    expect(await loadInstallConfig(files, { hostRoot: tmp, arch: 'x86_64' })).toEqual({
+    expect(await loadInstallConfig(files, { hostRoot: tmp.path, arch: 'x86_64' })).toEqual({
       'root-fs-type': 'xfs',
       filesystem: { root: { type: 'xfs' } },
       kargs: ['replaced'],
@@ -94,14 +89,10 @@ describe('kernelOf', () => {
 });
 
 describe('readImageFacts', () => {
-  let tmp: string;
-  beforeAll(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'image-facts-'));
-  });
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = suiteDir('image-facts');
 
   it('gathers the facts while the layers download, and from the cache for layers already there', async () => {
-    const layout = join(tmp, 'tapped');
+    const layout = join(tmp.path, 'tapped');
     await buildLayout(layout, {
       layers: [
         { files: { 'usr/lib/modules/1/vmlinuz': 'k', 'usr/lib/modules/1/initramfs.img': 'i', 'usr/share/big.bin': Buffer.alloc(3 << 20, 1) }, compression: 'gzip' },
@@ -111,24 +102,24 @@ describe('readImageFacts', () => {
     const ref = parseReference(`oci:${layout}:latest`);
     const expected = { installConfigFiles: [{ path: '/usr/lib/bootc/install/00.toml', text: '[install]\nstateroot = "s"\n' }], kernelVersion: '1' };
     const first = imageFactsScanner('tapped');
-    const pulled = await pullImage(ref, { cacheDir: join(tmp, 'tapped-cache'), layerTap: first.tap });
+    const pulled = await pullImage(ref, { cacheDir: join(tmp.path, 'tapped-cache'), layerTap: first.tap });
     expect([first.changesOf(0), first.changesOf(1)].every((c) => c !== undefined)).toBe(true);
     expect(await readImageFacts(pulled, first)).toEqual(expected);
     const second = imageFactsScanner('tapped');
-    const again = await pullImage(ref, { cacheDir: join(tmp, 'tapped-cache'), layerTap: second.tap });
+    const again = await pullImage(ref, { cacheDir: join(tmp.path, 'tapped-cache'), layerTap: second.tap });
     expect(second.changesOf(0)).toBeUndefined();
     expect(await readImageFacts(again, second)).toEqual(expected);
   });
 
   it('sees a kernel directory whited out by a later layer as gone', async () => {
-    const layout = join(tmp, 'layout');
+    const layout = join(tmp.path, 'layout');
     await buildLayout(layout, {
       layers: [
         { files: { 'usr/lib/modules/1/vmlinuz': 'k', 'usr/lib/modules/1/initramfs.img': 'i' }, compression: 'gzip' },
         { files: { 'usr/lib/modules/.wh.1': '', 'usr/lib/modules/2/vmlinuz': 'k', 'usr/lib/modules/2/initramfs.img': 'i' }, compression: 'gzip' },
       ],
     });
-    const pulled = await pullImage(parseReference(`oci:${layout}:latest`), { cacheDir: join(tmp, 'cache') });
+    const pulled = await pullImage(parseReference(`oci:${layout}:latest`), { cacheDir: join(tmp.path, 'cache') });
     expect(await readImageFacts(pulled)).toEqual({ installConfigFiles: [], kernelVersion: '2' });
   });
 });

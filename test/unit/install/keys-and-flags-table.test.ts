@@ -4,8 +4,7 @@
  * what the command computes from it) or refused by name. A key or flag added without a row
  * here fails the completeness checks.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,6 +25,7 @@ import {
   type InstallSettings,
 } from '../../../src/install/config.js';
 import { withAnswersFile } from '../../../src/install/answers.js';
+import { tempDir } from '../../support/temp-tree.js';
 
 const COMMANDS: InstallCommand[] = ['to-disk', 'to-filesystem', 'build-disk'];
 
@@ -196,11 +196,16 @@ function declaredFlags(cmd: LazyCommand): string[] {
   return Object.keys(options.key).filter((k) => !/[A-Z]/.test(k) && !['help', 'version', '$0', '_'].includes(k));
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'keys-and-flags-'));
+// The rows name these files while the file is collected, so the directory is made then.
+const work = tempDir('keys-and-flags', {
+  files: {
+    'config.toml': '[customizations.kernel]\nappend = "quiet"\n',
+    'medium-answers.toml': '[disk]\nsize = "largest"\nwipe = true\n[options]\nfinish = "reboot"\n',
+  },
+});
+afterAll(() => work.remove());
+const tmp = work.path;
 // Files build-disk's flags name are read when its request is made.
-writeFileSync(join(tmp, 'config.toml'), '[customizations.kernel]\nappend = "quiet"\n');
-writeFileSync(join(tmp, 'medium-answers.toml'), '[disk]\nsize = "largest"\nwipe = true\n[options]\nfinish = "reboot"\n');
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A flag's row: the words to add, and what must follow in the request the command makes. */
 interface FlagCase {

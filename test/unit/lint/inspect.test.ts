@@ -1,24 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { inspectContainer, renderContainerInspection } from '../../../src/container/inspect.js';
+import { testDir, type Tree } from '../../support/temp-tree.js';
 
-const trees: string[] = [];
-afterEach(() => {
-  for (const t of trees.splice(0)) rmSync(t, { recursive: true, force: true });
-});
-
-function tree(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'bootc-inspect-'));
-  trees.push(root);
-  for (const [rel, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, rel)), { recursive: true });
-    writeFileSync(join(root, rel), content);
-  }
-  return root;
-}
+const tree = (files: Tree): string => testDir('inspect', { files });
 
 describe('bootc container inspect', () => {
   it('reports a plain kernel and the kargs.d arguments for this architecture, files by name', async () => {

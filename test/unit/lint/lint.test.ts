@@ -1,7 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../../../src/core/errors.js';
 import { childPathBytes, LINTS, lintRootfs, renderLintList, renderOutcome, runLints, sysusersDeclared, tmpfilesPaths } from '../../../src/container/lint.js';
@@ -9,11 +8,7 @@ import { RootfsView } from '../../../src/container/rootfs-view.js';
 import { writeNewcCpio } from '../../../src/boot/cpio.js';
 
 import { scriptInitrd, systemdInitrd } from '../../support/initrd.js';
-
-const trees: string[] = [];
-afterEach(() => {
-  for (const t of trees.splice(0)) rmSync(t, { recursive: true, force: true });
-});
+import { testDir } from '../../support/temp-tree.js';
 
 function file(root: string, rel: string, content: string | Buffer = ''): void {
   mkdirSync(dirname(join(root, rel)), { recursive: true });
@@ -26,20 +21,21 @@ function dir(root: string, rel: string): void {
 
 /** A tree every lint accepts: API directories, one kernel, /var/run a symlink, empty /boot. */
 function goodTree(): string {
-  const root = mkdtempSync(join(tmpdir(), 'bootc-lint-'));
-  trees.push(root);
-  for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'var/log', 'boot', 'etc']) dir(root, d);
-  symlinkSync('../run', join(root, 'var/run'));
-  file(root, 'usr/lib/modules/6.1.0-1-amd64/vmlinuz', 'kernel');
-  file(root, 'usr/lib/modules/6.1.0-1-amd64/initramfs.img', Buffer.from(writeNewcCpio(systemdInitrd)));
-  file(root, 'usr/bin/bootc', '#!/bin/sh\n');
-  file(root, 'usr/lib/os-release', 'ID=debian\n');
-  file(root, 'usr/lib/bootc/kargs.d/10-console.toml', 'kargs = ["console=ttyS0"]\n');
-  file(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
-  file(root, 'etc/group', 'root:x:0:\n');
-  file(root, 'usr/lib/sysusers.d/basic.conf', 'u root 0 "Super User" /root\n');
-  file(root, 'usr/lib/tmpfiles.d/var.conf', 'd /var/log 0755 - - -\nL /var/run - - - - ../run\n');
-  return root;
+  return testDir('lint', {
+    files: {
+      ...Object.fromEntries(['dev', 'proc', 'sys', 'run', 'tmp', 'var/log', 'boot', 'etc'].map((d) => [d, { directory: true } as const])),
+      'var/run': { symlink: '../run' },
+      'usr/lib/modules/6.1.0-1-amd64/vmlinuz': 'kernel',
+      'usr/lib/modules/6.1.0-1-amd64/initramfs.img': writeNewcCpio(systemdInitrd),
+      'usr/bin/bootc': '#!/bin/sh\n',
+      'usr/lib/os-release': 'ID=debian\n',
+      'usr/lib/bootc/kargs.d/10-console.toml': 'kargs = ["console=ttyS0"]\n',
+      'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n',
+      'etc/group': 'root:x:0:\n',
+      'usr/lib/sysusers.d/basic.conf': 'u root 0 "Super User" /root\n',
+      'usr/lib/tmpfiles.d/var.conf': 'd /var/log 0755 - - -\nL /var/run - - - - ../run\n',
+    },
+  });
 }
 
 const lint = (name: string) => {

@@ -1,7 +1,6 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   candidateKeys,
   credentialFiles,
@@ -12,6 +11,7 @@ import {
   parseAuthFile,
 } from '../../../src/oci/credentials.js';
 import { UserError } from '../../../src/core/errors.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -105,10 +105,7 @@ describe('credential files', () => {
 
   let dir: string;
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bootc-creds-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    dir = testDir('creds');
   });
 
   it('loads from the first file with an entry and records what it tried', async () => {

@@ -1,5 +1,3 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,6 +9,7 @@ import {
 } from '../../../src/oci/registries-conf.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { UserError } from '../../../src/core/errors.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const D = 'sha256:' + 'c'.repeat(64);
 
@@ -129,20 +128,18 @@ describe('registries.conf', () => {
   });
 
   it('drop-ins are read in name order and replace entries with the same prefix', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bootc-regconf-'));
-    try {
-      await mkdir(join(dir, 'd'));
-      await writeFile(join(dir, 'registries.conf'), '[[registry]]\nlocation = "a.io"\n');
-      await writeFile(join(dir, 'd', '20-b.conf'), '[[registry]]\nlocation = "a.io"\nblocked = true\n');
-      await writeFile(join(dir, 'd', '10-a.conf'), '[[registry]]\nlocation = "a.io"\ninsecure = true\n');
-      await writeFile(join(dir, 'd', 'ignored.txt'), 'not toml [');
-      const config = await loadRegistriesConf({ file: join(dir, 'registries.conf'), dropInDir: join(dir, 'd') });
-      expect(config.registries).toHaveLength(1);
-      expect(config.registries[0]).toMatchObject({ blocked: true, insecure: false, file: join(dir, 'd', '20-b.conf') });
-      const none = await loadRegistriesConf({ file: join(dir, 'absent.conf'), dropInDir: join(dir, 'absent.d') });
-      expect(none.registries).toEqual([]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = testDir('regconf', {
+      files: {
+        'registries.conf': '[[registry]]\nlocation = "a.io"\n',
+        'd/20-b.conf': '[[registry]]\nlocation = "a.io"\nblocked = true\n',
+        'd/10-a.conf': '[[registry]]\nlocation = "a.io"\ninsecure = true\n',
+        'd/ignored.txt': 'not toml [',
+      },
+    });
+    const config = await loadRegistriesConf({ file: join(dir, 'registries.conf'), dropInDir: join(dir, 'd') });
+    expect(config.registries).toHaveLength(1);
+    expect(config.registries[0]).toMatchObject({ blocked: true, insecure: false, file: join(dir, 'd', '20-b.conf') });
+    const none = await loadRegistriesConf({ file: join(dir, 'absent.conf'), dropInDir: join(dir, 'absent.d') });
+    expect(none.registries).toEqual([]);
   });
 });

@@ -1,12 +1,12 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { loadPolicy, parsePolicy, policyCandidates, policyIdentity, scopeFor, type PolicyRequirement } from '../../../src/oci/signature-policy.js';
 import { findDuplicateKey } from '../../../src/oci/strict-json.js';
 import { userErrorOf } from '../../support/user-error.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
 const accept = [{ type: 'insecureAcceptAnything' }];
@@ -176,11 +176,6 @@ describe('scope precedence: the most specific match wins', () => {
 });
 
 describe('where the policy is read from', () => {
-  let dir: string;
-  afterEach(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
   it('root reads /etc only; other users their own file first', () => {
     expect(policyCandidates({ uid: 0, homeDir: '/root' })).toEqual(['/etc/containers/policy.json']);
     expect(policyCandidates({ uid: 1000, homeDir: '/home/u' })).toEqual(['/home/u/.config/containers/policy.json', '/etc/containers/policy.json']);
@@ -188,7 +183,7 @@ describe('where the policy is read from', () => {
   });
 
   it('a user file wins over the system one; an explicit file must exist', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'policy-'));
+    const dir = testDir('policy');
     await mkdir(join(dir, 'home/.config/containers'), { recursive: true });
     await mkdir(join(dir, 'etc/containers'), { recursive: true });
     await writeFile(join(dir, 'etc/containers/policy.json'), JSON.stringify({ default: reject }));

@@ -3,10 +3,9 @@
  * place on a UKI assembled on the real stub, and the mounted-ESP helpers the updates code
  * uses (stage, finalize, read, reorder) on a directory standing in for /boot.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ukiOsRelease } from '../../../src/boot/uki-entry.js';
 import { finalizeStagedUki, readUkisInDir, setUkiBootOrder, stageUkiInDir } from '../../../src/boot/uki-boot-dir.js';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
@@ -14,6 +13,7 @@ import { CERTIFICATE_TABLE_DIRECTORY, checksumOffset, dataDirectoryOffset, parse
 import { bootOrderOfOsrel, withBootOrder } from '../../../src/uki/boot-order.js';
 import { assembleUkiBytes } from '../../../src/uki/uki.js';
 import { explainSkip, needsFile } from '../../support/tier.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 const IMAGE_OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID=12\n';
@@ -78,9 +78,8 @@ describe.skipIf(explainSkip('unit', needsFile(STUB, 'apt-get install systemd-boo
   describe('on a mounted ESP', () => {
     let boot: string;
     beforeEach(() => {
-      boot = mkdtempSync(join(tmpdir(), 'uki-boot-dir-'));
+      boot = testDir('uki-boot-dir');
     });
-    afterEach(() => rmSync(boot, { recursive: true, force: true }));
 
     it('stages a UKI out of systemd-boot\'s sight, finalises it, reads and reorders it', async () => {
       const built = join(boot, 'built.efi');

@@ -1,8 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import {
   appendSections,
@@ -16,6 +15,7 @@ import {
 } from '../../../src/uki/pe.js';
 import { writePeWithSections } from '../../../src/uki/pe-file.js';
 import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
+import { suiteDir } from '../../support/temp-tree.js';
 
 /**
  * A minimal PE32+ image built by hand: DOS header, PE signature, COFF header, optional
@@ -183,8 +183,7 @@ const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 describe.skipIf(
   explainSkip('unit', needsFile(STUB, 'apt-get install systemd-boot-efi') ?? needsCommands('objdump', 'sbverify')),
 )('on the real systemd-stub', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bootc-pe-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = suiteDir('pe');
 
   it('computes the checksum the linker wrote', () => {
     const stub = readFileSync(STUB);
@@ -197,7 +196,7 @@ describe.skipIf(
     const cmdline = text('console=ttyS0 quiet');
     const blob = new Uint8Array(100_000).map((_, i) => (i * 7) & 0xff);
     const { image } = appendSections(stub, [{ name: '.cmdline', data: cmdline }, { name: '.linux', data: blob }], STUB);
-    const out = join(dir, 'out.efi');
+    const out = join(dir.path, 'out.efi');
     writeFileSync(out, image);
     const pe = parsePe(image, out);
     const listing = execFileSync('objdump', ['-h', out], { encoding: 'utf8' });
@@ -272,29 +271,28 @@ describe('PE checksum fed in pieces', () => {
 });
 
 describe('writing a PE file with streamed sections', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bootc-pe-file-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = suiteDir('pe-file');
 
   it('writes the same bytes as the in-memory appender', async () => {
-    const stubPath = join(dir, 'stub.efi');
+    const stubPath = join(dir.path, 'stub.efi');
     const stub = synthesisePe({ symbolTail: 0x40 });
     writeFileSync(stubPath, stub);
     const big = new Uint8Array(200_001).map((_, i) => (i * 13) & 0xff);
-    const bigPath = join(dir, 'big');
+    const bigPath = join(dir.path, 'big');
     writeFileSync(bigPath, big);
-    const out = join(dir, 'out.efi');
+    const out = join(dir.path, 'out.efi');
     await writePeWithSections(stubPath, [{ name: '.osrel', content: text('ID=x\n') }, { name: '.initrd', content: { path: bigPath } }], out);
     const expected = appendSections(stub, [{ name: '.osrel', data: text('ID=x\n') }, { name: '.initrd', data: big }], stubPath).image;
     expect(readFileSync(out).equals(Buffer.from(expected))).toBe(true);
-    expect(readdirSync(dir).sort()).toEqual(['big', 'out.efi', 'stub.efi']);
+    expect(readdirSync(dir.path).sort()).toEqual(['big', 'out.efi', 'stub.efi']);
   });
 
   it('leaves nothing behind when the plan is refused', async () => {
-    const stubPath = join(dir, 'stub2.efi');
+    const stubPath = join(dir.path, 'stub2.efi');
     writeFileSync(stubPath, synthesisePe());
-    const out = join(dir, 'refused.efi');
+    const out = join(dir.path, 'refused.efi');
     const four = ['.a', '.b', '.c', '.d'].map((name) => ({ name, content: text('x') }));
     await expect(writePeWithSections(stubPath, four, out)).rejects.toThrow(/room for 3 more/);
-    expect(readdirSync(dir).filter((n) => n.includes('refused'))).toEqual([]);
+    expect(readdirSync(dir.path).filter((n) => n.includes('refused'))).toEqual([]);
   });
 });

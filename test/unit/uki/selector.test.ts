@@ -1,8 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   coveredBySelector,
   selectorInCmdline,
@@ -12,6 +11,7 @@ import {
   type SelectorEntry,
 } from '../../../src/uki/selector.js';
 import type { TreeEntry } from '../../../src/store/index-format.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -62,9 +62,8 @@ describe('selectorOf', () => {
 describe('selector from a directory and from a tree index agree', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'selector-'));
+    dir = testDir('selector');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('on a small tree (store objects stood in by plain files)', async () => {
     const root = join(dir, 'root');

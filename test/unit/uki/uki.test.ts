@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/core/errors.js';
 import { parsePe, sectionData } from '../../../src/uki/pe.js';
 import { assembleUkiBytes, checkSplash, extractSection, inspectUki, readImageOsRelease, resolveInRoot, ukiSections } from '../../../src/uki/uki.js';
 import { explainSkip, needsFile } from '../../support/tier.js';
+import { testDir, suiteDir } from '../../support/temp-tree.js';
 
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s));
 const names = (sections: Array<{ name: string }>): string[] => sections.map((s) => s.name);
@@ -32,19 +32,17 @@ describe('UKI sections', () => {
 });
 
 describe('paths inside an image root', () => {
-  const root = mkdtempSync(join(tmpdir(), 'bootc-uki-root-'));
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
-  mkdirSync(join(root, 'usr/lib'), { recursive: true });
-  mkdirSync(join(root, 'etc'));
-  writeFileSync(join(root, 'usr/lib/os-release'), 'ID=fixture\n');
+  const imageRoot = (): string => testDir('uki-root', { files: { 'usr/lib/os-release': 'ID=fixture\n', etc: { directory: true } } });
 
   it('follow a relative os-release symlink inside the root', async () => {
+    const root = imageRoot();
     symlinkSync('../usr/lib/os-release', join(root, 'etc/os-release'));
     expect(await resolveInRoot(root, 'etc/os-release')).toBe(join(root, 'usr/lib/os-release'));
     expect(Buffer.from(await readImageOsRelease(root)).toString()).toBe('ID=fixture\n');
   });
 
   it('resolve an absolute symlink against the root, not the host', async () => {
+    const root = imageRoot();
     symlinkSync('/usr/lib/os-release', join(root, 'abs-link'));
     symlinkSync('../../../../../../etc/passwd', join(root, 'escape'));
     expect(await resolveInRoot(root, 'abs-link')).toBe(join(root, 'usr/lib/os-release'));
@@ -52,20 +50,14 @@ describe('paths inside an image root', () => {
   });
 
   it('a root without os-release is a UserError', async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'bootc-uki-empty-'));
-    try {
-      await expect(readImageOsRelease(empty)).rejects.toThrow(/has no os-release/);
-    } finally {
-      rmSync(empty, { recursive: true });
-    }
+    await expect(readImageOsRelease(testDir('uki-empty'))).rejects.toThrow(/has no os-release/);
   });
 });
 
 const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 
 describe.skipIf(explainSkip('unit', needsFile(STUB, 'apt-get install systemd-boot-efi')))('assembling on the real stub', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bootc-uki-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = suiteDir('uki');
   const stub = new Uint8Array(readFileSync(STUB));
   const contents = {
     osRelease: bytes('ID=debian\nVERSION_ID=12\n'),
@@ -81,12 +73,12 @@ describe.skipIf(explainSkip('unit', needsFile(STUB, 'apt-get install systemd-boo
     const stubNames = names(parsePe(stub, STUB).sections);
     expect(names(pe.sections)).toEqual([...stubNames, '.osrel', '.cmdline', '.uname', '.initrd', '.linux']);
     expect(pe.sections.filter((s) => s.name === '.sbat')).toHaveLength(1);
-    const file = join(dir, 'uki.efi');
+    const file = join(dir.path, 'uki.efi');
     writeFileSync(file, image);
     const inspection = await inspectUki(file);
     expect(inspection).toMatchObject({ cmdline: 'console=ttyS0', uname: '6.1.0-1-amd64', osRelease: 'ID=debian\nVERSION_ID=12\n', signed: false });
-    await extractSection(file, '.initrd', join(dir, 'initrd'));
-    expect(readFileSync(join(dir, 'initrd'))).toEqual(Buffer.from(contents.initrd));
+    await extractSection(file, '.initrd', join(dir.path, 'initrd'));
+    expect(readFileSync(join(dir.path, 'initrd'))).toEqual(Buffer.from(contents.initrd));
     expect(Buffer.from(sectionData(image, pe.sections.at(-1)!))).toEqual(Buffer.from(contents.linux));
   });
 
@@ -123,8 +115,8 @@ describe.skipIf(explainSkip('unit', needsFile(STUB, 'apt-get install systemd-boo
   });
 
   it('extracting a missing section names the sections there are', async () => {
-    const file = join(dir, 'uki2.efi');
+    const file = join(dir.path, 'uki2.efi');
     writeFileSync(file, assembleUkiBytes(stub, STUB, contents));
-    await expect(extractSection(file, '.splash', join(dir, 'x'))).rejects.toThrow(/has no \.splash section/);
+    await expect(extractSection(file, '.splash', join(dir.path, 'x'))).rejects.toThrow(/has no \.splash section/);
   });
 });

@@ -1,8 +1,7 @@
 /** Finalisation and rollback on a sysroot and ESP made of plain directories (no image needed). */
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { parseBlsEntry, renderBlsEntry } from '../../../src/boot/bls.js';
 import { parseGrubEnv, renderGrubEnv } from '../../../src/boot/grub-menu.js';
 import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
@@ -13,6 +12,7 @@ import { pruneDeployments } from '../../../src/updates/cleanup.js';
 import { setPinned } from '../../../src/updates/pin.js';
 import { hostStatus, renderHumanReadable } from '../../../src/updates/status.js';
 import { testOrigin } from '../../support/origin.js';
+import { testDir } from '../../support/temp-tree.js';
 
 let dir = '';
 let loc: SysrootLocations;
@@ -41,13 +41,10 @@ const versionOf = async (fileName: string): Promise<string | undefined> =>
 const bootTo = (id: string) => writeFile(loc.cmdlinePath, `root=UUID=x bootc.deploy=default/${id}\n`);
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bootc-updates-'));
+  dir = testDir('updates');
   loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
   await mkdir(join(loc.sysroot, 'bootc/deploy/default'), { recursive: true });
   await mkdir(join(loc.boot, 'loader/entries'), { recursive: true });
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** Stages deployment b.0 with a Type #1 entry on trial (+3), as `bootc upgrade` records it. */

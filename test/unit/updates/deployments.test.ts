@@ -1,7 +1,6 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseEntryFileName } from '../../../src/boot/bls.js';
 import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
 import {
@@ -15,6 +14,7 @@ import {
   type StagedType1Record,
 } from '../../../src/updates/deployments.js';
 import { testOrigin } from '../../support/origin.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
@@ -115,13 +115,8 @@ describe('staged record', () => {
 });
 
 describe('loadDeployments', () => {
-  let dir = '';
-  afterEach(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
   it('reads origins, entries, the command line and the staged record from files', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bootc-deployments-'));
+    const dir = testDir('deployments');
     const sysroot = join(dir, 'sysroot');
     const boot = join(dir, 'boot');
     await mkdir(join(sysroot, 'bootc/deploy/default'), { recursive: true });

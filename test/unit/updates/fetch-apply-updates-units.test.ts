@@ -4,13 +4,13 @@
  * `systemd-analyze verify` accepts them against a root holding the host's units and a
  * /usr/bin/bootc, as an image built from this repo has.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
 import { explainSkip, needsCommands } from '../../support/tier.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const systemdDir = fileURLToPath(new URL('../../../systemd/', import.meta.url));
 const SERVICE = 'bootc-fetch-apply-updates.service';
@@ -62,10 +62,8 @@ describe('bootc-fetch-apply-updates units', () => {
   });
 
   describe.skipIf(explainSkip('unit', needsCommands('systemd-analyze')))('systemd-analyze verify', () => {
-    const root = mkdtempSync(join(tmpdir(), 'units-verify-'));
-    afterAll(() => rmSync(root, { recursive: true, force: true }));
-
     it('accepts both units with no warning', async () => {
+      const root = testDir('units-verify');
       const unitDir = join(root, 'usr/lib/systemd/system');
       mkdirSync(unitDir, { recursive: true });
       // The targets and services the units are ordered against come from the host.

@@ -1,8 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BugError, UserError } from '../../../src/core/errors.js';
 import {
@@ -13,6 +12,7 @@ import {
   withUpdateLock,
   type UpdateLockHolder,
 } from '../../../src/updates/lock.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const LOCK_MODULE = resolve(import.meta.dirname, '../../../src/updates/lock.ts');
 
@@ -78,7 +78,7 @@ describe('update lock', () => {
   const children: Child[] = [];
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'bootc-lock-'));
+    dir = testDir('lock');
     lockPath = updateLockPath(dir);
   });
 
@@ -88,7 +88,6 @@ describe('update lock', () => {
       await finish(c).catch(() => undefined);
     }
     vi.restoreAllMocks();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('lives under the physical root', () => {

@@ -3,17 +3,17 @@
  * origins, ESP entries with boot counters, the staged record, the cached update and the
  * /etc conflicts, read through the same SysrootLocations the update commands take.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { runStatus } from '../../../src/cli/status.js';
 import { renderOrigin, type Origin } from '../../../src/deploy/origin.js';
 import { renderStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { loadHostStatus } from '../../../src/updates/status.js';
 import { recordCachedUpdate, recordEtcConflicts } from '../../../src/updates/update-records.js';
 import { testOrigin } from '../../support/origin.js';
+import { testDir } from '../../support/temp-tree.js';
 
 const digest = (c: string): string => `sha256:${c.repeat(64)}`;
 
@@ -39,7 +39,7 @@ describe('loadHostStatus over an on-disk sysroot', () => {
   const c = origin('cccccccccccc.0', 'c', '3');
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bootc-status-'));
+    dir = testDir('status');
     loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
     await mkdir(join(loc.sysroot, 'bootc/deploy/default'), { recursive: true });
     await mkdir(join(loc.boot, 'loader/entries'), { recursive: true });
@@ -47,9 +47,6 @@ describe('loadHostStatus over an on-disk sysroot', () => {
     await writeFile(join(loc.boot, `loader/entries/bootc-default-${a.id}+0-3.conf`), 'title v1\nversion 3\n');
     await writeFile(join(loc.boot, `loader/entries/bootc-default-${b.id}.conf`), 'title v2\nversion 2\n');
     await writeFile(loc.cmdlinePath, `root=UUID=x rw bootc.deploy=default/${b.id}\n`);
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('booted, a rollback that failed its tries, a download-only staged update, conflicts and a cached update', async () => {

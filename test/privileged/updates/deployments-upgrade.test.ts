@@ -4,9 +4,9 @@
  * checkout's file ownership), skipped with a reason when the fixtures are missing. The pure
  * parts of upgrade.ts are tested first, without either.
  */
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseBlsEntry, renderBlsEntry } from '../../../src/boot/bls.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { pullImage } from '../../../src/oci/pull.js';
@@ -16,6 +16,7 @@ import { finalizeStaged } from '../../../src/updates/finalize.js';
 import { diffLayers, renderLayerDiff, rootArgument, upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 describe('upgrade, pure parts', () => {
   it('diffs layers by digest', () => {
@@ -44,8 +45,9 @@ describe.skipIf(skip)('upgrade v1 → v2 on a directory sysroot', () => {
   let store = '';
   let booted: Deployment;
 
+  const scratch = suiteDir('upgrade', { under: DISK_TMP });
   beforeAll(async () => {
-    dir = await mkdtemp('/var/tmp/bootc-upgrade-test-');
+    dir = scratch.path;
     loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
     store = join(dir, 'store');
     await mkdir(loc.sysroot);
@@ -65,9 +67,6 @@ describe.skipIf(skip)('upgrade v1 → v2 on a directory sysroot', () => {
     );
     await writeFile(loc.cmdlinePath, `root=UUID=1234-root ro bootc.deploy=default/${booted.id}\n`);
   }, 300_000);
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
 
   it('stages v2 without touching the entries, then finalisation makes it the default', async () => {
     const rebootRequiredPath = join(dir, 'reboot-required');

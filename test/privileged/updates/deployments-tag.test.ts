@@ -2,9 +2,9 @@
  * `bootc upgrade --tag`, for real on fixture images from the OCI layout, with a sysroot and
  * an ESP made of directories (privileged tier: the checkout keeps file owners).
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { renderBlsEntry } from '../../../src/boot/bls.js';
 import { createDeployment, importImage } from '../../../src/deploy/deploy.js';
 import { pullImage } from '../../../src/oci/pull.js';
@@ -14,6 +14,7 @@ import { readCachedUpdate } from '../../../src/updates/update-records.js';
 import { upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('zstd', 'cpio', 'getfattr') ?? needsFile(fixturesIndexPath, fixturesHint));
 
@@ -23,8 +24,9 @@ describe.skipIf(skip)('upgrade --tag on a directory sysroot', () => {
   let dir = '';
   let loc: SysrootLocations;
 
+  const scratch = suiteDir('tag', { under: DISK_TMP });
   beforeAll(async () => {
-    dir = await mkdtemp('/var/tmp/bootc-tag-test-');
+    dir = scratch.path;
     loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
     await mkdir(loc.sysroot);
     await mkdir(join(loc.boot, 'loader/entries'), { recursive: true });
@@ -41,9 +43,6 @@ describe.skipIf(skip)('upgrade --tag on a directory sysroot', () => {
     );
     await writeFile(loc.cmdlinePath, `root=UUID=1234-root rw bootc.deploy=default/${v1.id}\n`);
   }, 300_000);
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
 
   it('--check --tag v2 looks at v2; --tag v2 stages it and follows :v2 from then on; a plain upgrade then has nothing new', async () => {
     const store = join(dir, 'store');

@@ -3,9 +3,9 @@
  * finalisation, for real on fixture images from the OCI layout, with a sysroot and an ESP
  * made of directories (privileged tier: the checkout keeps file owners).
  */
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { renderBlsEntry } from '../../../src/boot/bls.js';
 import { pathExists } from '../../../src/core/fs-probe.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
@@ -18,6 +18,7 @@ import { readCachedUpdate, readRetainedImages } from '../../../src/updates/updat
 import { upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
+import { suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('zstd', 'cpio', 'getfattr') ?? needsFile(fixturesIndexPath, fixturesHint));
 
@@ -31,8 +32,9 @@ describe.skipIf(skip)('switch, download-only and GC on a directory sysroot', () 
   const rebootRequired = () => join(dir, 'reboot-required');
   const boot = (id: string) => writeFile(loc.cmdlinePath, `root=UUID=1234-root rw bootc.deploy=default/${id}\n`);
 
+  const scratch = suiteDir('switch', { under: DISK_TMP });
   beforeAll(async () => {
-    dir = await mkdtemp('/var/tmp/bootc-switch-test-');
+    dir = scratch.path;
     loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
     store = join(dir, 'store');
     await mkdir(loc.sysroot);
@@ -52,9 +54,6 @@ describe.skipIf(skip)('switch, download-only and GC on a directory sysroot', () 
     );
     await boot(v1.id);
   }, 300_000);
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
 
   it('switches with --download-only, fetching only the layer the store lacks; finalisation waits for --from-downloaded', async () => {
     expect((await upgrade({ storeDir: store, locations: loc, switchTo: image('v1') })).kind).toBe('unchanged-spec');

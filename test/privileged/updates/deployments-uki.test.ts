@@ -5,54 +5,23 @@
  * `.staged` UKI, finalisation renames it and orders it first, rollback rewrites the order
  * inside the UKIs, and the next finalisation removes the old deployment's UKI.
  */
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError, unwrapContext } from '../../../src/core/errors.js';
 import { prepareDeploymentBoot } from '../../../src/boot/deployment-boot.js';
 import { readUkisInDir, setUkiBootOrder } from '../../../src/boot/uki-boot-dir.js';
 import { createDeployment, importImage, type Deployment } from '../../../src/deploy/deploy.js';
 import { pullImage } from '../../../src/oci/pull.js';
 import { parseReference } from '../../../src/oci/reference.js';
-import { loadDeployments, parseStagedRecord, type SysrootLocations } from '../../../src/updates/deployments.js';
+import { loadDeployments, type SysrootLocations } from '../../../src/updates/deployments.js';
 import { finalizeStaged } from '../../../src/updates/finalize.js';
 import { rollback } from '../../../src/updates/rollback.js';
-import { readBootedDeployment } from '../../../src/updates/booted.js';
 import { upgrade } from '../../../src/updates/upgrade.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef } from '../../../fixtures/paths.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
-
-describe('the booted deployment and the staged record, pure parts', () => {
-  let dir = '';
-  beforeAll(async () => {
-    dir = await mkdtemp('/tmp/bootc-booted-');
-  });
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  it('takes the booted deployment from prepare-root’s record when the command line names only a selector', async () => {
-    const cmdlinePath = join(dir, 'cmdline');
-    const bootedRecordPath = join(dir, 'booted-deployment');
-    await writeFile(cmdlinePath, 'root=UUID=x bootc.deploy-selector=' + 'a'.repeat(64) + '\n');
-    expect(await readBootedDeployment({ cmdlinePath, bootedRecordPath })).toBeNull();
-    await writeFile(bootedRecordPath, 'default/abc.0\n');
-    expect(await readBootedDeployment({ cmdlinePath, bootedRecordPath })).toEqual({ stateroot: 'default', id: 'abc.0' });
-    // Without a record path only the command line counts; and it wins over the record.
-    expect(await readBootedDeployment({ cmdlinePath })).toBeNull();
-    await writeFile(cmdlinePath, 'bootc.deploy=other/def.1\n');
-    expect(await readBootedDeployment({ cmdlinePath, bootedRecordPath })).toEqual({ stateroot: 'other', id: 'def.1' });
-  });
-
-  it('reads both kinds of staged record, the old Type #1 one without a kind', () => {
-    const type1 = { stateroot: 'default', id: 'a.0', entryFileName: 'bootc-default-a.0+3.conf', entry: { title: 't', sortKey: 'bootc', linux: '/l', initrd: '/i', options: 'o' } };
-    expect(parseStagedRecord(JSON.stringify(type1), 'rec').kind).toBeUndefined();
-    const uki = { kind: 'uki', stateroot: 'default', id: 'a.0', ukiFileName: 'bootc-default-a.0+3.efi' };
-    expect(parseStagedRecord(JSON.stringify(uki), 'rec')).toEqual(uki);
-    expect(() => parseStagedRecord(JSON.stringify({ kind: 'uki', stateroot: 'default', id: 'a.0' }), 'rec')).toThrow(/not a staged update record/);
-  });
-});
+import { testDir, suiteDir, DISK_TMP } from '../../support/temp-tree.js';
 
 const skip = explainSkip('privileged', needsRoot() ?? needsCommands('zstd', 'cpio') ?? needsFile(fixturesIndexPath, fixturesHint));
 
@@ -70,8 +39,9 @@ describe.skipIf(skip)('UKI upgrade v1 → v2, rollback, switch to v3 on a direct
     return view.order.map((e) => [e.name.deploymentId, e.version]);
   };
 
+  const scratch = suiteDir('uki-upgrade', { under: DISK_TMP });
   beforeAll(async () => {
-    dir = await mkdtemp('/var/tmp/bootc-uki-upgrade-test-');
+    dir = scratch.path;
     loc = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline'), bootedRecordPath: join(dir, 'booted-deployment') };
     store = join(dir, 'store');
     await mkdir(loc.sysroot);
@@ -97,9 +67,6 @@ describe.skipIf(skip)('UKI upgrade v1 → v2, rollback, switch to v3 on a direct
     await copyFile(boot.files[0].hostPath, join(ukiDir(), v1Uki));
     await bootAs(booted.id);
   }, 300_000);
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
 
   it('stages a .staged UKI, finalises it as the default; rollback reorders inside the UKIs; the next finalisation removes the oldest UKI', async () => {
     const rebootRequiredPath = join(dir, 'reboot-required');
@@ -194,14 +161,8 @@ const SNAKEOIL_CERT = '/usr/share/ovmf/PkKek-1-snakeoil.pem';
 const skipSigned = skip ?? explainSkip('privileged', needsCommands('sbsign', 'openssl') ?? needsFile(SNAKEOIL_KEY, 'install the Debian package ovmf'));
 
 describe.skipIf(skipSigned)('upgrade of a machine booted from a signed UKI', () => {
-  let dir = '';
-
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
   it('is refused when the new image ships no signed UKI, before anything is deployed', async () => {
-    dir = await mkdtemp('/var/tmp/bootc-uki-signed-test-');
+    const dir = testDir('uki-signed', { under: DISK_TMP });
     const loc: SysrootLocations = { sysroot: join(dir, 'sysroot'), boot: join(dir, 'boot'), cmdlinePath: join(dir, 'cmdline') };
     const store = join(dir, 'store');
     await mkdir(loc.sysroot);
