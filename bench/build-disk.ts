@@ -26,12 +26,10 @@ import {
   alternate,
   benchImage,
   flagValue,
-  importStartGapsByLayer,
+  imageReport,
   median,
-  medianByLayer,
-  medianStepRssMiB,
-  medianSteps,
-  mib,
+  oursReport,
+  peerReport,
   readPeakRssKiB,
   round,
   timeSteps,
@@ -131,31 +129,6 @@ async function runShell(image: BenchImage, dir: string): Promise<Timed & { peakR
   return { ...timed, peakRssKiB: await readPeakRssKiB(rssFile), diskVirtualBytes: await virtualSize(join(dir, 'disk.qcow2')) };
 }
 
-/** What a report says of the image a bench ran on. */
-export function imageReport(image: BenchImage): Record<string, unknown> {
-  return {
-    name: image.name,
-    ref: image.archiveRef,
-    layers: image.layerBytes.length,
-    compressedMiB: mib(image.layerBytes.reduce((a, b) => a + b, 0)),
-    ...(image.generated ? { generatedLayers: image.generated.generatedLayers, generatedUncompressedMiB: mib(image.generated.generatedUncompressedBytes) } : {}),
-  };
-}
-
-/** Our side's figures over runs: medians by step, peak RSS, the import layer by layer. */
-export function oursReport(runs: readonly BuildDiskRun[], image: BenchImage): Record<string, unknown> {
-  return {
-    medianSeconds: round(median(runs.map((r) => r.seconds))),
-    seconds: runs.map((r) => round(r.seconds)),
-    medianStepSeconds: medianSteps(runs.map((r) => r.steps)),
-    peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssKiB)) / 1024),
-    cliMedianPeakRssMiBByStep: medianStepRssMiB(runs.map((r) => r.stepPeakRssKiB)),
-    importStartGapSecondsByLayer: medianByLayer(runs.map(importStartGapsByLayer)),
-    layerCompressedMiB: image.layerBytes.map(mib),
-    diskVirtualBytes: runs[0]?.diskVirtualBytes,
-  };
-}
-
 async function virtualSize(qcow2: string): Promise<number> {
   const { stdout } = await run({ description: 'Reading the disk size', argv: ['qemu-img', 'info', '--output=json', qcow2] });
   return (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
@@ -179,14 +152,8 @@ async function main(): Promise<void> {
     benchmark: 'build-disk',
     image: imageReport(image),
     runs,
-    ours: { ...oursReport(ours, image), freshStoreEachRun: true },
-    shell: {
-      medianSeconds: round(shellMedian),
-      seconds: shell.map((r) => round(r.seconds)),
-      medianStepSeconds: medianSteps(shell.map((r) => r.steps)),
-      peakRssMiB: round(Math.max(...shell.map((r) => r.peakRssKiB)) / 1024),
-      diskVirtualBytes: shell[0]?.diskVirtualBytes,
-    },
+    ours: { ...oursReport(ours, image), diskVirtualBytes: ours[0]?.diskVirtualBytes, freshStoreEachRun: true },
+    shell: { ...peerReport(shell), diskVirtualBytes: shell[0]?.diskVirtualBytes },
     ratio: round(oursMedian / shellMedian),
     targets: { ratio: '<= 1.5 (issue 17: <= 0.7)', peakRssMiB: '<= 286 (300 MB; issue 17: <= 190, 200 MB)' },
   };

@@ -207,7 +207,8 @@ function residentKiBOf(root: number, exe: string): number {
 /**
  * Seconds from each layer's import start to the next layer's start, from the plain
  * progress lines `Importing layer i/N` (printed as a layer starts; the last one's gap runs
- * to the next line that is not a debug line). Layers import two at a time (LAYER_CONCURRENCY
+ * to the next line that is not a debug line: in install, which prints nothing between
+ * import and deployment, it includes the deployment). Layers import two at a time (LAYER_CONCURRENCY
  * in src/store/layer-import.ts), so this is not one layer's duration: a long gap after
  * layer k says the pipeline waited there for a worker, i.e. on k or the layer beside it.
  * Indexed by layer, 0-based.
@@ -271,4 +272,38 @@ export async function alternate<A, B>(
     await rm(work, { recursive: true, force: true });
   }
   return results;
+}
+
+/** What a report says of the image a bench ran on. */
+export function imageReport(image: BenchImage): Record<string, unknown> {
+  return {
+    name: image.name,
+    ref: image.archiveRef,
+    layers: image.layerBytes.length,
+    compressedMiB: mib(image.layerBytes.reduce((a, b) => a + b, 0)),
+    ...(image.generated ? { generatedLayers: image.generated.generatedLayers, generatedUncompressedMiB: mib(image.generated.generatedUncompressedBytes) } : {}),
+  };
+}
+
+/** Our side's figures over runs: medians whole and by step, peak RSS (whole and by step), the import's layer start gaps. */
+export function oursReport(runs: readonly (Timed & { peakRssKiB: number })[], image: BenchImage): Record<string, unknown> {
+  return {
+    medianSeconds: round(median(runs.map((r) => r.seconds))),
+    seconds: runs.map((r) => round(r.seconds)),
+    medianStepSeconds: medianSteps(runs.map((r) => r.steps)),
+    peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssKiB)) / 1024),
+    cliMedianPeakRssMiBByStep: medianStepRssMiB(runs.map((r) => r.stepPeakRssKiB)),
+    importStartGapSecondsByLayer: medianByLayer(runs.map(importStartGapsByLayer)),
+    layerCompressedMiB: image.layerBytes.map(mib),
+  };
+}
+
+/** The peer's figures over runs: medians whole and by step, peak RSS. */
+export function peerReport(runs: readonly (Timed & { peakRssKiB: number })[]): Record<string, unknown> {
+  return {
+    medianSeconds: round(median(runs.map((r) => r.seconds))),
+    seconds: runs.map((r) => round(r.seconds)),
+    medianStepSeconds: medianSteps(runs.map((r) => r.steps)),
+    peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssKiB)) / 1024),
+  };
 }
