@@ -42,6 +42,7 @@ export interface BenchImage {
   archiveRef: string;
   /** `oci:<dir>:<tag>` */
   layoutRef: string;
+  layoutDir: string;
   /** The reference name inside the archive and the layout. */
   tag: string;
   /** Each layer's compressed size, in manifest order. */
@@ -70,6 +71,7 @@ export async function benchImage(args: readonly string[]): Promise<BenchImage> {
       archivePath: generated.archivePath,
       archiveRef: generated.archiveRef,
       layoutRef: generated.layoutRef,
+      layoutDir: generated.layoutDir,
       tag: 'large',
       layerBytes: await layoutLayerBytes(generated.layoutDir, 'large'),
       generated,
@@ -85,6 +87,7 @@ export async function benchImage(args: readonly string[]): Promise<BenchImage> {
     archivePath: ociArchivePath(fixture),
     archiveRef: ociArchiveRef(fixture),
     layoutRef: ociLayoutRef(fixture),
+    layoutDir: ociLayoutDir,
     tag,
     layerBytes: await layoutLayerBytes(ociLayoutDir, tag),
   };
