@@ -122,6 +122,8 @@ export interface Timed {
   lines: string[];
   /** When each of `lines` arrived, seconds from the start. */
   lineSeconds: number[];
+  /** When each step started, seconds from the start, in order. */
+  stepStarts: [string, number][];
   /** With `sampleRssOf`: the largest resident set seen of those processes in each step, KiB. */
   stepPeakRssKiB?: Record<string, number>;
 }
@@ -179,7 +181,8 @@ export async function timeSteps(
   marks.forEach(([name, at], i) => {
     steps[name] = round(((marks[i + 1]?.[1] ?? end) - at) / 1000 + (steps[name] ?? 0));
   });
-  return { seconds: (end - start) / 1000, steps, lines, lineSeconds, ...(sampleRssOf !== undefined ? { stepPeakRssKiB } : {}) };
+  const stepStarts = marks.map(([name, at]): [string, number] => [name, (at - start) / 1000]);
+  return { seconds: (end - start) / 1000, steps, lines, lineSeconds, stepStarts, ...(sampleRssOf !== undefined ? { stepPeakRssKiB } : {}) };
 }
 
 /**
@@ -210,20 +213,21 @@ function residentKiBOf(root: number, exe: string): number {
 /**
  * Seconds from each layer's import start to the next layer's start, from the plain
  * progress lines `Importing layer i/N` (printed as a layer starts; the last one's gap runs
- * to the next line that is not a debug line: in install, which prints nothing between
- * import and deployment, it includes the deployment). Layers import two at a time (LAYER_CONCURRENCY
+ * to the next line that is not a debug line, or the next step, whichever comes first: in
+ * install, which prints nothing between import and deployment, it includes the deployment). Layers import two at a time (LAYER_CONCURRENCY
  * in src/store/layer-import.ts), so this is not one layer's duration: a long gap after
  * layer k says the pipeline waited there for a worker, i.e. on k or the layer beside it.
  * Indexed by layer, 0-based.
  */
 export function importStartGapsByLayer(timed: Timed): number[] {
   const out: number[] = [];
+  const nextStep = (after: number): number => timed.stepStarts.find(([, at]) => at > after)?.[1] ?? timed.seconds;
   let current: { layer: number; at: number } | undefined;
   timed.lines.forEach((line, i) => {
     const at = timed.lineSeconds[i]!;
     const m = /^Importing layer (\d+)\/\d+$/.exec(line);
     if (current && (m || !line.startsWith('debug:'))) {
-      out[current.layer] = round(at - current.at);
+      out[current.layer] = round(Math.min(at, nextStep(current.at)) - current.at);
       current = undefined;
     }
     if (m) current = { layer: Number(m[1]) - 1, at };
