@@ -232,6 +232,7 @@ export function importStartGapsByLayer(timed: Timed): number[] {
     }
     if (m) current = { layer: Number(m[1]) - 1, at };
   });
+  if (current) out[current.layer] = round(nextStep(current.at) - current.at);
   return out;
 }
 
