@@ -15,7 +15,11 @@
  * Writes an OCI image layout (tag `large`) and an oci-archive of it; prints JSON with both
  * references, the layer count and the compressed and uncompressed sizes.
  *
- *   npx tsx bench/large-image.ts [--layers 60] [--gib 2] [--base v2]     (as root: reads the fixtures)
+ * `--variant N` (N > 0) gives the same image with its last generated layer made from
+ * another seed (same size and shape, other bytes and digest): a one-layer change, for
+ * bench/rebuild.ts. Variant 0 is the image itself.
+ *
+ *   npx tsx bench/large-image.ts [--layers 60] [--gib 2] [--base v2] [--variant 0]   (as root: reads the fixtures)
  *
  * Other benches take `--image large` and call largeImage() themselves.
  */
@@ -39,6 +43,8 @@ export interface LargeImageOptions {
   /** Uncompressed bytes the generated layers add up to (the base image comes on top). */
   bytes: number;
   base: FixtureTag;
+  /** 0: the image; N > 0: its last generated layer from seed variant N (a one-layer change). */
+  variant?: number;
 }
 
 export interface LargeImage {
@@ -50,6 +56,7 @@ export interface LargeImage {
   archiveRef: string;
   layers: number;
   generatedLayers: number;
+  variant: number;
   /** Every layer's blob, the base's included. */
   compressedBytes: number;
   /** The generated layers' tar streams (the base's are not recorded in its manifest). */
@@ -105,9 +112,9 @@ interface FileSpec {
   content: Buffer;
 }
 
-/** The files of generated layer `index` (1-based), about `bytes` in all. */
-function* layerFiles(index: number, bytes: number): Generator<FileSpec> {
-  const ks = new Keystream(`bootc-bench-large-image/${GENERATOR_VERSION}/layer/${index}`);
+/** The files of generated layer `index` (1-based), about `bytes` in all; `variant` > 0 reseeds it. */
+function* layerFiles(index: number, bytes: number, variant: number): Generator<FileSpec> {
+  const ks = new Keystream(`bootc-bench-large-image/${GENERATOR_VERSION}/layer/${index}${variant > 0 ? `/variant/${variant}` : ''}`);
   const dir = `usr/share/bench/layer-${String(index).padStart(3, '0')}`;
   // Roughly 40 % small files, 30 % binaries, 30 % compressible text; what is left is text.
   let left = bytes;
@@ -131,7 +138,7 @@ function* layerFiles(index: number, bytes: number): Generator<FileSpec> {
     left -= n;
   }
   // The same path in every layer: later layers overwrite it.
-  yield { path: 'usr/share/bench/last-layer', content: Buffer.from(`${index}\n`) };
+  yield { path: 'usr/share/bench/last-layer', content: Buffer.from(variant > 0 ? `${index} variant ${variant}\n` : `${index}\n`) };
 }
 
 /** How the total is shared out: a few large layers, many small ones, deterministic. */
@@ -143,7 +150,7 @@ function layerSizes(layers: number, total: number): number[] {
 }
 
 /** Streams `entries` as a gzip-compressed tar into `file`; returns both digests and the size. */
-async function writeLayer(file: string, index: number, bytes: number): Promise<{ digest: string; diffId: string; size: number; uncompressed: number }> {
+async function writeLayer(file: string, index: number, bytes: number, variant: number): Promise<{ digest: string; diffId: string; size: number; uncompressed: number }> {
   const pack = tar.pack();
   const diff = createHash('sha256');
   const blob = createHash('sha256');
@@ -173,7 +180,7 @@ async function writeLayer(file: string, index: number, bytes: number): Promise<{
     new Promise((resolve, reject) =>
       pack.entry({ uid: 0, gid: 0, uname: 'root', gname: 'root', linkname: '', devmajor: 0, devminor: 0, size: 0, ...header }, content, (err) => (err ? reject(err) : resolve())),
     );
-  for (const f of layerFiles(index, bytes)) {
+  for (const f of layerFiles(index, bytes, variant)) {
     const parts = f.path.split('/');
     for (let i = 1; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/');
@@ -215,13 +222,15 @@ export async function largeImage(options: LargeImageOptions): Promise<LargeImage
   const baseIndex = JSON.parse(await readFile(join(ociLayoutDir, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
   const baseDescriptor = baseIndex.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === options.base);
   if (!baseDescriptor) throw new Error(`no fixture:${options.base} in ${ociLayoutDir}: build the fixtures with \`make fixtures\``);
+  const variant = options.variant ?? 0;
+  // Variant 0 keeps the key it had before variants existed, so cached images stay valid.
   const key = createHash('sha256')
-    .update(JSON.stringify({ v: GENERATOR_VERSION, layers: options.layers, bytes: options.bytes, base: baseDescriptor.digest }))
+    .update(JSON.stringify({ v: GENERATOR_VERSION, layers: options.layers, bytes: options.bytes, base: baseDescriptor.digest, ...(variant > 0 ? { variant } : {}) }))
     .digest('hex')
     .slice(0, 16);
   const dir = join(LARGE_IMAGE_CACHE, `large-${key}`);
   const resultFile = join(dir, 'image.json');
-  if (existsSync(resultFile)) return JSON.parse(await readFile(resultFile, 'utf8')) as LargeImage;
+  if (existsSync(resultFile)) return { variant: 0, ...(JSON.parse(await readFile(resultFile, 'utf8')) as Omit<LargeImage, 'variant'>) };
 
   const tmp = join(LARGE_IMAGE_CACHE, `.tmp-large-${key}`);
   await rm(tmp, { recursive: true, force: true });
@@ -247,7 +256,7 @@ export async function largeImage(options: LargeImageOptions): Promise<LargeImage
   const sizes = layerSizes(options.layers, options.bytes);
   for (let i = 0; i < sizes.length; i++) {
     const partial = join(layout, `layer-${i}.partial`);
-    const written = await writeLayer(partial, i + 1, sizes[i]!);
+    const written = await writeLayer(partial, i + 1, sizes[i]!, i === sizes.length - 1 ? variant : 0);
     await rename(partial, blobPath(layout, written.digest));
     layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: written.digest, size: written.size });
     diffIds.push(written.diffId);
@@ -277,6 +286,7 @@ export async function largeImage(options: LargeImageOptions): Promise<LargeImage
     archiveRef: `oci-archive:${join(dir, 'large.tar')}:large`,
     layers: layers.length,
     generatedLayers: options.layers,
+    variant,
     compressedBytes,
     generatedUncompressedBytes: uncompressed,
     manifestDigest: manifestDescriptor.digest,
@@ -288,7 +298,7 @@ export async function largeImage(options: LargeImageOptions): Promise<LargeImage
   return result;
 }
 
-/** `--layers N --gib G --base TAG` from argv, with the issue's defaults (60 layers, 2 GiB). */
+/** `--layers N --gib G --base TAG --variant V` from argv, with the issue's defaults (60 layers, 2 GiB, variant 0). */
 export function largeImageOptions(argv: readonly string[]): LargeImageOptions {
   const value = (flag: string): string | undefined => {
     const at = argv.indexOf(flag);
@@ -298,6 +308,7 @@ export function largeImageOptions(argv: readonly string[]): LargeImageOptions {
     layers: Number(value('--layers') ?? 60),
     bytes: Math.round(Number(value('--gib') ?? 2) * 1024 ** 3),
     base: (value('--base') ?? 'v2') as FixtureTag,
+    variant: Number(value('--variant') ?? 0),
   };
 }
 
