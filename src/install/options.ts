@@ -17,7 +17,8 @@ import { z } from 'zod';
 import type { DiskSelector } from '../disk/inventory.js';
 import { isPasswordHash } from '../deploy/users.js';
 import { ROOT_FS_TYPES, type InstallFsType } from './config.js';
-import { parseRootSize } from './to-disk.js';
+import { UserError } from '../core/errors.js';
+import { GiB, MiB } from '../disk/gpt.js';
 
 export type FinishAction = 'poweroff' | 'reboot';
 
@@ -60,6 +61,16 @@ const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a
 
 export function checkHostname(name: string): string | null {
   return HOSTNAME.test(name) ? null : `"${name}" is not a valid host name (letters, digits and hyphens, dot-separated, at most 253 characters)`;
+}
+
+/** Parses `--root-size`: a number with an optional M, G or T suffix; MiB when bare, as upstream. */
+export function parseRootSize(text: string): number {
+  const m = /^(\d+)([MGT])?$/i.exec(text.trim());
+  if (!m) {
+    throw new UserError(`invalid --root-size "${text}"`, { hint: 'write a size like 20G, 512M or 1T (a bare number is MiB)' });
+  }
+  const unit = { M: MiB, G: GiB, T: 1024 * GiB }[(m[2] ?? 'M').toUpperCase() as 'M' | 'G' | 'T'];
+  return Number(m[1]) * unit;
 }
 
 /** `--root-size`: parseRootSize says what is wrong (and how to write it) by throwing. */

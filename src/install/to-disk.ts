@@ -77,16 +77,6 @@ export interface ToDiskResult extends InstalledSystem {
   config: InstallConfig | null;
 }
 
-/** Parses `--root-size`: a number with an optional M, G or T suffix; MiB when bare, as upstream. */
-export function parseRootSize(text: string): number {
-  const m = /^(\d+)([MGT])?$/i.exec(text.trim());
-  if (!m) {
-    throw new UserError(`invalid --root-size "${text}"`, { hint: 'write a size like 20G, 512M or 1T (a bare number is MiB)' });
-  }
-  const unit = { M: MiB, G: GiB, T: 1024 * GiB }[(m[2] ?? 'M').toUpperCase() as 'M' | 'G' | 'T'];
-  return Number(m[1]) * unit;
-}
-
 /**
  * Step 6, planning: the ESP and the root on a disk of `diskBytes`; the root partition gets
  * the DPS root type of `arch` (the image's), which discoverable partitions rely on.

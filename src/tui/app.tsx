@@ -11,7 +11,7 @@ import { UserError } from '../core/errors.js';
 import { Progress, type ProgressEvent } from '../core/progress.js';
 import { checkHostname, checkPasswordHash, checkUserName, renderAnswers, type AnswerUser } from '../install/answers.js';
 import { type DiskCandidate } from '../disk/inventory.js';
-import { parseRootSize } from '../install/to-disk.js';
+import { parseRootSize } from '../install/options.js';
 import { answersOf, renderPlan, splitKargs, type InstallChoices } from './choices.js';
 import { LogPane } from './log-pane.js';
 import { emptyProgress, foldProgress, type ProgressView } from './progress-model.js';

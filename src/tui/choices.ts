@@ -6,7 +6,8 @@ import { humanBytes as formatSize } from '../core/progress.js';
 import { answerKargs, type AnswerUser, type InstallAnswers } from '../install/answers.js';
 import { selectorFor, type DiskCandidate } from '../disk/inventory.js';
 import type { InstallFsType } from '../install/config.js';
-import { parseRootSize, planInstallLayout } from '../install/to-disk.js';
+import { planInstallLayout } from '../install/to-disk.js';
+import { parseRootSize } from '../install/options.js';
 
 export interface InstallChoices {
   source: string;

@@ -2,7 +2,6 @@
  * Screen 3: options, with the image's install configuration as the defaults. Checking the
  * values (sizes, host name, the key file) is the caller's: it reports back `error`.
  */
-import { useState } from 'react';
 import { Box, Text } from 'ink';
 import { useKeys, useStateRef } from '../keys.js';
 import { ROOT_FS_TYPES, type InstallFsType } from '../../install/config.js';

@@ -15,7 +15,7 @@ import { diskImageOutputPath } from '../../../src/build-disk/disk-image.js';
 import { fixturesHint, fixturesIndexPath, ociLayoutDir, ociLayoutRef, readFixturesIndex } from '../../../fixtures/paths.js';
 import { filesUnder } from '../../support/files.js';
 import { explainSkip, needsCommands, needsFile, needsRoot } from '../../support/tier.js';
-import { tarOf, writeBlob, writeIndex } from '../oci/layout-builder.js';
+import { tarOf } from '../oci/layout-builder.js';
 import { deriveFixtureV1, WITHOUT_FIXTURE_CONSOLE } from '../../support/derived-fixture.js';
 import { deploymentId } from '../../../src/deploy/paths.js';
 import { writeFixtureWithLayer } from '../oci/fixture-layout.js';

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { buildLiveInitrd, liveInitrdEntries, liveModuleLoadOrder, liveRootScript, LIVE_KARG } from '../../../src/boot/live-initrd.js';
 import { liveKernelArguments, xorrisoArgs, mediumIndexJson, SQUASHFS_PATH, ISO_VOLUME_LABEL } from '../../../src/build-disk/iso-image.js';
 import { installerScript, unattendedScript, checkLiveInstallPrograms } from '../../../src/build-disk/live-system.js';
-import { join } from 'node:path';
 import { testDir } from '../../support/temp-tree.js';
 
 const DEP = [

@@ -3,7 +3,7 @@
  * fail on throwaway trees with a cycle (a lazy `await import()` included), an import pointing
  * up the layer order, an import between siblings, and core importing a domain folder.
  */
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { suiteDir, writeTree } from '../../support/temp-tree.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderAleph, renderFstab, renderRootSshTmpfiles, resolveRootHome } from '../../../src/install/os-config.js';
-import { mkfsRootArgv, parseRootSize, planInstallLayout } from '../../../src/install/to-disk.js';
+import { mkfsRootArgv, planInstallLayout } from '../../../src/install/to-disk.js';
+import { parseRootSize } from '../../../src/install/options.js';
 import { partitionNodeName } from '../../../src/disk/loop-device.js';
 import { GiB, MiB } from '../../../src/disk/gpt.js';
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/core/errors.js';
 import {
   MAX_LAYERS,
   MAX_MANIFEST_BYTES,

@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../../src/core/errors.js';
 import { parseReference } from '../../../src/oci/reference.js';
 import { loadPolicy, parsePolicy, policyCandidates, policyIdentity, scopeFor, type PolicyRequirement } from '../../../src/oci/signature-policy.js';
 import { findDuplicateKey } from '../../../src/oci/strict-json.js';
