@@ -33,8 +33,9 @@ import { join } from 'node:path';
 import { ContextError, UserError, unwrapContext, withContext } from '../core/errors.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
-import { debug, info, warn } from '../core/log.js';
+import { debug, info } from '../core/log.js';
 import { Progress } from '../core/progress.js';
+import { CleanupStack } from '../core/cleanup-stack.js';
 import { espInImage, formatEsp } from '../boot/esp.js';
 import { DEFAULT_ESP_BYTES, GiB, MiB, diskArchOf, formatSize, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
@@ -49,7 +50,7 @@ import { installGrubBiosBootCode } from '../boot/grub-boot.js';
 import { loadInstallConfig } from './config-files.js';
 import { imageFactsScanner, readImageFacts } from './image-facts.js';
 import { imageAndKargs, installOnRoot, type InstalledSystem, type InstallRequest } from './install.js';
-import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes, type PartitionNodes } from '../disk/loop-device.js';
+import { attachLoopDevice, deviceSizeBytes, detachLoopDevice, loopDevicesOf, openPartitionNodes } from '../disk/loop-device.js';
 
 /** Where install mounts the new root, as upstream does (`/run/bootc/mounts/rootfs`). */
 export const INSTALL_MOUNTS_DIR = '/run/bootc/mounts';
@@ -227,11 +228,13 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       }
     }
 
-    // 2
+    // 2. From here on each thing attached, created or mounted is undone when the install
+    // ends, newest first, after the error (if any) has been described.
+    await using cleanup = new CleanupStack();
     const loopDevice = req.viaLoopback ? await withContext(`Attaching ${req.device}`, () => attachLoopDevice(req.device)) : undefined;
+    if (loopDevice) cleanup.defer(`detaching ${loopDevice}`, () => detachLoopDevice(loopDevice));
     const disk = loopDevice ?? req.device;
     let state: DiskState = 'untouched';
-    let nodes: PartitionNodes | undefined;
     let mountDir: string | undefined;
     let mounted = false;
     try {
@@ -296,7 +299,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       // 6
       state = 'partitioned';
       await withContext(`Partitioning ${disk}`, () => writePartitionTable(disk, diskLayout, randomUUID()));
-      nodes = await openPartitionNodes(disk, [diskLayout.esp, diskLayout.root]);
+      const nodes = await openPartitionNodes(disk, [diskLayout.esp, diskLayout.root]);
+      cleanup.defer('releasing the partition loop devices', () => nodes.release());
       const espNode = nodes.nodes.get(diskLayout.esp.number)!;
       const rootNode = nodes.nodes.get(diskLayout.root.number)!;
 
@@ -304,9 +308,12 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       const rootFsUuid = randomUUID();
       await run({ description: `Creating the ${fsType} root filesystem on ${rootNode}`, argv: mkfsRootArgv(fsType, rootNode, rootFsUuid) });
       await mkdir(INSTALL_MOUNTS_DIR, { recursive: true, mode: 0o755 });
-      mountDir = await mkdtemp(join(INSTALL_MOUNTS_DIR, 'rootfs-'));
-      await run({ description: `Mounting the new root filesystem ${rootNode}`, argv: ['mount', rootNode, mountDir] });
+      const root = await mkdtemp(join(INSTALL_MOUNTS_DIR, 'rootfs-'));
+      mountDir = root;
+      cleanup.defer(`removing ${root}`, () => rmdir(root));
+      await run({ description: `Mounting the new root filesystem ${rootNode}`, argv: ['mount', rootNode, root] });
       mounted = true;
+      const rootMount = cleanup.defer(`unmounting ${root}`, () => unmount(root));
 
       // 8
       const esp = { image: espNode, offsetBytes: 0 };
@@ -317,7 +324,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       stepEvent(progress, 3);
       state = 'written';
       const installed = await installOnRoot({
-        rootDir: mountDir,
+        rootDir: root,
         rootFsUuid,
         ...(settings.rootMountSpec !== undefined ? { rootMountSpec: settings.rootMountSpec } : {}),
         rootFsType: fsType,
@@ -338,17 +345,14 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       if (diskLayout.biosBoot && installed.bootloader === 'hybrid') {
         const biosBoot = diskLayout.biosBoot;
         const work = await mkdtemp(join(tmpdir(), 'bootc-grub-'));
-        try {
-          await installGrubBiosBootCode({ disk, biosBoot, espPartitionNumber: diskLayout.esp.number, deploymentDir: installed.deployment.dir, workDir: work });
-        } finally {
-          await rm(work, { recursive: true, force: true });
-        }
+        cleanup.defer(`removing ${work}`, () => rm(work, { recursive: true, force: true }));
+        await installGrubBiosBootCode({ disk, biosBoot, espPartitionNumber: diskLayout.esp.number, deploymentDir: installed.deployment.dir, workDir: work });
       }
 
       // 10
       stepEvent(progress, 4);
-      await finaliseRoot(mountDir);
-      await unmount(mountDir);
+      await finaliseRoot(root);
+      await rootMount.runNow();
       mounted = false;
       stepEvent(progress, STEPS.length);
       info('Installation complete!');
@@ -363,16 +367,6 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
         ? new UserError('the new root filesystem is full', { hint: 'use a bigger disk or a bigger --root-size', cause: err })
         : err;
       throw new ContextError(`${req.device}: ${STATE_MESSAGES[state]}; run the install again with --wipe`, cause);
-    } finally {
-      // Cleanup must not hide the first error; each step is attempted.
-      const cleanups: Array<[string, () => Promise<void>]> = [];
-      if (mounted && mountDir) cleanups.push([`unmounting ${mountDir}`, () => unmount(mountDir!)]);
-      if (mountDir) cleanups.push([`removing ${mountDir}`, () => rmdir(mountDir!)]);
-      if (nodes) cleanups.push(['releasing the partition loop devices', () => nodes!.release()]);
-      if (loopDevice) cleanups.push([`detaching ${loopDevice}`, () => detachLoopDevice(loopDevice)]);
-      for (const [what, cleanup] of cleanups) {
-        await cleanup().catch((err: unknown) => warn(`cleanup failed, ${what}: ${err instanceof Error ? err.message : String(err)}`));
-      }
     }
   });
 }
