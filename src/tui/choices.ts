@@ -3,26 +3,22 @@
  * lines (what is erased, what is created), the answers file, and the typed confirmation.
  */
 import { humanBytes as formatSize } from '../core/progress.js';
-import { answerKargs, type AnswerUser, type InstallAnswers } from '../install/answers.js';
+import { answerKargs, type InstallAnswers } from '../install/answers.js';
 import { selectorFor, type DiskCandidate } from '../disk/inventory.js';
 import type { InstallFsType } from '../install/config.js';
 import { planInstallLayout } from '../install/to-disk.js';
 import { parseRootSize } from '../install/options.js';
 
-export interface InstallChoices {
+/**
+ * The answers file's options as the installer holds them: the disk is the one picked from
+ * the inventory (the answers keep a selector for it), the image and filesystem are always set,
+ * and wiping and the finish action are the installer's own business.
+ */
+export type InstallChoices = Omit<InstallAnswers, 'source' | 'disk' | 'wipe' | 'filesystem' | 'finish'> & {
   source: string;
-  /** What the installed system follows for updates; absent: `source`. */
-  target?: string;
   disk: DiskCandidate;
   filesystem: InstallFsType;
-  /** As typed (e.g. "20G"); absent: the rest of the disk. */
-  rootSize?: string;
-  kargs: string[];
-  rootSshAuthorizedKeys?: string;
-  hostname?: string;
-  stateroot?: string;
-  user?: AnswerUser;
-}
+};
 
 /** Kernel arguments as typed on one line: split on blanks, keeping "quoted values" whole. */
 export function splitKargs(line: string): string[] {
