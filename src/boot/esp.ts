@@ -27,6 +27,7 @@ import { join, posix } from 'node:path';
 import { run } from '../core/exec.js';
 import { UserError, invariant, withContext } from '../core/errors.js';
 import { copyFileDurably, finalNameOf, fsyncDir, tempNameFor, writeFileAtomic } from '../core/durable-file.js';
+import { pathExists } from '../core/fs-probe.js';
 import { ENTRIES_DIR, LOADER_CONF_PATH, parseEntryFileName, renderBlsEntry, renderLoaderConf, type BlsEntry, type LoaderConf } from './bls.js';
 import { parseUkiFileName, staleUkiFileNames, UKI_DIR } from './uki-entry.js';
 import { signPe, type SigningKey } from '../uki/uki.js';
@@ -92,6 +93,11 @@ export interface Esp {
   writeText(path: string, text: string): Promise<void>;
   /** A file's text, or null when there is no such file. */
   readText(path: string): Promise<string | null>;
+  /**
+   * Whether a file or directory is there. FAT matches names without regard to case, and so
+   * does this: a name `list` returns in upper case (a short name mtools renamed) is found.
+   */
+  exists(path: string): Promise<boolean>;
   /** Names (not paths) in a directory; none if it does not exist. */
   list(dir: string): Promise<string[]>;
   /** Removes a file; nothing if it is not there. */
@@ -144,6 +150,7 @@ export function espInImage(loc: EspLocation): Esp {
         }
       });
     },
+    exists,
     async readText(path) {
       if (!(await exists(path))) return null;
       return (await mtools(`Reading ${path} from the ESP`, ['mcopy', '-n', '-i', drive(loc), mtoolsPath(path), '-'])).stdout;
@@ -183,6 +190,8 @@ export function espInDirectory(dir: string): Esp {
       await mkdir(posix.dirname(at(path)), { recursive: true });
       await writeFileAtomic(at(path), text);
     },
+    // The kernel's vfat driver looks names up without regard to case.
+    exists: (path) => pathExists(at(path)),
     async readText(path) {
       try {
         return await readFile(at(path), 'utf8');

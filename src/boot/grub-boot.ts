@@ -11,12 +11,12 @@
  * On the booted system (ESP mounted at /boot) step 2 runs again whenever the BLS entries
  * change (finalisation, rollback, GC), on disks that have a GRUB menu only.
  */
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { debug, warn } from '../core/log.js';
 import { DEFAULT_MENU_TIMEOUT_SECONDS, LOADER_CONF_PATH, parseBlsEntry, parseEntryFileName, type EntryName } from './bls.js';
 import { listBootEntries, readBootEntry, type Esp } from './esp.js';
-import { buildCoreImage, findGrubI386Pc, installGrubBootCode, GRUB_ESP_DIR, type BiosBootArea } from './grub-bios.js';
+import { buildCoreImage, findGrubI386Pc, installGrubBootCode, type BiosBootArea } from './grub-bios.js';
 import { GRUB_CFG_PATH, GRUBENV_PATH, grubEnvForMenu, parseGrubEnv, renderGrubConfig, renderGrubEnv, type GrubEnv, type GrubMenuEntry } from './grub-menu.js';
 
 export interface GrubBiosTarget {
@@ -95,7 +95,8 @@ export async function writeGrubMenu(esp: Esp, options: GrubMenuOptions = {}): Pr
  * GRUB menu; false (nothing written) on one that has none.
  */
 export async function regenerateGrubMenu(esp: Esp, without?: (name: EntryName) => boolean): Promise<boolean> {
-  if (!(await esp.list(GRUB_ESP_DIR)).includes(posix.basename(GRUB_CFG_PATH))) return false;
+  // Not list().includes(): mtools' rename leaves grub.cfg a short name, listed as GRUB.CFG.
+  if (!(await esp.exists(GRUB_CFG_PATH))) return false;
   await writeGrubMenu(esp, without ? { without } : {});
   return true;
 }

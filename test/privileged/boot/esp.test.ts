@@ -23,6 +23,7 @@ import {
   type EspLocation,
 } from '../../../src/boot/esp.js';
 import { parseBlsEntry, type BlsEntry } from '../../../src/boot/bls.js';
+import { regenerateGrubMenu, writeGrubMenu } from '../../../src/boot/grub-boot.js';
 import { explainSkip, needsCommands, needsFile } from '../../support/tier.js';
 import { suiteDir, testDir } from '../../support/temp-tree.js';
 
@@ -93,6 +94,28 @@ describe.skipIf(skip)('ESP with mtools', () => {
     expect(await listBootEntries(esp)).toEqual(['bootc-default-d1+3.conf']);
     expect(await esp.list('no/such/dir')).toEqual([]);
     if (check) await run({ description: 'Checking the ESP', argv: ['fsck.vfat', '-n', check.image] });
+  });
+
+  it('finds the GRUB menu it wrote, whatever case FAT lists its short name in, and regenerates only that one', async () => {
+    const loc: EspLocation = { image: join(tmp, 'grub-esp.img'), offsetBytes: 0 };
+    await sparseFile(loc.image, 64 * MiB);
+    await formatEsp(loc, 64 * MiB);
+    const esp = espInImage(loc);
+    await writeLoaderConf(esp, { timeoutSeconds: 4 });
+    await writeBootEntry(esp, 'bootc-default-d1+3.conf', entry('1'));
+    expect(await esp.exists('grub/grub.cfg')).toBe(false);
+    expect(await regenerateGrubMenu(esp)).toBe(false);
+    expect(await esp.list('grub')).toEqual([]);
+
+    await writeGrubMenu(esp);
+    // Renamed into place, grub.cfg is a short name: mtools list it as GRUB.CFG.
+    expect((await esp.list('grub')).map((n) => n.toLowerCase()).sort()).toEqual(['grub.cfg', 'grubenv']);
+    expect(await esp.exists('grub/grub.cfg')).toBe(true);
+    await writeBootEntry(esp, 'bootc-default-d2+3.conf', entry('2'));
+    expect(await regenerateGrubMenu(esp)).toBe(true);
+    const cfg = (await esp.readText('grub/grub.cfg')) ?? '';
+    expect(cfg).toContain('set timeout=4');
+    expect(cfg).toContain('--id bootc-default-d2');
   });
 
   it('formats and fills an ESP at an offset, leaving the bytes around it alone', async () => {
