@@ -57,7 +57,7 @@ test: check fixtures base-image
 test-unit: deps
 	npx vitest run test/unit
 
-# Long runs kept out of `make test` (~1.5 h on 2 cores): 20 power cuts during updates, taking
+# Long runs kept out of `make test` (~40 min on 2 cores): 20 power cuts during updates, taking
 # each kind of cut under SeaBIOS (GRUB) and OVMF (systemd-boot) in turn; and the update
 # scenario under OVMF, which `make test` runs under SeaBIOS.
 soak: check fixtures
