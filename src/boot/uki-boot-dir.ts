@@ -12,28 +12,25 @@
  *
  * Every write is durable (core/durable-file.ts), the renamed file fsynced too (FAT).
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
-import { copyFileDurably, renameDurably, replaceFile } from '../core/durable-file.js';
+import { renameDurably, replaceFile } from '../core/durable-file.js';
 import { parsePe, sectionData } from '../uki/pe.js';
 import { bootOrderOfOsrel, withBootOrder } from '../uki/boot-order.js';
 import { signPe, type SigningKey } from '../uki/uki.js';
 import { parseOsRelease, type EntryName } from './bls.js';
 import { parseUkiFileName, UKI_DIR } from './uki-entry.js';
+import { espInDirectory } from './esp.js';
 
 export const STAGED_UKI_SUFFIX = '.staged';
 
 /** Copies a prepared UKI (UkiBoot.files[0].hostPath) to EFI/Linux/<ukiFileName>.staged. */
 export async function stageUkiInDir(bootDir: string, ukiFileName: string, hostPath: string): Promise<string> {
-  const dir = join(bootDir, UKI_DIR);
-  await mkdir(dir, { recursive: true });
-  const dest = join(dir, `${ukiFileName}${STAGED_UKI_SUFFIX}`);
-  await withContext(`Staging the UKI ${ukiFileName} in ${dir}`, () =>
-    copyFileDurably(hostPath, dest),
-  );
-  return dest;
+  const path = posix.join(UKI_DIR, `${ukiFileName}${STAGED_UKI_SUFFIX}`);
+  await withContext(`Staging the UKI ${ukiFileName} in ${join(bootDir, UKI_DIR)}`, () => espInDirectory(bootDir).copyIn([{ path, hostPath }]));
+  return join(bootDir, path);
 }
 
 /** Makes a staged UKI an entry. */
