@@ -1,6 +1,6 @@
 /**
  * bench/rebuild: an incremental `bootc image build-disk --store DIR` against a cold one.
- * The image is the generated many-layer image (bench/large-image.ts); the changed image is
+ * The image is the generated many-layer image (fixtures/large-image.ts); the changed image is
  * the same with its last generated layer reseeded (`--variant`, a one-layer change). Each
  * run, in turns:
  *   - warm: build the image into a fresh store, then the changed image with that store;

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { run, spawnStreaming } from '../src/core/exec.js';
 import { fixtureTags, ociArchivePath, ociArchiveRef, ociLayoutDir, ociLayoutRef, type FixtureTag } from '../fixtures/paths.js';
-import { largeImage, largeImageOptions, type LargeImage } from './large-image.js';
+import { largeImage, largeImageOptions, type LargeImage } from '../fixtures/large-image.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 

@@ -4,38 +4,52 @@
  *
  *   1. refuse early: outputs that exist (unless --force), no root, an unsupported root
  *      filesystem asked for by --rootfs (xfs needs loop devices)
- *   2. pull the image into the blob store (any transport); from its layers, its install
+ *   2. with the store's lock (`<store>/bootc/lock`): pull the image into the blob store (any
+ *      transport; a layer the object store has imported needs no blob), and import its
+ *      layers into the object store kept in the store (`<store>/bootc`), which skips the
+ *      layers an earlier build imported. From the imported tree, the image's install
  *      configuration (/usr/lib/bootc/install, as bootc in bib's container reads it): keys
- *      it cannot honour are refused, and so is an xfs root it asks for, before anything
- *      is staged or written
- *   3. stage a physical root in a work directory: import the layers into its object
- *      store, check out the deployment, seed the stateroot's /var
+ *      it cannot honour are refused, and so is an xfs root it asks for, before anything is
+ *      staged or written
+ *   3. stage a physical root in a work directory: the image's objects and indexes
+ *      hardlinked from the store (store/link-image.ts), check out the deployment, seed the
+ *      stateroot's /var
  *   4. apply config.toml users (accounts in the deployment's /etc, homes under /var) and
  *      the install config's boot-mount-spec (/boot in its /etc/fstab)
  *   5. write the disk: GPT, root filesystem from the staged root, ESP with systemd-boot and
  *      the boot entry (disk-image.ts), converted to the requested types
  *   6. --type iso, last (it adds to the staged tree): the installer medium, whose live
  *      system is the staged deployment plus the installer (live-system.ts, iso-image.ts)
- *   7. remove the work directory, whatever happened
+ *   7. remove the work directory, and from the object store what no image built last
+ *      under its name needs, whatever happened
+ *
+ * A rebuild after a one-layer change imports that layer only; the staged root, and so the
+ * disk, has the same content as a cold build's (store/link-image.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
+import { CleanupStack } from '../core/cleanup-stack.js';
+import { withUpdateLock } from '../core/lock-file.js';
+import { writeFileAtomic } from '../core/durable-file.js';
+import { gcStore } from '../store/gc.js';
+import { isLayerImported } from '../store/layer-import.js';
+import { isDigest, storeLayout, treeIndexPath } from '../store/layout.js';
+import { linkImageInto } from '../store/link-image.js';
 import { run } from '../core/exec.js';
 import { cancellation } from '../core/cancel.js';
 import { Progress } from '../core/progress.js';
 import { ImageTrust } from '../oci/image-trust.js';
-import { pullImage, type PulledImage } from '../oci/pull.js';
+import { pullImage, type PulledImage, type PulledLayer } from '../oci/pull.js';
 import { blobPathIn } from '../oci/blob-cache.js';
 import { resolveDefaultedBootloader } from '../install/install.js';
 import { chooseBootloader, resolveInstallConfig, resolveInstallSettings, type Bootloader, type InstallConfig, type InstallSettings } from '../install/config.js';
-import type { LayerScanner } from '../install/image-files.js';
-import { imageFactsScanner, readImageFacts } from '../install/image-facts.js';
+import { readImageFactsOfTree } from '../install/image-facts.js';
 import { renderFstab } from '../install/os-config.js';
 import { formatImageName, formatReference } from '../oci/reference.js';
 import type { ImageReference, Platform } from '../oci/types.js';
-import { createDeployment, importImage, type Deployment } from '../deploy/deploy.js';
+import { createDeployment, importImage, type Deployment, type ImportedImage } from '../deploy/deploy.js';
 import { withSignaturePolicy } from '../deploy/origin.js';
 import { imageVersion } from '../oci/manifest.js';
 import { addUsers, isPasswordHash, type UserToAdd } from '../deploy/users.js';
@@ -186,17 +200,18 @@ async function usersToAdd(users: readonly BuildUser[]): Promise<UserToAdd[]> {
 }
 
 /**
- * Step 2, after the pull: the image's install configuration (only the image's: bib runs
- * bootc inside the image) and what it decides with the flags. Keys that cannot be honoured,
- * and an xfs root it asks for, are refused here, before anything is staged.
+ * Step 2, after the import: the image's install configuration (only the image's: bib runs
+ * bootc inside the image), read from its tree, and what it decides with the flags. Keys
+ * that cannot be honoured, and an xfs root it asks for, are refused here, before anything
+ * is staged.
  */
 async function imageSettings(
   req: BuildDiskRequest,
-  pulled: PulledImage,
-  scanner: LayerScanner,
+  imported: ImportedImage,
+  imageName: string,
   arch: DiskArch,
 ): Promise<{ installConfig: InstallConfig | null; settings: InstallSettings }> {
-  const facts = await readImageFacts(pulled, scanner);
+  const facts = await readImageFactsOfTree(req.storeDir, imported.tree, imageName);
   const installConfig = resolveInstallConfig(facts.installConfigFiles, arch);
   const settings = resolveInstallSettings(
     installConfig,
@@ -209,6 +224,37 @@ async function imageSettings(
   );
   checkRootFs(settings.rootFsType, req.rootfs === undefined);
   return { installConfig, settings };
+}
+
+/**
+ * The store's object store keeps, for each image name built with it, the image built last
+ * (`bootc/built-images.json`: name -> manifest digest), and everything else is removed
+ * after each build: rebuilding an image after a change imports only its changed layers,
+ * and the store does not grow with every build.
+ */
+const storeLockPath = (storeDir: string): string => join(storeDir, 'bootc', 'lock');
+const builtImagesPath = (storeDir: string): string => join(storeDir, 'bootc', 'built-images.json');
+
+async function readBuiltImages(storeDir: string): Promise<Record<string, string>> {
+  const text = await readFile(builtImagesPath(storeDir), 'utf8').catch(() => '{}');
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string' && isDigest(e[1]))) : {};
+  } catch {
+    return {};
+  }
+}
+
+async function recordBuiltImage(storeDir: string, name: string, manifestDigest: string): Promise<void> {
+  const built = { ...(await readBuiltImages(storeDir)), [name]: manifestDigest };
+  await writeFileAtomic(builtImagesPath(storeDir), JSON.stringify(built, null, 2) + '\n', 0o644);
+}
+
+/** After each build, whatever happened: only the recorded images stay in the object store. */
+async function pruneStore(storeDir: string): Promise<void> {
+  const layout = storeLayout(storeDir);
+  const keep = Object.values(await readBuiltImages(storeDir)).filter((digest) => existsSync(treeIndexPath(layout, digest)));
+  await gcStore(storeDir, keep);
 }
 
 /** Programs of the tool layer a live system lacks when its image has no `attr`: the host's. */
@@ -301,94 +347,103 @@ export async function buildDisk(req: BuildDiskRequest): Promise<BuildDiskResult>
     }
 
     stepEvent(progress, 0);
-    const factsScanner = imageFactsScanner(name);
-    const trust = await ImageTrust.forFlags(req.signaturePolicy, false);
-    const pulled = await pullImage(req.image, {
-      cacheDir: req.storeDir,
-      progress,
-      signal: cancellation.signal,
-      platform: req.platform,
-      layerTap: factsScanner.tap,
-      trust,
-    });
-    const arch = diskArchOf(pulled.config.architecture);
-    const { installConfig, settings } = await imageSettings(req, pulled, factsScanner, arch);
-    if (settings.enforceContainerSigpolicy) await trust.checkEnforced(req.image, true);
-    const { stateroot, installConfigKargs, rootMountSpec, rootFsType: fsType } = settings;
-    const cliKargs = buildDiskKargs(req);
-    cancellation.check();
-
-    await mkdir(req.workDir, { recursive: true });
-    const staging = await mkdtemp(join(req.workDir, 'bootc-build-disk-'));
-    try {
-      stepEvent(progress, 1);
-      const imported = await importImage(staging, pulled, progress);
-      cancellation.check();
-
-      stepEvent(progress, 2);
-      const uki = bootsUki(req, imported.tree.entries);
-      const deployment = await createDeployment(staging, imported, name, {
-        stateroot,
-        targetImage: withSignaturePolicy(req.targetImage ?? defaultTargetImage(req.image), settings.enforceContainerSigpolicy),
-        kargs: [...installConfigKargs, ...cliKargs],
-        architecture: pulled.config.architecture,
-        bootType: uki ? 'uki' : 'type1',
-      });
-      // hybrid by default on x86_64, unless a UKI boots or no BIOS GRUB can be built here.
-      const bootloader = await resolveDefaultedBootloader(chooseBootloader(settings.bootloader, 'build-disk', arch), settings.bootloader === undefined, uki, deployment.dir);
-      // An ISO's live system runs the installer: an image that lacks its programs is
-      // refused before any output is written.
-      if (iso) checkLiveInstallPrograms(deployment.dir);
-      const stateVar = sysrootPaths(staging).stateVar(stateroot);
-      await withContext('Adding the configured users', async () => addUsers(deployment.dir, stateVar, await usersToAdd(req.config.users)));
-      await writeBootMount(deployment, settings.bootMountSpec);
-      cancellation.check();
-
-      stepEvent(progress, 3);
-      const disk =
-        diskTypes.length === 0
-          ? null
-          : await buildDiskImage({
-              sysrootDir: staging,
-              deployment: {
-                stateroot: deployment.stateroot,
-                deploymentId: deployment.id,
-                deploymentDir: deployment.dir,
-                imageVersion: imageVersion(pulled.config) ?? undefined,
-                installConfigKargs,
-                kargDeletes: settings.kargDeletes,
-                cliKargs,
-                ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
-                ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
-              },
-              outputDir: req.outputDir,
-              types: diskTypes,
-              rootfs: fsType,
-              arch,
-              bootloader,
-              sizeBytes: req.sizeBytes,
-              rootMinBytes: req.config.rootMinSize,
-              force: req.force,
-            });
-      const outputs: Partial<Record<BuildType, string>> = { ...disk?.outputs };
-      let liveKernelArguments: string[] | undefined;
-      if (iso) {
-        const built = await buildIso(req, pulled, deployment, staging);
-        outputs.iso = built.output;
-        liveKernelArguments = built.kargs;
-      }
-      stepEvent(progress, STEPS.length);
-      return {
-        outputs,
-        disk,
-        manifestDigest: pulled.manifestDigest,
-        deployment,
-        rootFsType: fsType,
-        installConfig,
-        ...(liveKernelArguments ? { liveKernelArguments } : {}),
-      };
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+    await mkdir(req.storeDir, { recursive: true });
+    return withUpdateLock(storeLockPath(req.storeDir), 'bootc image build-disk', () => buildWithStore(req, progress, diskTypes), 'the store lock');
   });
+}
+
+/** Steps 2-7, holding the store's lock. */
+async function buildWithStore(req: BuildDiskRequest, progress: Progress, diskTypes: DiskImageType[]): Promise<BuildDiskResult> {
+  const name = formatReference(req.image);
+  const iso = req.types.includes('iso');
+  const trust = await ImageTrust.forFlags(req.signaturePolicy, false);
+  const pulled = await pullImage(req.image, {
+    cacheDir: req.storeDir,
+    progress,
+    signal: cancellation.signal,
+    platform: req.platform,
+    trust,
+    // A layer the object store has needs no blob, unless the medium carries the image's layout.
+    ...(iso ? {} : { alreadyHave: (layer: PulledLayer) => isLayerImported(req.storeDir, layer.diffId) }),
+  });
+  const arch = diskArchOf(pulled.config.architecture);
+  await using cleanup = new CleanupStack();
+  cleanup.defer('removing unused content from the store', () => pruneStore(req.storeDir));
+  stepEvent(progress, 1);
+  const imported = await importImage(req.storeDir, pulled, progress);
+  const { installConfig, settings } = await imageSettings(req, imported, name, arch);
+  await recordBuiltImage(req.storeDir, name, pulled.manifestDigest);
+  if (settings.enforceContainerSigpolicy) await trust.checkEnforced(req.image, true);
+  const { stateroot, installConfigKargs, rootMountSpec, rootFsType: fsType } = settings;
+  const cliKargs = buildDiskKargs(req);
+  cancellation.check();
+
+  await mkdir(req.workDir, { recursive: true });
+  const staging = await mkdtemp(join(req.workDir, 'bootc-build-disk-'));
+  cleanup.defer(`removing ${staging}`, () => rm(staging, { recursive: true, force: true }));
+  await linkImageInto(req.storeDir, staging, pulled.manifestDigest);
+  cancellation.check();
+
+  stepEvent(progress, 2);
+  const uki = bootsUki(req, imported.tree.entries);
+  const deployment = await createDeployment(staging, imported, name, {
+    stateroot,
+    targetImage: withSignaturePolicy(req.targetImage ?? defaultTargetImage(req.image), settings.enforceContainerSigpolicy),
+    kargs: [...installConfigKargs, ...cliKargs],
+    architecture: pulled.config.architecture,
+    bootType: uki ? 'uki' : 'type1',
+  });
+  // hybrid by default on x86_64, unless a UKI boots or no BIOS GRUB can be built here.
+  const bootloader = await resolveDefaultedBootloader(chooseBootloader(settings.bootloader, 'build-disk', arch), settings.bootloader === undefined, uki, deployment.dir);
+  // An ISO's live system runs the installer: an image that lacks its programs is
+  // refused before any output is written.
+  if (iso) checkLiveInstallPrograms(deployment.dir);
+  const stateVar = sysrootPaths(staging).stateVar(stateroot);
+  await withContext('Adding the configured users', async () => addUsers(deployment.dir, stateVar, await usersToAdd(req.config.users)));
+  await writeBootMount(deployment, settings.bootMountSpec);
+  cancellation.check();
+
+  stepEvent(progress, 3);
+  const disk =
+    diskTypes.length === 0
+      ? null
+      : await buildDiskImage({
+          sysrootDir: staging,
+          deployment: {
+            stateroot: deployment.stateroot,
+            deploymentId: deployment.id,
+            deploymentDir: deployment.dir,
+            imageVersion: imageVersion(pulled.config) ?? undefined,
+            installConfigKargs,
+            kargDeletes: settings.kargDeletes,
+            cliKargs,
+            ...(rootMountSpec !== undefined ? { rootMountSpec } : {}),
+            ...(uki ? { uki: req.signing ? { signing: req.signing } : {} } : {}),
+          },
+          outputDir: req.outputDir,
+          types: diskTypes,
+          rootfs: fsType,
+          arch,
+          bootloader,
+          sizeBytes: req.sizeBytes,
+          rootMinBytes: req.config.rootMinSize,
+          force: req.force,
+        });
+  const outputs: Partial<Record<BuildType, string>> = { ...disk?.outputs };
+  let liveKernelArguments: string[] | undefined;
+  if (iso) {
+    const built = await buildIso(req, pulled, deployment, staging);
+    outputs.iso = built.output;
+    liveKernelArguments = built.kargs;
+  }
+  stepEvent(progress, STEPS.length);
+  return {
+    outputs,
+    disk,
+    manifestDigest: pulled.manifestDigest,
+    deployment,
+    rootFsType: fsType,
+    installConfig,
+    ...(liveKernelArguments ? { liveKernelArguments } : {}),
+  };
 }

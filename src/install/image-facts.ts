@@ -8,7 +8,8 @@ import { kernelVersionOf } from '../boot/kernel.js';
 import type { PulledImage } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { INSTALL_CONFIG_IMAGE_DIR, type InstallConfigFile } from './config.js';
-import { LayerScanner, filesInDirectory, readImageFiles, type ImageFileSelection, type ImageFiles } from './image-files.js';
+import type { TreeIndex } from '../store/index-format.js';
+import { LayerScanner, filesInDirectory, readImageFiles, readImageFilesOfTree, type ImageFileSelection, type ImageFiles } from './image-files.js';
 
 const KERNEL_FILE = /^usr\/lib\/modules\/[^/]+\/(vmlinuz|initramfs\.img)$/;
 const CONFIG_FILE = new RegExp(`^${INSTALL_CONFIG_IMAGE_DIR.replace(/\//g, '\\/')}\\/[^/]+\\.toml$`);
@@ -35,9 +36,17 @@ export function imageFactsScanner(imageName: string): LayerScanner {
 
 /** `scanner`: the one whose tap saw the pull (layers it did not see are read from the cache). */
 export async function readImageFacts(pulled: PulledImage, scanner?: LayerScanner): Promise<ImageFacts> {
-  const files = await readImageFiles(pulled, FACT_FILES, scanner);
+  return factsOf(await readImageFiles(pulled, FACT_FILES, scanner), formatReference(pulled.reference));
+}
+
+/** The same facts of an image imported into the store under `root`, from its tree. */
+export async function readImageFactsOfTree(root: string, tree: TreeIndex, imageName: string): Promise<ImageFacts> {
+  return factsOf(await readImageFilesOfTree(root, tree, FACT_FILES), imageName);
+}
+
+function factsOf(files: ImageFiles, imageName: string): ImageFacts {
   return {
     installConfigFiles: filesInDirectory(files, INSTALL_CONFIG_IMAGE_DIR).map((f) => ({ path: `/${f.path}`, text: f.text })),
-    kernelVersion: kernelOf(files, formatReference(pulled.reference)),
+    kernelVersion: kernelOf(files, imageName),
   };
 }

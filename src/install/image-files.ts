@@ -6,9 +6,11 @@
  *
  * Layers are applied in order with OCI whiteouts (`.wh.<name>` removes a path and what is
  * below it, an opaque marker hides what lower layers had in its directory), for the paths a
- * caller selects only.
+ * caller selects only. An image already imported is read from its tree instead
+ * (readImageFilesOfTree).
  */
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { withContext } from '../core/errors.js';
 import { BlobCache, type BlobTap } from '../oci/blob-cache.js';
@@ -18,6 +20,8 @@ import type { PulledImage, PulledLayer } from '../oci/pull.js';
 import { formatReference } from '../oci/reference.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../store/layer-entries.js';
 import { normaliseEntryPath } from '../store/entry-path.js';
+import type { TreeIndex } from '../store/index-format.js';
+import { objectPath, storeLayout } from '../store/layout.js';
 import { damagedLayerTar } from '../store/layer-tar.js';
 
 /** Install config fragments are a few hundred bytes; anything bigger is not read. */
@@ -207,6 +211,21 @@ export async function readImageFiles(pulled: PulledImage, selection: ImageFileSe
     }
     return files;
   });
+}
+
+/**
+ * The selected paths of an image already imported into the store under `root`, from its
+ * tree index and objects: no layer is read again.
+ */
+export async function readImageFilesOfTree(root: string, tree: TreeIndex, selection: ImageFileSelection): Promise<ImageFiles> {
+  const files: ImageFiles = new Map();
+  const layout = storeLayout(root);
+  for (const e of tree.entries) {
+    if (e.kind === 'dir' || !selection.select(e.path)) continue;
+    const text = e.kind === 'file' && e.size <= MAX_TEXT_BYTES && selection.readText(e.path) ? await readFile(objectPath(layout, e.object), 'utf8') : null;
+    files.set(e.path, text);
+  }
+  return files;
 }
 
 export interface ImageFile {

@@ -27,7 +27,7 @@ import { describeEtcConflict } from './etc-merge.js';
 import { mergeEtc } from './etc-merge-apply.js';
 import { HOST_LOCATIONS, loadDeployments, stagedBootFileName, type DeploymentRef, type SysrootLocations } from './deployments.js';
 import { collectGarbage } from './cleanup.js';
-import { acquireUpdateLock, updateLockPath } from './lock.js';
+import { acquireUpdateLock, updateLockPath } from '../core/lock-file.js';
 import { recordEtcConflicts } from './update-records.js';
 import { espInDirectory, writeBootEntry } from '../boot/esp.js';
 import { regenerateGrubMenu } from '../boot/grub-boot.js';

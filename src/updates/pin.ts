@@ -10,7 +10,7 @@ import { renderOrigin } from '../deploy/origin.js';
 import { sysrootPaths } from '../deploy/paths.js';
 import { writeFileAtomic } from '../core/durable-file.js';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type DeploymentInfo, type DeploymentsView, type SysrootLocations } from './deployments.js';
-import { updateLockPath, withUpdateLock } from './lock.js';
+import { updateLockPath, withUpdateLock } from '../core/lock-file.js';
 
 export interface PinOptions {
   locations?: SysrootLocations;

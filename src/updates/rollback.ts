@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { ENTRIES_DIR, parseBlsEntry, type BlsEntry } from '../boot/bls.js';
 import { HOST_LOCATIONS, loadDeployments, requireBooted, type EntryOnEsp, type SysrootLocations } from './deployments.js';
-import { updateLockPath, withUpdateLock } from './lock.js';
+import { updateLockPath, withUpdateLock } from '../core/lock-file.js';
 import { setUkiBootOrder } from '../boot/uki-boot-dir.js';
 import { dropStaged } from './cleanup.js';
 import { espInDirectory, writeBootEntry } from '../boot/esp.js';

@@ -49,7 +49,7 @@ import {
   type StagedRecord,
   type SysrootLocations,
 } from './deployments.js';
-import { updateLockPath, withUpdateLock } from './lock.js';
+import { updateLockPath, withUpdateLock } from '../core/lock-file.js';
 import { dropStaged, pruneDeployments, removeDeployment } from './cleanup.js';
 import { recordCachedUpdate, updateRetainedImages } from './update-records.js';
 

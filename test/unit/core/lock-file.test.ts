@@ -11,10 +11,10 @@ import {
   whyStale,
   withUpdateLock,
   type UpdateLockHolder,
-} from '../../../src/updates/lock.js';
+} from '../../../src/core/lock-file.js';
 import { testDir } from '../../support/temp-tree.js';
 
-const LOCK_MODULE = resolve(import.meta.dirname, '../../../src/updates/lock.ts');
+const LOCK_MODULE = resolve(import.meta.dirname, '../../../src/core/lock-file.ts');
 
 /**
  * A second bootc process: takes the lock, reports on stdout, holds it until its stdin

@@ -1,6 +1,8 @@
 /**
- * The update lock: upgrade, switch, rollback and edit each take it, so two of them never
- * interleave their writes to the deployments, the boot entries or the staged marker.
+ * Lock files. The update lock: upgrade, switch, rollback and edit each take it, so two of
+ * them never interleave their writes to the deployments, the boot entries or the staged
+ * marker. The store lock: `image build-disk` takes it on its --store, whose object store it
+ * imports into and cleans up.
  *
  * The lock is a file, `<physical root>/bootc/lock`, holding who took it (pid, command, time,
  * boot id, process start time) as JSON. It is created complete or not at all: the record is
@@ -126,8 +128,8 @@ let exitHookInstalled = false;
  * Take the update lock for `command` (e.g. `bootc upgrade`). A live holder makes this a
  * UserError naming it; a stale one is taken over with a warning.
  */
-export async function acquireUpdateLock(path: string, command: string): Promise<UpdateLock> {
-  if (heldHere.has(path)) throw new BugError(`this process already holds the update lock ${path}`);
+export async function acquireUpdateLock(path: string, command: string, what = 'the update lock'): Promise<UpdateLock> {
+  if (heldHere.has(path)) throw new BugError(`this process already holds ${what} ${path}`);
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
   const holder: UpdateLockHolder = {
     pid: process.pid,
@@ -145,7 +147,7 @@ export async function acquireUpdateLock(path: string, command: string): Promise<
         await link(record, path);
       } catch (err) {
         if (!isErrno(err, 'EEXIST')) throw err;
-        await removeStaleLock(path);
+        await removeStaleLock(path, what);
         continue;
       }
       heldHere.set(path, text);
@@ -155,7 +157,7 @@ export async function acquireUpdateLock(path: string, command: string): Promise<
       }
       return { path, holder, release: () => releaseUpdateLock(path) };
     }
-    throw new UserError(`could not take the update lock ${path}: other processes keep taking it over`, {
+    throw new UserError(`could not take ${what} ${path}: other processes keep taking it over`, {
       hint: 'another bootc command is starting at the same moment; wait for it to finish and retry',
     });
   } finally {
@@ -164,7 +166,7 @@ export async function acquireUpdateLock(path: string, command: string): Promise<
 }
 
 /** Throw if the lock at `path` has a live holder; remove it if stale. */
-async function removeStaleLock(path: string): Promise<void> {
+async function removeStaleLock(path: string, what: string): Promise<void> {
   let text;
   try {
     text = await readFile(path, 'utf8');
@@ -175,17 +177,17 @@ async function removeStaleLock(path: string): Promise<void> {
   const holder = parseHolder(text);
   if (holder) {
     if (holder.pid === process.pid && holder.startTime === processStartTime(process.pid)) {
-      throw new BugError(`this process already holds the update lock ${path}`);
+      throw new BugError(`this process already holds ${what} ${path}`);
     }
     const reason = whyStale(holder);
     if (reason === null) {
-      throw new UserError(`another bootc command (${describeHolder(holder)}) holds the update lock`, {
+      throw new UserError(`another bootc command (${describeHolder(holder)}) holds ${what}`, {
         hint: `wait for it to finish and retry; if no such command is running, remove ${path}`,
       });
     }
-    warn(`taking over the update lock from ${describeHolder(holder)}: ${reason}`);
+    warn(`taking over ${what} from ${describeHolder(holder)}: ${reason}`);
   } else {
-    warn(`taking over the update lock ${path}: its holder record is unreadable`);
+    warn(`taking over ${what} ${path}: its holder record is unreadable`);
   }
   const aside = `${path}.stale-${process.pid}-${randomBytes(6).toString('hex')}`;
   try {
@@ -213,9 +215,9 @@ async function releaseUpdateLock(path: string): Promise<void> {
   }
 }
 
-/** Run `fn` holding the update lock; the lock is released however `fn` ends. */
-export async function withUpdateLock<T>(path: string, command: string, fn: () => Promise<T>): Promise<T> {
-  const lock = await acquireUpdateLock(path, command);
+/** Run `fn` holding the lock (`what`: its name in messages); the lock is released however `fn` ends. */
+export async function withUpdateLock<T>(path: string, command: string, fn: () => Promise<T>, what?: string): Promise<T> {
+  const lock = await acquireUpdateLock(path, command, what);
   try {
     return await fn();
   } finally {

@@ -1,0 +1,187 @@
+/**
+ * Privileged tier: `bootc image build-disk --store DIR` keeps the imported object store, so
+ * a rebuild after a one-layer change imports that layer only, and its disk has the content
+ * a cold build of the same image has.
+ *
+ * The image is the generated many-layer image (fixtures/large-image.ts), small: fixture:v1
+ * plus three generated layers; the change is its last layer reseeded (`variant`). Three
+ * builds with the real CLI: the image into a fresh store, the changed image into that store
+ * (the rebuild), and the changed image into another fresh store (cold). The two disks of the
+ * changed image are then mounted read-only and compared file by file: they differ in
+ * timestamps (the origin's `createdAt`, files' times), inode numbers and UUIDs only.
+ */
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../../src/core/exec.js';
+import { diskImageOutputPath } from '../../../src/build-disk/disk-image.js';
+import { decodeLayerIndex } from '../../../src/store/index-format.js';
+import { layerIndexPath, storeLayout } from '../../../src/store/layout.js';
+import { fixturesHint, fixturesIndexPath, ociLayoutDir } from '../../../fixtures/paths.js';
+import { largeImage, type LargeImage } from '../../../fixtures/large-image.js';
+import { explainSkip, needsCommands, needsFile, needsLoopDevices, needsRoot } from '../../support/tier.js';
+import { DISK_TMP, suiteDir } from '../../support/temp-tree.js';
+
+const skip = explainSkip(
+  'privileged',
+  needsRoot() ??
+    needsLoopDevices() ??
+    needsCommands('sfdisk', 'mkfs.ext4', 'mkfs.fat', 'mcopy', 'mdir', 'qemu-img', 'mount') ??
+    needsFile(join(ociLayoutDir, 'index.json'), fixturesHint) ??
+    needsFile(fixturesIndexPath, fixturesHint),
+);
+
+/** Names of the objects in a store (`<store>/bootc/objects/xx/…`). */
+function objectNames(store: string): Set<string> {
+  const objectsDir = storeLayout(store).objectsDir;
+  const names = new Set<string>();
+  for (const fanout of readdirSync(objectsDir)) {
+    if (!/^[0-9a-f]{2}$/.test(fanout)) continue;
+    for (const name of readdirSync(join(objectsDir, fanout))) names.add(fanout + name);
+  }
+  return names;
+}
+
+async function buildDisk(image: string, store: string, output: string, work: string): Promise<string> {
+  const r = await execa(
+    'node',
+    ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', image, '--type', 'raw', '--output', output, '--store', store, '--work-dir', work, '--quiet'],
+    { reject: false, all: true },
+  );
+  if (r.exitCode !== 0) throw new Error(`bootc image build-disk ${image} failed:\n${r.all}`);
+  return r.stdout;
+}
+
+interface Partition {
+  start: number;
+  size: number;
+  type: string;
+}
+
+async function partitions(raw: string): Promise<Partition[]> {
+  const { stdout } = await run({ description: 'Reading the partition table', argv: ['sfdisk', '--json', raw] });
+  return (JSON.parse(stdout) as { partitiontable: { partitions: Partition[] } }).partitiontable.partitions;
+}
+
+const ROOT_X86_64 = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+const ESP = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+
+/**
+ * The root filesystem's content, one line per path: type, mode, owner, size, link count,
+ * symlink target, content hash and xattrs. Timestamps and inode numbers are left out.
+ */
+async function rootContent(raw: string, mountpoint: string): Promise<string[]> {
+  const root = (await partitions(raw)).find((p) => p.type === ROOT_X86_64)!;
+  await run({ description: 'Mounting the root filesystem', argv: ['mount', '-o', `ro,loop,offset=${root.start * 512},sizelimit=${root.size * 512}`, raw, mountpoint] });
+  try {
+    const { stdout: listing } = await run({
+      description: 'Listing the root filesystem',
+      argv: ['find', '.', '-printf', '%P\t%y\t%m\t%U\t%G\t%s\t%n\t%l\n'],
+      cwd: mountpoint,
+    });
+    const { stdout: hashes } = await run({
+      description: 'Hashing the root filesystem',
+      argv: ['sh', '-c', 'find . -type f -print0 | sort -z | xargs -0 -r sha256sum'],
+      cwd: mountpoint,
+    });
+    const { stdout: xattrs } = await run({
+      description: 'Reading xattrs',
+      argv: ['sh', '-c', 'getfattr -R -P -d -m - --absolute-names . 2>/dev/null || true'],
+      cwd: mountpoint,
+    });
+    // The origin records when the deployment was made: compared without that time.
+    const origins = listing
+      .split('\n')
+      .filter((l) => /^bootc\/deploy\/[^/]+\/[^/]+\.origin\t/.test(l))
+      .map((l) => {
+        const path = l.split('\t')[0]!;
+        const { createdAt, ...rest } = JSON.parse(readFileSync(join(mountpoint, path), 'utf8')) as Record<string, unknown>;
+        expect(createdAt).toMatch(/^\d{4}-/);
+        return `${path} ${JSON.stringify(rest)}`;
+      });
+    return [...listing.split('\n'), ...hashes.split('\n').filter((l) => !l.endsWith('.origin')), ...origins, ...xattrs.split('\n')].filter((l) => l !== '').sort();
+  } finally {
+    await run({ description: 'Unmounting the root filesystem', argv: ['umount', mountpoint] });
+  }
+}
+
+/** The ESP's files (names, sizes) and the boot entries' text, the root filesystem's UUID replaced; not the FAT's serial number. */
+async function espContent(raw: string, rootUuid: string): Promise<string[]> {
+  const esp = (await partitions(raw)).find((p) => p.type === ESP)!;
+  const image = `${raw}@@${esp.start * 512}`;
+  const { stdout } = await run({ description: 'Listing the ESP', argv: ['mdir', '-/', '-i', image, '::/'], env: { MTOOLS_SKIP_CHECK: '1' } });
+  const lines = stdout.split('\n').filter((l) => /\S/.test(l) && !/^(Directory for| +\d+ files?|\s*Total files|.*bytes free| Volume Serial Number)/.test(l));
+  const { stdout: entryNames } = await run({ description: 'Listing the boot entries', argv: ['mdir', '-b', '-i', image, '::/loader/entries'], env: { MTOOLS_SKIP_CHECK: '1' } });
+  const texts: string[] = [];
+  for (const name of entryNames.split('\n').filter((l) => l.trim() !== '')) {
+    const { stdout: text } = await run({ description: 'Reading a boot entry', argv: ['mtype', '-i', image, name.trim()], env: { MTOOLS_SKIP_CHECK: '1' } });
+    texts.push(text.replaceAll(rootUuid, 'ROOT-UUID'));
+  }
+  // mdir's lines carry dates and times: keep names and sizes only.
+  return [...lines.map((l) => l.replace(/\s+\d{4}-\d{2}-\d{2}\s+\d{1,2}:\d{2}.*$/, '')), ...texts];
+}
+
+const rootUuidOf = (stdout: string): string => /Root filesystem: \w+ UUID=([0-9a-f-]+)/.exec(stdout)![1]!;
+
+describe.skipIf(skip)('bootc image build-disk --store: a rebuild after a one-layer change', () => {
+  const scratch = suiteDir('build-disk-incremental', { under: DISK_TMP });
+  let image: LargeImage;
+  let changed: LargeImage;
+  let store: string;
+  let objectsBefore: Set<string>;
+  let objectsAfter: Set<string>;
+  let rebuildOut: string;
+  let coldOut: string;
+
+  beforeAll(async () => {
+    const tmp = scratch.path;
+    const generate = (variant: number) => largeImage({ layers: 3, bytes: 24 * 1024 ** 2, base: 'v1', variant, cacheDir: join(tmp, 'images') });
+    image = await generate(0);
+    changed = await generate(1);
+    store = join(tmp, 'store');
+    // As CI would: each build writes its image to the same archive, then builds from it.
+    const archive = join(tmp, 'os.tar');
+    const ref = `oci-archive:${archive}:large`;
+    copyFileSync(image.archivePath, archive);
+    await buildDisk(ref, store, join(tmp, 'first'), tmp);
+    objectsBefore = objectNames(store);
+    copyFileSync(changed.archivePath, archive);
+    rebuildOut = await buildDisk(ref, store, join(tmp, 'rebuild'), tmp);
+    objectsAfter = objectNames(store);
+    coldOut = await buildDisk(ref, join(tmp, 'cold-store'), join(tmp, 'cold'), tmp);
+  }, 600_000);
+
+  it('imports only the changed layer: the objects it wrote are that layer\'s files', () => {
+    const index = decodeLayerIndex(readFileSync(layerIndexPath(storeLayout(store), lastLayerDiffId(changed)), 'utf8'), 'index');
+    const layerFiles = index.entries.filter((e) => e.kind === 'file').length;
+    const written = [...objectsAfter].filter((o) => !objectsBefore.has(o)).length;
+    expect(layerFiles).toBeGreaterThan(50);
+    expect(written).toBeLessThanOrEqual(layerFiles);
+    expect(written).toBeGreaterThanOrEqual(layerFiles - 2);
+    // What the first image's last layer alone had is gone: the store holds one image per name.
+    const removed = [...objectsBefore].filter((o) => !objectsAfter.has(o)).length;
+    expect(removed).toBeGreaterThan(50);
+    expect(objectsAfter.size).toBe(objectNames(join(scratch.path, 'cold-store')).size);
+  });
+
+  it('gives a disk with the same files as a cold build; only timestamps, inode numbers and UUIDs differ', async () => {
+    const rebuilt = diskImageOutputPath(join(scratch.path, 'rebuild'), 'raw');
+    const cold = diskImageOutputPath(join(scratch.path, 'cold'), 'raw');
+    const mountpoint = join(scratch.path, 'mnt');
+    await run({ description: 'mkdir', argv: ['mkdir', '-p', mountpoint] });
+    const [a, b] = [await rootContent(rebuilt, mountpoint), await rootContent(cold, mountpoint)];
+    expect(a.length).toBeGreaterThan(1000);
+    expect(a.filter((l) => !b.includes(l))).toEqual([]);
+    expect(b.filter((l) => !a.includes(l))).toEqual([]);
+    expect(a.some((l) => l.includes('usr/share/bench/last-layer'))).toBe(true);
+    expect(await espContent(rebuilt, rootUuidOf(rebuildOut))).toEqual(await espContent(cold, rootUuidOf(coldOut)));
+  }, 300_000);
+});
+
+function lastLayerDiffId(image: LargeImage): string {
+  const blob = (digest: string): string => join(image.layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  const manifest = JSON.parse(readFileSync(blob(image.manifestDigest), 'utf8')) as { config: { digest: string } };
+  const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8')) as { rootfs: { diff_ids: string[] } };
+  return config.rootfs.diff_ids.at(-1)!;
+}
