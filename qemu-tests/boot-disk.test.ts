@@ -1,6 +1,9 @@
 /**
  * qemu tier: `bootc image build-disk` (the real CLI) turns fixture:v1, minus its kargs.d
- * serial console, into a qcow2 that boots under OVMF through systemd-boot, and the addon
+ * serial console, plus three generated layers (fixtures/large-image.ts: a many-layer image,
+ * small), into a qcow2 that boots under OVMF through systemd-boot. The disk booted is a
+ * rebuild: the image is built first, then the image with its last layer changed, with the
+ * same --store, so the disk of an incremental build is the one that must boot. The addon
  * initrd makes the deployment the root. The image brings no console argument, so the login
  * prompt on the serial console comes from bib's defaults (console=tty0 console=ttyS0), as
  * with bootc-image-builder. Two boots of the one disk (hybrid, as build-disk makes them on
@@ -8,7 +11,7 @@
  * customisations and boot counting; the second under SeaBIOS through GRUB (its menu on the
  * ESP) that /etc and /var kept what was written and the same deployment boots.
  */
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +23,7 @@ import { diskImageOutputPath } from '../src/build-disk/disk-image.js';
 import { GRUB_I386_PC_ON_HOST } from '../src/boot/grub-bios.js';
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, QEMU, startVm, type Vm } from './harness.js';
 import { suiteDir } from '../test/support/temp-tree.js';
+import { largeImage } from '../fixtures/large-image.js';
 
 const STATEROOT = 'default';
 let DEPLOYMENT_ID = '';
@@ -45,7 +49,12 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF, then under
   const scratch = suiteDir('boot-disk');
   beforeAll(async () => {
     tmp = scratch.path;
-    const image = await deriveFixtureV1(join(tmp, 'layout'), 'no-console', WITHOUT_FIXTURE_CONSOLE, 'no console argument of its own');
+    await deriveFixtureV1(join(tmp, 'layout'), 'no-console', WITHOUT_FIXTURE_CONSOLE, 'no console argument of its own');
+    const generate = (variant: number) =>
+      largeImage({ layers: 3, bytes: 24 * 1024 ** 2, base: { layoutDir: join(tmp, 'layout'), tag: 'no-console' }, variant, cacheDir: join(tmp, 'images') });
+    // The same archive path for both builds, as CI would write it.
+    const archive = join(tmp, 'os.tar');
+    const image = `oci-archive:${archive}:large`;
     const config = join(tmp, 'config.toml');
     writeFileSync(
       config,
@@ -61,13 +70,20 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF, then under
       ].join('\n'),
     );
     const output = join(tmp, 'output');
-    const r = await execa(
-      'node',
-      ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', image, '--type', 'qcow2', '--config', config,
-        '--output', output, '--store', join(tmp, 'store'), '--work-dir', tmp],
-      { reject: false, all: true },
-    );
-    if (r.exitCode !== 0) throw new Error(`bootc image build-disk failed:\n${r.all}`);
+    const build = async () => {
+      const r = await execa(
+        'node',
+        ['--import', 'tsx', 'src/cli.ts', 'image', 'build-disk', image, '--type', 'qcow2', '--config', config,
+          '--output', output, '--store', join(tmp, 'store'), '--work-dir', tmp, '--force'],
+        { reject: false, all: true },
+      );
+      if (r.exitCode !== 0) throw new Error(`bootc image build-disk failed:\n${r.all}`);
+      return r;
+    };
+    copyFileSync((await generate(0)).archivePath, archive);
+    await build();
+    copyFileSync((await generate(1)).archivePath, archive);
+    const r = await build();
     DEPLOYMENT_ID = deploymentId(/^  Digest: (sha256:[0-9a-f]{64})$/m.exec(r.stdout)![1]!, 0);
     disk = diskImageOutputPath(output, 'qcow2');
     vm = await startVm({ name: 'boot-disk', boot: { kind: 'uefi' }, disks: [{ path: disk }] });
@@ -92,8 +108,10 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF, then under
     expect(await guest().runOk('test -e /usr/lib/bootc/kargs.d/10-fixture-console.toml && echo present || echo absent')).toBe('absent');
   });
 
-  it('booted the fixture image with bootc.deploy= on the command line', async () => {
+  it('booted the rebuilt image (its changed last layer) with bootc.deploy= on the command line', async () => {
     expect(await guest().runOk('cat /usr/lib/fixture-release')).toBe('1');
+    expect(await guest().runOk('cat /usr/share/bench/last-layer')).toBe('3 variant 1');
+    expect(await guest().runOk('ls /usr/share/bench | wc -l')).toBe('4');
     expect((await guest().runOk('cat /proc/cmdline')).split(/\s+/)).toContain(`bootc.deploy=${STATEROOT}/${DEPLOYMENT_ID}`);
   });
 

@@ -72,7 +72,7 @@ export async function importImage(root: string, pulled: PulledImage, progress: P
     cancellation.check();
     await importLayers(
       root,
-      pulled.layers.map((layer) => ({ diffId: layer.diffId, digest: layer.descriptor.digest, open: () => openLayer(cache, layer.descriptor, layer.diffId, name) })),
+      pulled.layers.map((layer) => ({ diffId: layer.diffId, digest: layer.descriptor.digest, open: () => openLayer(cache, layer, layer.diffId, name) })),
       { signal: cancellation.signal, onLayer: step },
     );
     step(total);

@@ -199,7 +199,7 @@ export async function readImageFiles(pulled: PulledImage, selection: ImageFileSe
     const scanned = await Promise.all(
       pulled.layers.map(
         (layer, i) =>
-          scanner?.changesOf(i) ?? scanLayer(openLayerUnchecked(cache, layer.descriptor, formatReference(pulled.reference)), selection, layerName(layer)),
+          scanner?.changesOf(i) ?? scanLayer(openLayerUnchecked(cache, layer, formatReference(pulled.reference)), selection, layerName(layer)),
       ),
     );
     const files: ImageFiles = new Map();

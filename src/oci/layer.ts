@@ -1,5 +1,6 @@
 /**
- * Reading a cached layer as the uncompressed tar it stands for, checked against its diff-id
+ * Reading a pulled layer (from the cache, or in place in its local source) as the
+ * uncompressed tar it stands for, checked against its diff-id
  * (the config's `rootfs.diff_ids[i]`, the sha256 of the uncompressed tar). The check runs
  * while the consumer reads; a mismatch surfaces as an error at the end of the stream, so a
  * consumer must treat the layer as unusable unless the stream ended cleanly.
@@ -16,9 +17,58 @@ import { spawnStreaming } from '../core/exec.js';
 import type { BlobCache } from './blob-cache.js';
 import { digestOf, newSha256 } from './digest.js';
 import { layerCompression } from './manifest.js';
-import type { Descriptor } from './types.js';
+import type { BlobLocation, Descriptor } from './types.js';
 
 export class DiffIdMismatchError extends UserError {}
+
+/** Hashes the blob's bytes as they pass and fails at the end unless they are the descriptor's. */
+class BlobDigestCheck extends Transform {
+  private readonly hash = newSha256();
+  private bytes = 0;
+  constructor(
+    private readonly descriptor: Descriptor,
+    private readonly imageName: string,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+  override _flush(callback: TransformCallback): void {
+    const actual = digestOf(this.hash);
+    if (actual === this.descriptor.digest && this.bytes === this.descriptor.size) {
+      callback();
+      return;
+    }
+    const what = actual === this.descriptor.digest ? `${this.bytes} bytes, the manifest says ${this.descriptor.size}` : `its content hashes to ${actual}`;
+    callback(
+      new UserError(`blob ${this.descriptor.digest} of image ${this.imageName} does not match its digest: ${what}`, {
+        hint: 'the image source is damaged or was changed while reading; nothing was kept, so retry, and re-push or rebuild the image if it persists',
+      }),
+    );
+  }
+}
+
+/** What a pull left of a layer: its descriptor, and where it is when not in the cache. */
+export interface LayerBlob {
+  descriptor: Descriptor;
+  inPlace?: BlobLocation;
+}
+
+/**
+ * The compressed bytes of a pulled layer: from the cache (checked when it was stored), or
+ * read in place in its local source with its digest checked as it is read.
+ */
+export function openLayerBlob(cache: BlobCache, layer: LayerBlob, imageName: string): Readable {
+  if (layer.inPlace === undefined) return createReadStream(cache.blobPath(layer.descriptor.digest), { highWaterMark: 1 << 20 });
+  const { path, start, end } = layer.inPlace;
+  const read = createReadStream(path, { start, end, highWaterMark: 1 << 20 });
+  const check = new BlobDigestCheck(layer.descriptor, imageName);
+  read.on('error', (err) => check.destroy(err));
+  return read.pipe(check);
+}
 
 /** Hashes what passes through and fails at the end if it is not `diffId`. */
 class DiffIdCheck extends Transform {
@@ -112,18 +162,16 @@ export function decompressLayer(input: Readable, descriptor: Descriptor, diffId:
 }
 
 /** The uncompressed tar of a cached layer; errors at the end if it does not hash to `diffId`. */
-export function openLayer(cache: BlobCache, descriptor: Descriptor, diffId: string, imageName: string = descriptor.digest): Readable {
-  const blob = createReadStream(cache.blobPath(descriptor.digest), { highWaterMark: 1 << 20 });
-  return decompressLayer(blob, descriptor, diffId, imageName);
+export function openLayer(cache: BlobCache, layer: LayerBlob, diffId: string, imageName: string = layer.descriptor.digest): Readable {
+  return decompressLayer(openLayerBlob(cache, layer, imageName), layer.descriptor, diffId, imageName);
 }
 
 /**
  * The uncompressed tar of a cached layer without the diff-id check, for a quick look before
  * the import (which checks it): hashing the uncompressed bytes cost as much as inflating them.
  */
-export function openLayerUnchecked(cache: BlobCache, descriptor: Descriptor, imageName: string = descriptor.digest): Readable {
-  const blob = createReadStream(cache.blobPath(descriptor.digest), { highWaterMark: 1 << 20 });
-  return decompressLayer(blob, descriptor, null, imageName);
+export function openLayerUnchecked(cache: BlobCache, layer: LayerBlob, imageName: string = layer.descriptor.digest): Readable {
+  return decompressLayer(openLayerBlob(cache, layer, imageName), layer.descriptor, null, imageName);
 }
 
 /** Read a whole layer and check its diff-id (what a pull does when it verifies layers). */

@@ -14,7 +14,7 @@ import { REF_NAME_ANNOTATION } from './blob-cache.js';
 import { sha256Hex } from './digest.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import { TarIndex } from './tar-index.js';
-import type { BlobFetchOptions, Descriptor, FetchedManifest, ImageReference, ImageSource } from './types.js';
+import type { BlobFetchOptions, BlobLocation, Descriptor, FetchedManifest, ImageReference, ImageSource } from './types.js';
 
 /** Read access to the files of a layout, wherever they are stored. */
 export interface LayoutFiles {
@@ -23,6 +23,8 @@ export interface LayoutFiles {
   /** At most `limit` bytes of a file (so an oversized one can be rejected), or undefined when absent. */
   readPrefix(path: string, limit: number): Promise<Buffer | undefined>;
   open(path: string, offset: number, signal?: AbortSignal): Promise<NodeJS.ReadableStream | undefined>;
+  /** The file and byte range holding `path`, or undefined when absent. */
+  locate(path: string): Promise<BlobLocation | undefined>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,16 @@ export class DirectoryLayoutFiles implements LayoutFiles {
     return createReadStream(full, { start: offset, highWaterMark: 1 << 20, ...(signal ? { signal } : {}) });
   }
 
+  async locate(path: string): Promise<BlobLocation | undefined> {
+    const full = join(this.dir, path);
+    try {
+      return { path: full, start: 0, end: (await stat(full)).size - 1 };
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -89,6 +101,11 @@ export class ArchiveLayoutFiles implements LayoutFiles {
     const entry = this.tar.get(path);
     if (!entry) return undefined;
     return this.tar.stream(entry, offset, signal);
+  }
+
+  async locate(path: string): Promise<BlobLocation | undefined> {
+    const entry = this.tar.get(path);
+    return entry ? { path: this.tar.path, start: entry.offset, end: entry.offset + entry.size - 1 } : undefined;
   }
 
   close(): Promise<void> {
@@ -191,6 +208,10 @@ export class OciLayoutSource implements ImageSource {
     const stream = await this.files.open(this.blobPathOf(descriptor.digest), options.offset ?? 0, options.signal);
     if (stream === undefined) throw this.missing(descriptor.digest);
     return stream;
+  }
+
+  blobInPlace(descriptor: Descriptor): Promise<BlobLocation | undefined> {
+    return this.files.locate(this.blobPathOf(descriptor.digest));
   }
 
   close(): Promise<void> {

@@ -36,11 +36,16 @@ import {
 import { ImageTrust, type TrustVerdict } from './image-trust.js';
 import { formatReference } from './reference.js';
 import { openImageSource } from './transport.js';
-import type { Descriptor, FetchedManifest, ImageReference, ImageSource, Platform } from './types.js';
+import type { BlobLocation, Descriptor, FetchedManifest, ImageReference, ImageSource, Platform } from './types.js';
 
 export interface PulledLayer {
   descriptor: Descriptor;
   diffId: string;
+  /**
+   * Set when the layer was left in its local source (PullOptions.layersInPlace): read it
+   * there (oci/layer.ts openLayerBlob checks its digest as it reads), not from the cache.
+   */
+  inPlace?: BlobLocation;
 }
 
 export interface ImageMetadata {
@@ -108,6 +113,13 @@ export interface PullOptions extends FetchOptions {
    * after the blob's digest check. Layers found in the cache are not downloaded, so not tapped.
    */
   layerTap?: (layer: PulledLayer, index: number) => BlobTap;
+  /**
+   * From a local layout or archive, leave the layers the cache lacks where they are
+   * (PulledLayer.inPlace) instead of copying them into the cache: for a caller that imports
+   * them once and keeps nothing else (install, build-disk). Their digests are checked when
+   * they are read. The cache then does not record the image, since it lacks blobs of it.
+   */
+  layersInPlace?: boolean;
 }
 
 /** This machine's platform in OCI terms. */
@@ -406,17 +418,23 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
     const present = await Promise.all(
       image.layers.map(async (layer) => (alreadyHave !== undefined && (await alreadyHave(layer))) || cache.hasBlob(layer.descriptor)),
     );
+    const layers = [...image.layers];
     const missing: number[] = [];
-    present.forEach((has, i) => {
+    for (const [i, has] of present.entries()) {
+      const layer = layers[i]!;
+      const inPlace = has || !options.layersInPlace ? undefined : await source.blobInPlace?.(layer.descriptor);
       if (has) tracker.cached(i);
-      else missing.push(i);
-    });
+      else if (inPlace !== undefined && inPlace.end - inPlace.start + 1 === layer.descriptor.size) {
+        layers[i] = { ...layer, inPlace };
+        tracker.bytes(i, layer.descriptor.size);
+      } else missing.push(i);
+    }
     tracker.emit();
     let bytesFetched = image.configFetched ? image.configBytes.byteLength : 0;
     const decompressLayer = (options.verifyDiffIds ?? false) ? (await import('./layer.js')).decompressLayer : undefined;
     await withContext(`Fetching the layers of ${imageName}`, () =>
       forEachBounded(missing, options.concurrency ?? 4, signal, async (i, layerSignal) => {
-        const layer = image.layers[i]!;
+        const layer = layers[i]!;
         // The first report is where a resumed partial starts: those bytes came earlier.
         let seen: number | undefined;
         await cache.fetchBlob(source, layer.descriptor, {
@@ -443,14 +461,14 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
 
     await storingConfig;
     await cache.storeBytes(image.manifestDescriptor, image.manifestBytes, imageName);
-    await cache.recordImage(cacheRefName(reference), image.manifestDescriptor);
+    if (layers.every((l) => l.inPlace === undefined)) await cache.recordImage(cacheRefName(reference), image.manifestDescriptor);
     return {
       reference,
       manifestDigest: image.manifestDigest,
       manifest: image.manifest,
       config: image.config,
       configDigest: image.configDigest,
-      layers: image.layers,
+      layers,
       cacheDir: options.cacheDir,
       bytesFetched,
       trust: image.trust!,

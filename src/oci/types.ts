@@ -68,8 +68,21 @@ export interface BlobStreamInfo {
  * Where an image's manifests and blobs come from. Implementations do transport work only:
  * they do not verify digests (the puller does) and they hold no cache.
  */
+/** Where a local source keeps a blob's bytes: a byte range of a file (a layout's blob, or inside an archive). */
+export interface BlobLocation {
+  path: string;
+  /** First and last byte, inclusive (as createReadStream takes them). */
+  start: number;
+  end: number;
+}
+
 export interface ImageSource {
   readonly reference: ImageReference;
+  /**
+   * Local layouts and archives only: where the blob's bytes are, to be read in place
+   * instead of copied into the cache; undefined when the source does not hold it.
+   */
+  blobInPlace?(descriptor: Descriptor): Promise<BlobLocation | undefined>;
   /** Fetch the manifest (or index) the reference points at, or a specific one by digest. */
   getManifest(digest?: string): Promise<FetchedManifest>;
   /** A readable stream of the blob's bytes, starting at `offset`. */

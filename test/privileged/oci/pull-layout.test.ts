@@ -75,7 +75,7 @@ describe.skipIf(explainSkip('privileged', needsCommands('zstd')))('pull from an 
     const cache = await BlobCache.open(cacheDir);
     for (const [i, l] of pulled.layers.entries()) {
       expect(sameBytes(readFileSync(cache.blobPath(l.descriptor.digest)), built.layers[i]!.blob)).toBe(true);
-      expect(sameBytes(await drain(openLayer(cache, l.descriptor, l.diffId)), built.layers[i]!.tar)).toBe(true);
+      expect(sameBytes(await drain(openLayer(cache, l, l.diffId)), built.layers[i]!.tar)).toBe(true);
     }
     const index = JSON.parse(readFileSync(join(cacheDir, 'index.json'), 'utf8'));
     expect(index.manifests).toEqual([
@@ -168,7 +168,7 @@ describe.skipIf(explainSkip('privileged', needsCommands('zstd')))('pull from an 
     const pulled = await pullImage(parseReference(`oci:${layout}:v1`), { cacheDir, platform: amd64, verifyDiffIds: false });
     const layer = pulled.layers[1]!;
     const cache = await BlobCache.open(cacheDir);
-    expect((await failure(drain(openLayer(cache, layer.descriptor, layer.diffId))) as Error).message).toMatch(/does not match its diff-id/);
+    expect((await failure(drain(openLayer(cache, layer, layer.diffId))) as Error).message).toMatch(/does not match its diff-id/);
   });
 
   it('a gzip layer that is not gzip is named as undecompressable', async () => {
@@ -176,9 +176,9 @@ describe.skipIf(explainSkip('privileged', needsCommands('zstd')))('pull from an 
     const cache = await BlobCache.open(cacheDir);
     await pullImage(parseReference(`oci:${layout}:v1`), { cacheDir, platform: amd64 });
     const desc = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: built.layers[0]!.digest, size: built.layers[0]!.size };
-    expect((await failure(drain(openLayer(cache, desc, built.layers[0]!.diffId))) as Error).message).toMatch(/cannot be decompressed/);
+    expect((await failure(drain(openLayer(cache, { descriptor: desc }, built.layers[0]!.diffId))) as Error).message).toMatch(/cannot be decompressed/);
     const zdesc = { ...desc, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' };
-    expect((await failure(drain(openLayer(cache, zdesc, built.layers[0]!.diffId))) as Error).message).toMatch(/cannot be decompressed|zstd/);
+    expect((await failure(drain(openLayer(cache, { descriptor: zdesc }, built.layers[0]!.diffId))) as Error).message).toMatch(/cannot be decompressed|zstd/);
   });
 
   it('picks the wanted platform from an index and names the others when none fits', async () => {
