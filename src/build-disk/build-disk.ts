@@ -5,7 +5,8 @@
  *   1. refuse early: outputs that exist (unless --force), no root, an unsupported root
  *      filesystem asked for by --rootfs (xfs needs loop devices)
  *   2. with the store's lock (`<store>/bootc/lock`): pull the image into the blob store (any
- *      transport; a layer the object store has imported needs no blob), and import its
+ *      transport; a layer the object store has imported needs no blob, and a local layout's
+ *      or archive's layers are read in place, unless an ISO needs them), and import its
  *      layers into the object store kept in the store (`<store>/bootc`), which skips the
  *      layers an earlier build imported. From the imported tree, the image's install
  *      configuration (/usr/lib/bootc/install, as bootc in bib's container reads it): keys
@@ -363,8 +364,9 @@ async function buildWithStore(req: BuildDiskRequest, progress: Progress, diskTyp
     signal: cancellation.signal,
     platform: req.platform,
     trust,
-    // A layer the object store has needs no blob, unless the medium carries the image's layout.
-    ...(iso ? {} : { alreadyHave: (layer: PulledLayer) => isLayerImported(req.storeDir, layer.diffId) }),
+    // A layer the object store has needs no blob, and a local one is read in place, unless
+    // the medium carries the image's layout (from the blob store).
+    ...(iso ? {} : { alreadyHave: (layer: PulledLayer) => isLayerImported(req.storeDir, layer.diffId), layersInPlace: true }),
   });
   const arch = diskArchOf(pulled.config.architecture);
   await using cleanup = new CleanupStack();

@@ -247,7 +247,7 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
       // 4
       stepEvent(progress, 1);
       const trust = await ImageTrust.forFlags(req.signaturePolicy, req.policy?.enforceContainerSigpolicy);
-      // The facts are gathered from the layers as they download; cached layers are read after.
+      // The facts are gathered from the layers as they download; cached and local layers are read after.
       const factsScanner = imageFactsScanner(name);
       const pulled = await withContext(`Pulling ${name}`, () =>
         pullImage(req.image, {
@@ -255,6 +255,8 @@ export async function installToDisk(req: ToDiskRequest): Promise<ToDiskResult> {
           progress,
           signal: cancellation.signal,
           layerTap: factsScanner.tap,
+          // An OCI layout or archive (the installer medium's) is read in place, not copied.
+          layersInPlace: true,
           trust,
           ...(req.platform ? { platform: req.platform } : {}),
         }),

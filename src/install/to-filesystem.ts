@@ -179,7 +179,7 @@ export async function installToFilesystem(req: ToFilesystemRequest): Promise<ToF
     // 4
     const trust = await ImageTrust.forFlags(req.signaturePolicy, req.policy?.enforceContainerSigpolicy);
     const pulled = await withContext(`Pulling ${name}`, () =>
-      pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, trust, ...(req.platform ? { platform: req.platform } : {}) }),
+      pullImage(req.image, { cacheDir: req.storeDir, progress, signal: cancellation.signal, trust, layersInPlace: true, ...(req.platform ? { platform: req.platform } : {}) }),
     );
     const imageFacts = await readImageFacts(pulled);
     const config = await loadInstallConfig(imageFacts.installConfigFiles, {
