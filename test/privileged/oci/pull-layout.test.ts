@@ -155,6 +155,32 @@ describe.skipIf(explainSkip('privileged', needsCommands('zstd')))('pull from an 
     expect(sameBytes(readFileSync(cache.blobPath(layer.digest)), layer.blob)).toBe(true);
   });
 
+  it('layersInPlace: layout and archive layers are read where they are, not copied; a changed blob is refused when read', async () => {
+    const built = await buildLayout(layout, threeLayers, 'v1');
+    const archive = join(work, 'os.tar');
+    execFileSync('tar', ['-C', layout, '-cf', archive, '.']);
+    for (const ref of [`oci:${layout}:v1`, `oci-archive:${archive}:v1`]) {
+      const cacheOf = join(work, `cache-${ref.split(':')[0]}`);
+      const pulled = await pullImage(parseReference(ref), { cacheDir: cacheOf, platform: amd64, layersInPlace: true });
+      const cache = await BlobCache.open(cacheOf);
+      for (const [i, l] of pulled.layers.entries()) {
+        expect(l.inPlace?.path).toBe(ref.startsWith('oci:') ? blobFile(layout, l.descriptor.digest) : archive);
+        expect(existsSync(cache.blobPath(l.descriptor.digest))).toBe(false);
+        expect(sameBytes(await drain(openLayer(cache, l, l.diffId)), built.layers[i]!.tar)).toBe(true);
+      }
+      // The cache lacks the layers, so it does not record the image.
+      expect(existsSync(join(cacheOf, 'index.json')) ? readFileSync(join(cacheOf, 'index.json'), 'utf8') : '').not.toContain(pulled.manifestDigest);
+    }
+    // The layout changes after the pull: its digest no longer matches, and the read fails.
+    const pulled = await pullImage(parseReference(`oci:${layout}:v1`), { cacheDir: join(work, 'cache-2'), platform: amd64, layersInPlace: true });
+    const plain = pulled.layers[2]!;
+    const bytes = readFileSync(blobFile(layout, plain.descriptor.digest));
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+    writeFileSync(blobFile(layout, plain.descriptor.digest), bytes);
+    const err = (await failure(drain(openLayer(await BlobCache.open(join(work, 'cache-2')), plain, plain.diffId)))) as Error;
+    expect(err.message).toMatch(new RegExp(`blob ${plain.descriptor.digest} of image .* does not match its digest: its content hashes to sha256:`));
+  });
+
   it('a config whose diff-id disagrees with the layer fails the pull and openLayer', async () => {
     const wrong = `sha256:${'0'.repeat(64)}`;
     const built = await buildLayout(layout, { ...threeLayers, diffIdOverride: { index: 1, diffId: wrong } }, 'v1');
