@@ -58,11 +58,13 @@ test-unit: deps
 	npx vitest run test/unit
 
 # Long runs kept out of `make test` (~40 min on 2 cores): 20 power cuts during updates, taking
-# each kind of cut under SeaBIOS (GRUB) and OVMF (systemd-boot) in turn; and the update
-# scenario under OVMF, which `make test` runs under SeaBIOS.
-soak: check fixtures
+# each kind of cut under SeaBIOS (GRUB) and OVMF (systemd-boot) in turn; the update
+# scenario under OVMF, which `make test` runs under SeaBIOS; and the installer ISO with its
+# USB-stick boot of a full kernel, which `make test` skips.
+soak: check fixtures base-image
 	BOOTC_TEST_FIRMWARE=alternate BOOTC_POWER_CUT_RUNS=$${BOOTC_POWER_CUT_RUNS:-20} npx vitest run qemu-tests/power-loss.test.ts
 	BOOTC_TEST_FIRMWARE=uefi npx vitest run qemu-tests/upgrade.test.ts
+	BOOTC_TEST_ISO_USB=1 npx vitest run qemu-tests/iso-install.test.ts
 
 demo: fixtures
 	npx tsx qemu-tests/demo.ts
