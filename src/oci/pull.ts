@@ -117,7 +117,8 @@ export interface PullOptions extends FetchOptions {
    * From a local layout or archive, leave the layers the cache lacks where they are
    * (PulledLayer.inPlace) instead of copying them into the cache: for a caller that imports
    * them once and keeps nothing else (install, build-disk). Their digests are checked when
-   * they are read. The cache then does not record the image, since it lacks blobs of it.
+   * they are read. The cache then does not record the image, since it lacks blobs of it
+   * (nor when `alreadyHave` skipped a layer).
    */
   layersInPlace?: boolean;
 }
@@ -415,9 +416,8 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
 
     const tracker = new PullProgress(progress, image.manifestDigest, image.layers);
     const alreadyHave = options.alreadyHave;
-    const present = await Promise.all(
-      image.layers.map(async (layer) => (alreadyHave !== undefined && (await alreadyHave(layer))) || cache.hasBlob(layer.descriptor)),
-    );
+    const inCache = await Promise.all(image.layers.map((layer) => cache.hasBlob(layer.descriptor)));
+    const present = await Promise.all(image.layers.map(async (layer, i) => inCache[i]! || (alreadyHave !== undefined && (await alreadyHave(layer)))));
     const layers = [...image.layers];
     const missing: number[] = [];
     for (const [i, has] of present.entries()) {
@@ -461,7 +461,9 @@ export async function pullImage(reference: ImageReference, options: PullOptions)
 
     await storingConfig;
     await cache.storeBytes(image.manifestDescriptor, image.manifestBytes, imageName);
-    if (layers.every((l) => l.inPlace === undefined)) await cache.recordImage(cacheRefName(reference), image.manifestDescriptor);
+    // Recorded only when the cache holds every blob: not with layers left in place, or
+    // skipped because the caller has them (an update's, build-disk's imported layers).
+    if (inCache.every((has, i) => has || missing.includes(i))) await cache.recordImage(cacheRefName(reference), image.manifestDescriptor);
     return {
       reference,
       manifestDigest: image.manifestDigest,
