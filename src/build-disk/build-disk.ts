@@ -383,7 +383,7 @@ async function buildWithStore(req: BuildDiskRequest, progress: Progress, diskTyp
   await mkdir(req.workDir, { recursive: true });
   const staging = await mkdtemp(join(req.workDir, 'bootc-build-disk-'));
   cleanup.defer(`removing ${staging}`, () => rm(staging, { recursive: true, force: true }));
-  await linkImageInto(req.storeDir, staging, pulled.manifestDigest);
+  await linkImageInto(req.storeDir, staging, imported.tree);
   cancellation.check();
 
   stepEvent(progress, 2);

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { withContext } from '../core/errors.js';
 import { warn } from '../core/log.js';
 import { imageDir, layerIndexPath, objectPath, prepareStore, storeLayout, type StoreLayout } from './layout.js';
-import { objectsOfImage, objectsOfLayer } from './store-contents.js';
+import type { TreeIndex } from './index-format.js';
+import { objectsOfLayer } from './store-contents.js';
 
 export interface LinkedImage {
   objects: number;
@@ -25,13 +26,15 @@ export interface LinkedImage {
 /** Links in flight: each is one short system call, so latency, not the disk, is what overlaps. */
 const CONCURRENCY = 32;
 
-export async function linkImageInto(fromRoot: string, toRoot: string, manifestDigest: string): Promise<LinkedImage> {
+/** `tree`: the image's tree as the import into `fromRoot` returned it (not decoded again). */
+export async function linkImageInto(fromRoot: string, toRoot: string, tree: TreeIndex): Promise<LinkedImage> {
+  const { manifestDigest, layers: diffIds } = tree.header;
   return withContext(`Staging image ${manifestDigest} from the store under ${fromRoot}`, async () => {
     const from = storeLayout(fromRoot);
     const to = storeLayout(toRoot);
     await prepareStore(to);
     const objects = new Set<string>();
-    const diffIds = (await objectsOfImage(from, manifestDigest, objects)) ?? [];
+    for (const e of tree.entries) if (e.kind === 'file') objects.add(e.object);
     for (const diffId of diffIds) await objectsOfLayer(from, diffId, objects);
 
     let hardlinked = true;
