@@ -28,7 +28,7 @@
  * disk, has the same content as a cold build's (store/link-image.ts).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { CleanupStack } from '../core/cleanup-stack.js';
@@ -65,6 +65,7 @@ import type { InstallAnswers } from '../install/answers.js';
 import { buildIsoImage, checkIsoTools, IMAGE_LAYOUT_PATH, isoOutputPath, liveKernelArguments, mediumIndexJson, type LayoutBlob } from './iso-image.js';
 import { addLiveInstaller, checkLiveInstallPrograms, mediumImageSource, type LiveInstallerSettings } from './live-system.js';
 import type { SigningKey } from '../uki/uki.js';
+import { removeTree } from '../core/remove-tree.js';
 
 /** What `--type` asks for: a disk image format, or `iso`, an installer medium. */
 export type BuildType = DiskImageType | 'iso';
@@ -382,7 +383,7 @@ async function buildWithStore(req: BuildDiskRequest, progress: Progress, diskTyp
 
   await mkdir(req.workDir, { recursive: true });
   const staging = await mkdtemp(join(req.workDir, 'bootc-build-disk-'));
-  cleanup.defer(`removing ${staging}`, () => rm(staging, { recursive: true, force: true }));
+  cleanup.defer(`removing ${staging}`, () => removeTree(staging));
   await linkImageInto(req.storeDir, staging, imported.tree);
   cancellation.check();
 

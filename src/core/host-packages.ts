@@ -6,6 +6,7 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   sfdisk: 'fdisk',
   'mkfs.ext4': 'e2fsprogs',
   'e2fsck': 'e2fsprogs',
+  tune2fs: 'e2fsprogs',
   'mkfs.btrfs': 'btrfs-progs',
   'mkfs.xfs': 'xfsprogs',
   'mkfs.fat': 'dosfstools',

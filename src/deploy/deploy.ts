@@ -11,7 +11,7 @@
  *   4. record the origin (written last: a deployment without an origin is incomplete and is
  *      never booted or listed)
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { pathExists } from '../core/fs-probe.js';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
@@ -33,6 +33,7 @@ import { checkSystemdInitramfs } from '../boot/initramfs.js';
 import { kernelVersionOf, MODULES_DIR } from '../boot/kernel.js';
 import { renderOrigin, type Origin } from './origin.js';
 import { checkStateroot, deploymentId, nextSerial, sysrootPaths } from './paths.js';
+import { removeTree } from '../core/remove-tree.js';
 
 export interface ImportedImage {
   manifestDigest: string;
@@ -197,7 +198,7 @@ export async function createDeployment(root: string, image: ImportedImage, image
       return { stateroot, id, dir, origin, seededVar };
     } catch (err) {
       // Nothing half-written: a failed deployment leaves no directory behind.
-      await rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
       throw err;
     }
   });

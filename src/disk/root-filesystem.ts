@@ -3,7 +3,11 @@
  * or a mount:
  *
  *   ext4   `mkfs.ext4 -d <dir> -E offset=<bytes>` straight into the disk image; e2fsprogs
- *          keeps owners, modes, hardlinks and xattrs (security.capability, ACLs).
+ *          keeps owners, modes, hardlinks and xattrs (security.capability, ACLs). It is
+ *          populated without metadata checksums, which are then added in one pass (tune2fs,
+ *          then `e2fsck -fyD`, which also indexes large directories): with them on, mke2fs
+ *          recomputes a directory block's checksum for every entry it adds, a third of its
+ *          time on a 2 GiB image. The result has the features a plain mkfs.ext4 gives.
  *   btrfs  `mkfs.btrfs --rootdir` into a file of its own, then copied to the offset (it has
  *          no offset option); hardlinks and xattrs are kept.
  *   xfs    needs a loop device and a mount to populate (mkfs.xfs protofiles drop xattrs and
@@ -105,6 +109,7 @@ export async function makeRootFilesystem(fsType: RootFsType, sourceDir: string, 
         'mkfs.ext4', '-q', '-F',
         '-L', ROOT_FS_LABEL,
         '-U', target.uuid,
+        '-O', '^metadata_csum',
         '-d', sourceDir,
         '-E', `offset=${target.offsetBytes}`,
         target.image,
@@ -112,6 +117,11 @@ export async function makeRootFilesystem(fsType: RootFsType, sourceDir: string, 
       ],
       hint: 'the staged files must be readable: run as root when they are owned by other users',
     });
+    // libext2fs opens `<file>?offset=<bytes>` at that offset (tune2fs and e2fsck have no option for it).
+    const atOffset = `${target.image}?offset=${target.offsetBytes}`;
+    await run({ description: 'Adding metadata checksums to the root filesystem', argv: ['tune2fs', '-O', 'metadata_csum', atOffset] });
+    // e2fsck exits 1 when it changed the filesystem, which -D (rebuilding directories with room for their checksums) always does.
+    await run({ description: 'Checksumming and indexing the root filesystem directories', argv: ['e2fsck', '-f', '-y', '-D', atOffset], okExitCodes: [0, 1] });
     return;
   }
   const separate = join(workDir, 'root.btrfs');

@@ -35,6 +35,7 @@ import { gcStore, formatGcSummary } from '../store/gc.js';
 import { finalNameOf, fsyncDir, removeTempFiles } from '../core/durable-file.js';
 import { readRetainedImages } from './update-records.js';
 import { loadSysrootState, type DeploymentRef, type EntryOnEsp, type SysrootLocations } from './deployments.js';
+import { removeTree } from '../core/remove-tree.js';
 
 export interface PruneOptions {
   /** Deployments that stay; every other deployment with an origin goes. */
@@ -75,7 +76,7 @@ export async function removeDeployment(loc: SysrootLocations, ref: DeploymentRef
   await rm(join(loc.boot, deploymentBootDir(ref.id)), { recursive: true, force: true });
   await rm(paths.origin(ref.stateroot, ref.id), { force: true });
   await fsyncDir(paths.deployDir(ref.stateroot));
-  await rm(paths.deployment(ref.stateroot, ref.id), { recursive: true, force: true });
+  await removeTree(paths.deployment(ref.stateroot, ref.id));
   await rm(paths.etcConflicts(ref.stateroot, ref.id), { force: true });
 }
 
@@ -129,7 +130,7 @@ export async function pruneDeployments(loc: SysrootLocations, options: PruneOpti
       for (const name of await readdirOrEmpty(paths.deployDir(stateroot))) {
         // Checkouts only: the records beside them (<id>.origin, ...) are not ids.
         if (!/^[0-9a-f]{12}\.\d+$/.test(name) || keep.has(`${stateroot}/${name}`)) continue;
-        await rm(paths.deployment(stateroot, name), { recursive: true, force: true });
+        await removeTree(paths.deployment(stateroot, name));
         leftoversRemoved.push(`${stateroot}/${name}`);
       }
     }

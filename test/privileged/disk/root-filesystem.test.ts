@@ -59,6 +59,33 @@ describe.skipIf(skip)('root filesystem from a staged tree', () => {
     expect(await debugfs('stat /link')).toContain('Fast link dest: "usr/bin/tool"');
   });
 
+  it('ext4 has the features, label and UUID of a plain mkfs.ext4, and its large directories are indexed', async () => {
+    const big = join(tmp, 'big-tree');
+    mkdirSync(join(big, 'many'), { recursive: true });
+    for (let i = 0; i < 3000; i++) writeFileSync(join(big, 'many', `file-with-a-long-name-${i}`), `${i}`);
+    const image = join(tmp, 'ext4-big.img');
+    const f = await open(image, 'w');
+    await f.truncate(200 * MiB);
+    await f.close();
+    await makeRootFilesystem('ext4', big, { image, offsetBytes: MiB, sizeBytes: 128 * MiB, uuid: UUID }, tmp);
+    const at = `${image}?offset=${MiB}`;
+    await run({ description: 'Checking', argv: ['e2fsck', '-fn', at] });
+    const plain = join(tmp, 'ext4-plain.img');
+    await run({ description: 'A plain mkfs.ext4', argv: ['mkfs.ext4', '-q', '-F', plain, `${128 * 1024}k`] });
+    const header = async (device: string) => (await run({ description: 'dumpe2fs', argv: ['dumpe2fs', '-h', device] })).stdout;
+    const field = (text: string, name: string) => text.match(new RegExp(`^${name}:\\s+(.*)$`, 'm'))?.[1];
+    const ours = await header(at);
+    expect(field(ours, 'Filesystem features')).toBe(field(await header(plain), 'Filesystem features'));
+    expect(field(ours, 'Filesystem features')).toContain('metadata_csum');
+    expect(field(ours, 'Filesystem UUID')).toBe(UUID);
+    expect(field(ours, 'Filesystem volume name')).toBe('root');
+    const many = (await run({ description: 'stat', argv: ['debugfs', '-R', 'stat /many', at] })).stdout;
+    const EXT4_INDEX_FL = 0x1000; // the directory has a hash-tree index
+    expect(Number(many.match(/Flags: (0x[0-9a-f]+)/)?.[1]) & EXT4_INDEX_FL).toBe(EXT4_INDEX_FL);
+    const listing = (await run({ description: 'ls', argv: ['debugfs', '-R', 'ls -p /many', at] })).stdout;
+    expect(listing.split('\n').filter((l) => l.includes('file-with-a-long-name-')).length).toBe(3000);
+  });
+
   it('btrfs copied in at an offset keeps the hardlink and the capability', async () => {
     const image = join(tmp, 'btrfs.img');
     const f = await open(image, 'w');
