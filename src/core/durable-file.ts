@@ -114,12 +114,16 @@ export async function replaceFile(path: string, write: (tmp: string) => Promise<
   await fsyncRenamed(path);
 }
 
-/** Replace `path` with `data` (readers see the old content or the new, never a mix). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+/**
+ * Replace `path` with `data` (readers see the old content or the new, never a mix). Data
+ * given as chunks is written one chunk at a time, so a large index need not be one string.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<string>, mode = 0o644): Promise<void> {
   await replaceFile(path, async (tmp) => {
     const fh = await open(tmp, 'wx', mode);
     try {
-      await fh.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+      else for (const chunk of data) await fh.write(chunk);
     } finally {
       await fh.close();
     }

@@ -13,6 +13,7 @@
  *   xfs    needs a loop device and a mount to populate (mkfs.xfs protofiles drop xattrs and
  *          hardlinks): refused with a hint.
  */
+import type { Stats } from 'node:fs';
 import { opendir, lstat, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
@@ -32,26 +33,46 @@ const BLOCK = 4096;
 /** ext4 symlinks shorter than this live in the inode. */
 const INLINE_SYMLINK_BYTES = 60;
 
+/** lstat calls in flight per directory: a staged root has 200k entries, each a round trip to the thread pool. */
+const STAT_BATCH = 64;
+
 /** Walks `dir` (not following symlinks) and adds up what a filesystem has to hold. */
 export async function measureTree(dir: string): Promise<TreeSize> {
   return withContext(`Measuring ${dir}`, async () => {
-    const seen = new Set<string>();
+    /** dev:ino of files with more than one link: a hardlinked file is held once. */
+    const linked = new Set<string>();
     let dataBytes = 0;
     let inodes = 0;
-    const walk = async (path: string): Promise<void> => {
-      const st = await lstat(path, { bigint: true });
-      const key = `${st.dev}:${st.ino}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      inodes++;
-      if (st.isDirectory()) {
-        dataBytes += BLOCK;
-        for await (const entry of await opendir(path)) await walk(join(path, entry.name));
-      } else if (st.isFile()) {
-        dataBytes += alignUp(Number(st.size), BLOCK);
-      } else if (st.isSymbolicLink() && Number(st.size) >= INLINE_SYMLINK_BYTES) {
-        dataBytes += BLOCK;
+    const count = (st: Stats): void => {
+      if (st.nlink > 1 && !st.isDirectory()) {
+        const key = `${st.dev}:${st.ino}`;
+        if (linked.has(key)) return;
+        linked.add(key);
       }
+      inodes++;
+      if (st.isFile()) dataBytes += alignUp(st.size, BLOCK);
+      else if (st.isSymbolicLink() && st.size >= INLINE_SYMLINK_BYTES) dataBytes += BLOCK;
+    };
+    const walk = async (path: string): Promise<void> => {
+      inodes++;
+      dataBytes += BLOCK;
+      const subdirs: string[] = [];
+      let batch: string[] = [];
+      const statBatch = async (): Promise<void> => {
+        for (const st of await Promise.all(batch.map((p) => lstat(p)))) count(st);
+        batch = [];
+      };
+      for await (const entry of await opendir(path)) {
+        const child = join(path, entry.name);
+        if (entry.isDirectory()) {
+          subdirs.push(child);
+          continue;
+        }
+        batch.push(child);
+        if (batch.length >= STAT_BATCH) await statBatch();
+      }
+      await statBatch();
+      for (const sub of subdirs) await walk(sub);
     };
     await walk(dir);
     return { dataBytes, inodes };

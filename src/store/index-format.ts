@@ -212,10 +212,31 @@ export function decodeEntry(line: string, where: () => string): LayerEntry {
   }
 }
 
+/** About this many characters per chunk of encodeIndexChunks. */
+const CHUNK_CHARS = 1 << 20;
+
+/**
+ * An index file's text in chunks of whole lines, so a tree of 100k entries is written
+ * without first becoming one string (with its 100k line strings) beside the entries.
+ */
+export function* encodeIndexChunks(header: LayerIndexHeader | TreeIndexHeader, entries: readonly LayerEntry[]): Generator<string> {
+  let lines = [JSON.stringify(header)];
+  let chars = lines[0]!.length;
+  for (const e of entries) {
+    const line = encodeEntry(e);
+    lines.push(line);
+    chars += line.length + 1;
+    if (chars >= CHUNK_CHARS) {
+      yield lines.join('\n') + '\n';
+      lines = [];
+      chars = 0;
+    }
+  }
+  if (lines.length > 0) yield lines.join('\n') + '\n';
+}
+
 export function encodeIndex(header: LayerIndexHeader | TreeIndexHeader, entries: readonly LayerEntry[]): string {
-  const lines = [JSON.stringify(header)];
-  for (const e of entries) lines.push(encodeEntry(e));
-  return lines.join('\n') + '\n';
+  return [...encodeIndexChunks(header, entries)].join('');
 }
 
 function decodeHeader(line: string | undefined, where: string): LayerIndexHeader | TreeIndexHeader {

@@ -24,7 +24,7 @@ import { warn, debug } from '../core/log.js';
 import { decodeTarName, displayPath } from './entry-path.js';
 import {
   decodeLayerIndex,
-  encodeIndex,
+  encodeIndexChunks,
   INDEX_FORMAT,
   INDEX_VERSION,
   type LayerImportStats,
@@ -195,7 +195,7 @@ async function streamLayerObjects(layout: StoreLayout, layer: LayerToImport, opt
       result: { diffId, cached: false, stats },
       writeIndex: async () => {
         try {
-          await writeFileAtomic(indexPath, encodeIndex(header, builder.entries), 0o600);
+          await writeFileAtomic(indexPath, encodeIndexChunks(header, builder.entries), 0o600);
         } finally {
           await rm(marker, { force: true });
         }

@@ -52,9 +52,14 @@ export async function linkImageInto(fromRoot: string, toRoot: string, tree: Tree
       await copyFile(source, dest);
     };
 
-    const files: [string, string][] = [...objects].map((id) => [objectPath(from, id), objectPath(to, id)]);
-    for (const diffId of diffIds) files.push([layerIndexPath(from, diffId), layerIndexPath(to, diffId)]);
-    await placeAll(files, place);
+    // Paths made as they are placed: 100k pairs of them at once would be 40 MB.
+    await placeAll(
+      (function* () {
+        for (const id of objects) yield [objectPath(from, id), objectPath(to, id)] as const;
+        for (const diffId of diffIds) yield [layerIndexPath(from, diffId), layerIndexPath(to, diffId)] as const;
+      })(),
+      place,
+    );
     const fromImage = imageDir(from, manifestDigest);
     const toImage = await makeImageDir(to, manifestDigest);
     await placeAll(
@@ -71,13 +76,11 @@ async function makeImageDir(layout: StoreLayout, manifestDigest: string): Promis
   return dir;
 }
 
-async function placeAll(files: readonly [string, string][], place: (source: string, dest: string) => Promise<void>): Promise<void> {
-  let next = 0;
+/** `CONCURRENCY` workers share one iterator of (source, dest) pairs. */
+async function placeAll(files: Iterable<readonly [string, string]>, place: (source: string, dest: string) => Promise<void>): Promise<void> {
+  const pairs = files[Symbol.iterator]();
   const worker = async (): Promise<void> => {
-    while (next < files.length) {
-      const [source, dest] = files[next++]!;
-      await place(source, dest);
-    }
+    for (let next = pairs.next(); !next.done; next = pairs.next()) await place(next.value[0], next.value[1]);
   };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker));
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 }

@@ -20,7 +20,7 @@ import { UserError, withContext } from '../core/errors.js';
 import { baseNameOf, displayPath, ROOT_PATH } from './entry-path.js';
 import {
   decodeTreeIndex,
-  encodeIndex,
+  encodeIndexChunks,
   INDEX_FORMAT,
   INDEX_VERSION,
   type DirEntry,
@@ -92,10 +92,15 @@ function parentFor(root: Node, path: string, diffId: string): Node {
   return node;
 }
 
-/** Apply layers (bottom first) and return the merged tree, parents before children. */
-export function mergeLayers(layers: readonly LayerInput[]): TreeEntry[] {
-  const root = implicitDir(ROOT_PATH);
-  for (const layer of layers) {
+/**
+ * Layers applied one at a time, bottom first: only the merged tree and the layer being
+ * applied need be in memory (what an upper layer replaces is dropped as it goes).
+ */
+export class TreeMerger {
+  private readonly root = implicitDir(ROOT_PATH);
+
+  add(layer: LayerInput): void {
+    const root = this.root;
     for (const e of layer.entries) {
       if (e.kind === 'whiteout') {
         const parent = lookup(root, e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : ROOT_PATH);
@@ -128,15 +133,26 @@ export function mergeLayers(layers: readonly LayerInput[]): TreeEntry[] {
       }
     }
   }
-  const out: TreeEntry[] = [];
-  const walk = (node: Node): void => {
-    out.push(node.entry);
-    if (!node.children) return;
-    const names = [...node.children.keys()].sort();
-    for (const n of names) walk(node.children.get(n) as Node);
-  };
-  walk(root);
-  return out;
+
+  /** The merged tree, parents before children, siblings by name. */
+  entries(): TreeEntry[] {
+    const out: TreeEntry[] = [];
+    const walk = (node: Node): void => {
+      out.push(node.entry);
+      if (!node.children) return;
+      const names = [...node.children.keys()].sort();
+      for (const n of names) walk(node.children.get(n) as Node);
+    };
+    walk(this.root);
+    return out;
+  }
+}
+
+/** Apply layers (bottom first) and return the merged tree, parents before children. */
+export function mergeLayers(layers: readonly LayerInput[]): TreeEntry[] {
+  const merger = new TreeMerger();
+  for (const layer of layers) merger.add(layer);
+  return merger.entries();
 }
 
 export interface TreeSummary {
@@ -187,7 +203,7 @@ export function rootEntryOf(tree: TreeIndex): DirEntry {
 export async function writeImageTree(root: string, manifestDigest: string, diffIds: readonly string[]): Promise<TreeIndex> {
   return withContext(`Building the tree of image ${manifestDigest}`, async () => {
     const layout = storeLayout(root);
-    const layers: LayerInput[] = [];
+    const merger = new TreeMerger();
     for (const diffId of diffIds) {
       const index = await loadLayerIndex(root, diffId).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -195,7 +211,7 @@ export async function writeImageTree(root: string, manifestDigest: string, diffI
         }
         throw err;
       });
-      layers.push({ diffId, entries: index.entries });
+      merger.add({ diffId, entries: index.entries });
     }
     const header: TreeIndexHeader = {
       format: INDEX_FORMAT,
@@ -204,9 +220,9 @@ export async function writeImageTree(root: string, manifestDigest: string, diffI
       manifestDigest,
       layers: [...diffIds],
     };
-    const entries = mergeLayers(layers);
+    const entries = merger.entries();
     await mkdir(imageDir(layout, manifestDigest), { recursive: true, mode: 0o755 });
-    await writeFileAtomic(treeIndexPath(layout, manifestDigest), encodeIndex(header, entries), 0o600);
+    await writeFileAtomic(treeIndexPath(layout, manifestDigest), encodeIndexChunks(header, entries), 0o600);
     return { header, entries };
   });
 }

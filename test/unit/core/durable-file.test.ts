@@ -68,6 +68,13 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(dir)).toEqual(['record.json']);
   });
 
+  it('writes data given as chunks one after the other', async () => {
+    const path = join(dir, 'tree.index');
+    await writeFileAtomic(path, ['a\n', 'b\nc\n', ''], 0o600);
+    expect(readFileSync(path, 'utf8')).toBe('a\nb\nc\n');
+    expect(readdirSync(dir)).toEqual(['tree.index']);
+  });
+
   it('fsyncs the temporary file, then the renamed file (FAT), then the directory', async () => {
     const path = join(dir, 'entry.conf');
     await writeFileAtomic(path, 'title x\n');

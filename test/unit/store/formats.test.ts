@@ -4,6 +4,7 @@ import {
   decodeLayerIndex,
   decodeTreeIndex,
   encodeIndex,
+  encodeIndexChunks,
   type LayerEntry,
   type LayerIndexHeader,
 } from '../../../src/store/index-format.js';
@@ -72,6 +73,17 @@ describe('index files', () => {
     const text = encodeIndex(header, entries);
     expect(text.split('\n')[2]).toBe(`["f","usr/bin/ping","${'b'.repeat(64)}",493,0,0,3,{"security.capability":"AQAAAv8="}]`);
     expect(decodeLayerIndex(text, 'x')).toEqual({ header, entries });
+  });
+
+  it('come in chunks of whole lines that join to the whole text', () => {
+    const many: LayerEntry[] = Array.from({ length: 30_000 }, (_, i) => ({
+      kind: 'file', path: `usr/share/doc/file-${i}`, object: 'c'.repeat(64), mode: 0o644, uid: 0, gid: 0, size: i, xattrs: [],
+    }));
+    const chunks = [...encodeIndexChunks(header, many)];
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
+    expect(chunks.join('')).toBe(encodeIndex(header, many));
+    expect(decodeLayerIndex(chunks.join(''), 'x').entries).toEqual(many);
   });
 
   it('refuse a truncated or foreign file with a hint', () => {
