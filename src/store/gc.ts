@@ -18,8 +18,8 @@ import { readdir, readFile, rm, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
 import { processRuns } from '../core/process.js';
-import { imageDir, layerIndexPath, storeLayout, type StoreLayout } from './layout.js';
-import { listIndexes, listObjects, objectsOfImage, objectsOfLayer } from './store-contents.js';
+import { FANOUT_DIRS, imageDir, layerIndexPath, storeLayout, type StoreLayout } from './layout.js';
+import { listIndexes, listObjectDir, objectsOfImage, objectsOfLayer } from './store-contents.js';
 import { decimalBytes } from '../core/progress.js';
 
 export interface GcOptions {
@@ -77,16 +77,21 @@ export async function gcStore(root: string, liveImages: Iterable<string>, option
       for (const d of result.layersRemoved) await rm(layerIndexPath(layout, d), { force: true });
     }
 
-    const { objects, temps } = await listObjects(layout);
-    for (const o of objects) {
-      if (liveObjects.has(o.id)) {
-        result.objectsKept++;
-        continue;
+    const temps: string[] = [];
+    // One fan-out directory at a time: a listing of all 100k objects at once would be 30 MB.
+    for (const fanoutDir of FANOUT_DIRS) {
+      const listing = await listObjectDir(layout, fanoutDir);
+      temps.push(...listing.temps);
+      for (const o of listing.objects) {
+        if (liveObjects.has(o.id)) {
+          result.objectsKept++;
+          continue;
+        }
+        const st = await lstat(o.path);
+        if (st.nlink <= 1) result.bytesFreed += st.blocks * 512;
+        if (!dry) await rm(o.path, { force: true });
+        result.objectsRemoved++;
       }
-      const st = await lstat(o.path);
-      if (st.nlink <= 1) result.bytesFreed += st.blocks * 512;
-      if (!dry) await rm(o.path, { force: true });
-      result.objectsRemoved++;
     }
 
     const tmpDirFiles = (await readdir(layout.tmpDir).catch(() => [] as string[])).map((n) => join(layout.tmpDir, n));

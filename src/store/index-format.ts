@@ -268,6 +268,35 @@ function decodeBody(text: string, where: string): { header: LayerIndexHeader | T
   return { header, entries };
 }
 
+/**
+ * Only the header and the object ids of an index's file entries (added to `into`): what GC,
+ * fsck and staging need, without an entry object per line beside the text.
+ */
+export function objectIdsOfIndex(text: string, where: string, kind: 'layer', into: Set<string>): LayerIndexHeader;
+export function objectIdsOfIndex(text: string, where: string, kind: 'tree', into: Set<string>): TreeIndexHeader;
+export function objectIdsOfIndex(text: string, where: string, kind: 'layer' | 'tree', into: Set<string>): LayerIndexHeader | TreeIndexHeader {
+  if (!text.endsWith('\n')) throw corrupt(where, 'it is truncated');
+  let start = text.indexOf('\n');
+  const header = decodeHeader(text.slice(0, start), where);
+  if (header.kind !== kind) throw corrupt(where, `it is not a ${kind} index`);
+  for (let line = 2; start + 1 < text.length; line++) {
+    const end = text.indexOf('\n', start + 1);
+    let a: unknown;
+    try {
+      a = JSON.parse(text.slice(start + 1, end));
+    } catch {
+      throw corrupt(`${where} (line ${line})`, 'a line is not JSON');
+    }
+    if (!Array.isArray(a)) throw corrupt(`${where} (line ${line})`, 'an entry is not an array');
+    if (a[0] === 'f') {
+      if (typeof a[2] !== 'string' || !isObjectId(a[2])) throw corrupt(`${where} (line ${line})`, `object id ${String(a[2])} is malformed`);
+      into.add(a[2]);
+    }
+    start = end;
+  }
+  return header;
+}
+
 export function decodeLayerIndex(text: string, where: string): LayerIndex {
   const { header, entries } = decodeBody(text, where);
   if (header.kind !== 'layer') throw corrupt(where, 'it is not a layer index');

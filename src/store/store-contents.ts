@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { readdirOrEmpty } from '../core/fs-probe.js';
 import { join } from 'node:path';
-import { decodeLayerIndex, decodeTreeIndex } from './index-format.js';
+import { objectIdsOfIndex } from './index-format.js';
 import { FANOUT_DIRS, isDigest, layerIndexPath, treeIndexPath, type StoreLayout } from './layout.js';
 import { isObjectId } from './object-id.js';
 import { isTempName } from '../core/durable-file.js';
@@ -19,23 +19,34 @@ export interface StoredObject {
  * Every file in the fan-out directories: objects, temp files of imports (`.tmp-*`), and
  * `strays`, names that are neither.
  */
-export async function listObjects(
-  layout: StoreLayout,
-): Promise<{ objects: StoredObject[]; temps: string[]; strays: string[] }> {
-  const objects: StoredObject[] = [];
-  const temps: string[] = [];
-  const strays: string[] = [];
-  const lists = await Promise.all(FANOUT_DIRS.map((d) => readdirOrEmpty(join(layout.objectsDir, d))));
-  FANOUT_DIRS.forEach((d, i) => {
-    for (const name of lists[i] as string[]) {
-      const id = d + name;
-      const path = join(layout.objectsDir, d, name);
-      if (isObjectId(id)) objects.push({ id, path });
-      else if (isTempName(name)) temps.push(path);
-      else strays.push(path);
-    }
-  });
-  return { objects, temps, strays };
+export async function listObjects(layout: StoreLayout): Promise<ObjectListing> {
+  const all: ObjectListing = { objects: [], temps: [], strays: [] };
+  const lists = await Promise.all(FANOUT_DIRS.map((d) => listObjectDir(layout, d)));
+  for (const list of lists) {
+    all.objects.push(...list.objects);
+    all.temps.push(...list.temps);
+    all.strays.push(...list.strays);
+  }
+  return all;
+}
+
+export interface ObjectListing {
+  objects: StoredObject[];
+  temps: string[];
+  strays: string[];
+}
+
+/** The same, for one fan-out directory (GC goes through them one at a time). */
+export async function listObjectDir(layout: StoreLayout, fanoutDir: string): Promise<ObjectListing> {
+  const listing: ObjectListing = { objects: [], temps: [], strays: [] };
+  for (const name of await readdirOrEmpty(join(layout.objectsDir, fanoutDir))) {
+    const id = fanoutDir + name;
+    const path = join(layout.objectsDir, fanoutDir, name);
+    if (isObjectId(id)) listing.objects.push({ id, path });
+    else if (isTempName(name)) listing.temps.push(path);
+    else listing.strays.push(path);
+  }
+  return listing;
 }
 
 /** Diff ids with a layer index, manifest digests with an image directory. */
@@ -50,7 +61,7 @@ export async function listIndexes(layout: StoreLayout): Promise<{ layers: string
 
 export async function objectsOfLayer(layout: StoreLayout, diffId: string, into: Set<string>): Promise<void> {
   const path = layerIndexPath(layout, diffId);
-  for (const e of decodeLayerIndex(await readFile(path, 'utf8'), path).entries) if (e.kind === 'file') into.add(e.object);
+  objectIdsOfIndex(await readFile(path, 'utf8'), path, 'layer', into);
 }
 
 /**
@@ -66,7 +77,5 @@ export async function objectsOfImage(layout: StoreLayout, manifestDigest: string
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  const tree = decodeTreeIndex(text, path);
-  for (const e of tree.entries) if (e.kind === 'file') into.add(e.object);
-  return tree.header.layers;
+  return objectIdsOfIndex(text, path, 'tree', into).layers;
 }

@@ -5,6 +5,7 @@ import {
   decodeTreeIndex,
   encodeIndex,
   encodeIndexChunks,
+  objectIdsOfIndex,
   type LayerEntry,
   type LayerIndexHeader,
 } from '../../../src/store/index-format.js';
@@ -84,6 +85,19 @@ describe('index files', () => {
     for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
     expect(chunks.join('')).toBe(encodeIndex(header, many));
     expect(decodeLayerIndex(chunks.join(''), 'x').entries).toEqual(many);
+  });
+
+  it('give the object ids of their file entries without decoding the rest, checking what they read', () => {
+    const text = encodeIndex(header, entries);
+    const ids = new Set<string>();
+    expect(objectIdsOfIndex(text, 'x', 'layer', ids)).toEqual(header);
+    const decoded = decodeLayerIndex(text, 'x').entries.flatMap((e) => (e.kind === 'file' ? [e.object] : []));
+    expect([...ids].sort()).toEqual([...new Set(decoded)].sort());
+    expect(ids.size).toBeGreaterThan(0);
+    expect(() => objectIdsOfIndex(text, 'x', 'tree', new Set())).toThrow(/not a tree index/);
+    expect(() => objectIdsOfIndex(text.slice(0, -5), 'x', 'layer', new Set())).toThrow(/truncated/);
+    expect(() => objectIdsOfIndex(text.replace('b'.repeat(64), 'B'.repeat(64)), 'x', 'layer', new Set())).toThrow(/line 3\).*malformed/);
+    expect(() => objectIdsOfIndex(text.replace('["f"', '{"f"'), 'x', 'layer', new Set())).toThrow(/not JSON/);
   });
 
   it('refuse a truncated or foreign file with a hint', () => {
