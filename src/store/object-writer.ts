@@ -12,11 +12,12 @@
  *
  * Speed: no per-object fsync. The importer calls `syncStoreFilesystem` (one syncfs) before
  * it writes the layer index, so an index only ever names durable objects. Small files are
- * buffered and written by up to `concurrency` parallel writers while the tar keeps
- * streaming; big files stream straight to disk. Objects with xattrs stay under their temp
- * name until one setfattr process has labelled all of them (xattrs.ts), then are renamed.
+ * buffered, then written by synchronous calls (writeObjectFileSync) once the fan-out
+ * listing says they are new; big files stream straight to disk. Objects with xattrs stay
+ * under their temp name until one setfattr process has labelled all of them (xattrs.ts),
+ * then are renamed.
  */
-import { close, constants, fchmod, fchown, futimes, open as openCb, write, writev } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, renameSync, writeSync } from 'node:fs';
 import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
@@ -155,8 +156,8 @@ export class ObjectWriter {
     if (await this.exists(id)) return;
     const tmp = this.tempPath(id);
     this.tmpFiles.add(tmp);
-    await writeObjectFile(tmp, meta, chunks);
-    await this.place(tmp, objectPath(this.layout, id), meta);
+    writeObjectFileSync(tmp, meta, chunks);
+    this.place(tmp, objectPath(this.layout, id), meta);
   }
 
   /** Store a file streamed from the tar (too big to buffer). Resolves to its id. */
@@ -184,7 +185,7 @@ export class ObjectWriter {
       return id;
     }
     this.reserved.add(id);
-    await this.place(tmp, final, meta);
+    this.place(tmp, final, meta);
     return id;
   }
 
@@ -195,12 +196,12 @@ export class ObjectWriter {
     await fh.utimes(FIXED_MTIME, FIXED_MTIME);
   }
 
-  private async place(tmp: string, final: string, meta: ObjectMetadata): Promise<void> {
+  private place(tmp: string, final: string, meta: ObjectMetadata): void {
     if (meta.xattrs.length > 0) {
       this.deferred.push({ tmp, final, meta });
       return;
     }
-    await rename(tmp, final);
+    renameSync(tmp, final);
     this.tmpFiles.delete(tmp);
     this.stats.objectsWritten++;
     this.stats.bytesWritten += meta.size;
@@ -241,55 +242,23 @@ export class ObjectWriter {
 }
 
 /**
- * Create `tmp` with the content and metadata of an object. The callback API, one chain per
- * file: measured cheaper than fs/promises FileHandles for tens of thousands of small files.
+ * Create `tmp` with the content and metadata of a small object, by synchronous system calls.
+ * Measured on 20k 3 KB files: 0.9–1.5 s against 2.2–2.5 s through the thread pool (and 40%
+ * of the CPU), which on two cores matters more than the event loop pausing for each file:
+ * every asynchronous call costs a hand-off to a pool thread and back.
  */
-function writeObjectFile(tmp: string, meta: ObjectMetadata, chunks: readonly Buffer[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    openCb(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, meta.mode & 0o777, (err, fd) => {
-      if (err) return reject(err);
-      const fail = (e: unknown): void => close(fd, () => reject(e));
-      const steps: Array<(next: (e: NodeJS.ErrnoException | null) => void) => void> = [];
-      if (chunks.length === 1) steps.push((next) => writeAll(fd, chunks[0] as Buffer, next));
-      else if (chunks.length > 1) steps.push((next) => writevAll(fd, chunks, next));
-      if (meta.uid !== myUid || meta.gid !== myGid) steps.push((next) => fchown(fd, meta.uid, meta.gid, next));
-      if ((meta.mode & 0o777 & ~umask) !== meta.mode) steps.push((next) => fchmod(fd, meta.mode, next));
-      steps.push((next) => futimes(fd, FIXED_MTIME, FIXED_MTIME, next));
-      let i = 0;
-      const step = (e: NodeJS.ErrnoException | null): void => {
-        if (e) return fail(e);
-        const s = steps[i++];
-        if (s) return s(step);
-        close(fd, (ce) => (ce ? reject(ce) : resolve()));
-      };
-      step(null);
-    });
-  });
-}
-
-function writeAll(fd: number, buf: Buffer, done: (e: NodeJS.ErrnoException | null) => void): void {
-  write(fd, buf, 0, buf.length, null, (err, n) => {
-    if (err) return done(err);
-    if (n < buf.length) return writeAll(fd, buf.subarray(n), done);
-    done(null);
-  });
-}
-
-function writevAll(fd: number, bufs: readonly Buffer[], done: (e: NodeJS.ErrnoException | null) => void): void {
-  writev(fd, bufs as Buffer[], null, (err, n) => {
-    if (err) return done(err);
-    let left = n;
-    const rest: Buffer[] = [];
-    for (const b of bufs) {
-      if (left >= b.length) left -= b.length;
-      else {
-        rest.push(left > 0 ? b.subarray(left) : b);
-        left = 0;
-      }
+function writeObjectFileSync(tmp: string, meta: ObjectMetadata, chunks: readonly Buffer[]): void {
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, meta.mode & 0o777);
+  try {
+    for (const chunk of chunks) {
+      for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done);
     }
-    if (rest.length > 0) return writevAll(fd, rest, done);
-    done(null);
-  });
+    if (meta.uid !== myUid || meta.gid !== myGid) fchownSync(fd, meta.uid, meta.gid);
+    if ((meta.mode & 0o777 & ~umask) !== meta.mode) fchmodSync(fd, meta.mode);
+    futimesSync(fd, FIXED_MTIME, FIXED_MTIME);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** One syncfs for the filesystem holding the store, instead of an fsync per object. */
