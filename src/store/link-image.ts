@@ -9,7 +9,8 @@
  * `image build-disk --store` keeps its object store between builds and stages each disk's
  * root from it this way, so a rebuild imports only the layers that changed.
  */
-import { copyFile, link, mkdir, readdir } from 'node:fs/promises';
+import { linkSync } from 'node:fs';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withContext } from '../core/errors.js';
 import { warn } from '../core/log.js';
@@ -23,7 +24,7 @@ export interface LinkedImage {
   hardlinked: boolean;
 }
 
-/** Links in flight: each is one short system call, so latency, not the disk, is what overlaps. */
+/** Files in flight when they must be copied (links are made synchronously, one short system call each). */
 const CONCURRENCY = 32;
 
 /** `tree`: the image's tree as the import into `fromRoot` returned it (not decoded again). */
@@ -41,7 +42,7 @@ export async function linkImageInto(fromRoot: string, toRoot: string, tree: Tree
     const place = async (source: string, dest: string): Promise<void> => {
       if (hardlinked) {
         try {
-          await link(source, dest);
+          linkSync(source, dest);
           return;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
