@@ -34,7 +34,7 @@ export interface ObjectWriterOptions {
    * rewritten even when present.
    */
   trustExisting: boolean;
-  /** Parallel small-object writes. */
+  /** Small objects queued at once (each waits for its fan-out listing, then is written synchronously). */
   concurrency?: number;
   /** Bytes of small-file content held in memory waiting to be written. */
   maxBufferedBytes?: number;
