@@ -431,6 +431,7 @@ async function buildWithStore(req: BuildDiskRequest, progress: Progress, diskTyp
           sizeBytes: req.sizeBytes,
           rootMinBytes: req.config.rootMinSize,
           force: req.force,
+          previousDiskDir: join(req.storeDir, 'build-disk'),
         });
   const outputs: Partial<Record<BuildType, string>> = { ...disk?.outputs };
   let liveKernelArguments: string[] | undefined;

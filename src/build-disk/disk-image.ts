@@ -27,7 +27,8 @@ import { espInImage, formatEsp, type EspLocation } from '../boot/esp.js';
 import { populateEsp } from '../boot/populate-esp.js';
 import { DEFAULT_ESP_BYTES, planDiskLayout, type DiskArch, type DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
-import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsType } from '../disk/root-filesystem.js';
+import { checkRootFsSupported, makeRootFilesystem, measureTree, rootFsDefaultBytes, rootFsMinBytes, type RootFsTarget, type RootFsType } from '../disk/root-filesystem.js';
+import { PreviousDisk, type RootFsUpdate } from './previous-disk.js';
 import { replaceFile } from '../core/durable-file.js';
 import { installGrubBiosBootCode } from '../boot/grub-boot.js';
 import { checkKargsForGrub } from '../boot/grub-menu.js';
@@ -79,6 +80,11 @@ export interface BuildDiskOptions {
   bootloader?: 'hybrid' | 'systemd';
   /** Replace existing outputs. */
   force?: boolean;
+  /**
+   * Where the last build's disk is kept (`<store>/build-disk`): an ext4 root is then updated
+   * from it in place (build-disk/previous-disk.ts) rather than written whole.
+   */
+  previousDiskDir?: string;
 }
 
 export interface BuiltDisk {
@@ -87,6 +93,8 @@ export interface BuiltDisk {
   layout: DiskLayout;
   rootFsUuid: string;
   boot: AnyDeploymentBoot;
+  /** What changed, when the root filesystem was updated from the previous build's. */
+  rootUpdate: RootFsUpdate | null;
 }
 
 /** Step 1, outputs: refuse before any work is done. */
@@ -149,49 +157,65 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
     checkEspSize(espBytes, await espBytesNeeded(boot, deploymentDir));
     if (hybrid) checkKargsForGrub(boot.kernelArguments);
 
-    const raw = join(work, 'disk.raw');
-    await withContext('Creating the disk image file', async () => {
-      const file = await open(raw, 'wx');
-      await file.truncate(layout.totalBytes);
-      await file.close();
-    });
-    await writePartitionTable(raw, layout);
-    await withContext('Creating the root filesystem', () =>
-      makeRootFilesystem(fsType, options.sysrootDir, { image: raw, offsetBytes: layout.root.startBytes, sizeBytes: layout.root.sizeBytes, uuid: rootFsUuid }, work),
-    );
-    const esp: EspLocation = { image: raw, offsetBytes: layout.esp.startBytes };
-    await withContext('Writing the ESP', async () => {
-      await formatEsp(esp, layout.esp.sizeBytes);
-      await populateEsp(espInImage(esp), {
-        deploymentDir,
-        boot,
-        ...(options.deployment.uki?.signing ? { signing: options.deployment.uki.signing } : {}),
-        ...(options.menuTimeoutSeconds !== undefined ? { timeoutSeconds: options.menuTimeoutSeconds } : {}),
-        grubMenu: hybrid,
+    const rootTarget = (image: string): RootFsTarget => ({ image, offsetBytes: layout.root.startBytes, sizeBytes: layout.root.sizeBytes, uuid: rootFsUuid });
+    const cache = options.previousDiskDir !== undefined && fsType === 'ext4' ? await PreviousDisk.take(options.previousDiskDir) : null;
+    const raw = cache ? cache.raw : join(work, 'disk.raw');
+    let rootUpdate: RootFsUpdate | null = null;
+    try {
+      const alias = { dir: `/bootc/deploy/${stateroot}`, name: deploymentId };
+      const kept = cache ? await cache.describe(options.sysrootDir, alias) : false;
+      if (cache && kept) rootUpdate = await cache.update(options.sysrootDir, layout, rootTarget(raw), work);
+      if (!rootUpdate) {
+        await withContext('Creating the disk image file', async () => {
+          const file = await open(raw, 'w');
+          await file.truncate(0);
+          await file.truncate(layout.totalBytes);
+          await file.close();
+        });
+        await writePartitionTable(raw, layout);
+        await withContext('Creating the root filesystem', () => makeRootFilesystem(fsType, options.sysrootDir, rootTarget(raw), work));
+      }
+      const esp: EspLocation = { image: raw, offsetBytes: layout.esp.startBytes };
+      await withContext('Writing the ESP', async () => {
+        await formatEsp(esp, layout.esp.sizeBytes);
+        await populateEsp(espInImage(esp), {
+          deploymentDir,
+          boot,
+          ...(options.deployment.uki?.signing ? { signing: options.deployment.uki.signing } : {}),
+          ...(options.menuTimeoutSeconds !== undefined ? { timeoutSeconds: options.menuTimeoutSeconds } : {}),
+          grubMenu: hybrid,
+        });
       });
-    });
-    if (layout.biosBoot) {
-      await installGrubBiosBootCode({ disk: raw, biosBoot: layout.biosBoot, espPartitionNumber: layout.esp.number, deploymentDir, workDir: work });
+      if (layout.biosBoot) {
+        await installGrubBiosBootCode({ disk: raw, biosBoot: layout.biosBoot, espPartitionNumber: layout.esp.number, deploymentDir, workDir: work });
+      }
+      const outputs = await writeOutputs(raw, options.outputDir, types, cache !== null);
+      if (cache && kept) await cache.keep(layout);
+      return { outputs, layout, rootFsUuid, boot, rootUpdate };
+    } finally {
+      await cache?.close();
     }
-    const outputs = await writeOutputs(raw, options.outputDir, types);
-    return { outputs, layout, rootFsUuid, boot };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
 /** Step 7: each type under its output path, written durably (core/durable-file.ts). */
-async function writeOutputs(raw: string, outputDir: string, types: readonly DiskImageType[]): Promise<Partial<Record<DiskImageType, string>>> {
+async function writeOutputs(raw: string, outputDir: string, types: readonly DiskImageType[], keepRaw: boolean): Promise<Partial<Record<DiskImageType, string>>> {
   const outputs: Partial<Record<DiskImageType, string>> = {};
-  // Raw last: it is renamed away from the work directory, the others read it.
+  // Raw last: it is renamed away from the work directory (copied when the store keeps it), the others read it.
   const ordered = [...types].sort((a, b) => Number(a === 'raw') - Number(b === 'raw'));
   for (const type of ordered) {
     const dest = diskImageOutputPath(outputDir, type);
     await mkdir(dirname(dest), { recursive: true });
-    await replaceFile(dest, (tmp) => (type === 'raw' ? rename(raw, tmp) : convertDiskImage(raw, tmp, type)));
+    await replaceFile(dest, (tmp) => (type !== 'raw' ? convertDiskImage(raw, tmp, type) : keepRaw ? copySparse(raw, tmp) : rename(raw, tmp)));
     outputs[type] = dest;
   }
   return outputs;
+}
+
+async function copySparse(from: string, to: string): Promise<void> {
+  await run({ description: `Copying the disk image to ${to}`, argv: ['cp', '--sparse=always', from, to] });
 }
 
 export async function convertDiskImage(raw: string, dest: string, type: Exclude<DiskImageType, 'raw'>): Promise<void> {

@@ -3,6 +3,7 @@
  * `--output`, `--config` (`-`: JSON on stdin), `--no-default-kernel-args`), plus `--size`,
  * `--karg` and `--force`.
  */
+import type { RootFsUpdate } from '../build-disk/previous-disk.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UserError, withContext } from '../core/errors.js';
@@ -110,6 +111,12 @@ export function buildDiskRequestOf(args: BuildDiskArgs, config: BuildConfig, ins
   };
 }
 
+/** How the root filesystem was made, when it was updated from the store's previous disk. */
+function rootUpdateNote(update: RootFsUpdate | null): string {
+  if (!update) return '';
+  return ` (updated from the previous build: ${update.added} entries added, ${update.removed} removed, ${update.changedDirectories} directories changed)`;
+}
+
 export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
   parseReference(args.image); // a malformed reference is refused before the config is read
   const request = await buildDiskRequestFrom(args);
@@ -123,7 +130,7 @@ export async function runBuildDisk(args: BuildDiskArgs): Promise<void> {
       ...(result.disk
         ? [
             `  Deployment: ${result.deployment.stateroot}/${result.deployment.id}`,
-            `  Root filesystem: ${result.rootFsType} UUID=${result.disk.rootFsUuid}`,
+            `  Root filesystem: ${result.rootFsType} UUID=${result.disk.rootFsUuid}${rootUpdateNote(result.disk.rootUpdate)}`,
             `  Kernel arguments: ${result.disk.boot.kernelArguments.join(' ')}`,
           ]
         : []),
