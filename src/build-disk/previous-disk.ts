@@ -26,7 +26,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/exec.js';
-import { InterruptedError } from '../core/errors.js';
+import { InterruptedError, unwrapContext } from '../core/errors.js';
 import { warn } from '../core/log.js';
 import { writeFileAtomic } from '../core/durable-file.js';
 import { applyTreeUpdate, planTreeUpdate } from '../disk/ext4-update.js';
@@ -111,7 +111,7 @@ export class PreviousDisk {
       this.alias = alias;
       return true;
     } catch (err) {
-      if (err instanceof InterruptedError) throw err;
+      if (unwrapContext(err).root instanceof InterruptedError) throw err;
       warn(`the staged tree cannot be described for the next build (${reason(err)}): the disk is not kept`);
       await rm(this.newManifest, { force: true });
       return false;
@@ -145,7 +145,7 @@ export class PreviousDisk {
       await run({ description: 'Indexing the root filesystem directories', argv: ['e2fsck', '-f', '-y', '-D', '-E', 'discard', device], okExitCodes: [0, 1] });
       return { added: plan.added, removed: plan.removed, changedDirectories: plan.changedDirectories };
     } catch (err) {
-      if (err instanceof InterruptedError) throw err;
+      if (unwrapContext(err).root instanceof InterruptedError) throw err;
       warn(`the previous build's disk could not be updated (${reason(err)}): the root filesystem is built whole`);
       return null;
     }

@@ -13,10 +13,12 @@
  *        added names, parents first (mkdir, write, symlink, mknod; then link for the
  *        further names of an inode), their mode, owner, mtime and xattrs
  *        changed directories' mode, owner and mtime
- *        link counts of the inodes whose names changed; the holding directory removed
+ *      and, to run once all of that succeeded: the link counts of the inodes whose names
+ *      changed, the holding directory removed
  *   3. run it (`debugfs -w -f`), reading its output for errors: debugfs reports them but
- *      exits 0. A link into a full directory without an index fails; the directory is
- *      expanded and the link made again. Any other error fails the update.
+ *      exits 0. A link into a full directory without an index fails (debugfs's `ln` does
+ *      not grow a directory, as `write` and `mkdir` do); the directory is expanded and the
+ *      link made again. Any other error fails the update.
  *
  * The caller then checks the filesystem (`e2fsck -fn` must find nothing) and falls back to
  * building it whole on any failure, so an update is never a disk with a wrong tree.
@@ -37,6 +39,8 @@ import {
 
 export interface TreeUpdatePlan {
   commands: string[];
+  /** Run once `commands` all succeeded: link counts set, the holding directory removed. */
+  finish: string[];
   /** Files with xattr values the script's `ea_set -f` reads. */
   valueFiles: { path: string; value: Buffer }[];
   added: number;
@@ -215,14 +219,14 @@ export function planTreeUpdate(options: PlanOptions): TreeUpdatePlan | null {
         commands.push(`symlink ${p} ${quoteArg(e.identity.slice(1))}`);
         break;
       case 'c':
-      case 'b': {
-        const [major, minor] = e.identity.slice(1).split(':');
-        commands.push(`mknod ${p} ${e.type} ${major} ${minor}`);
+      case 'b':
+      case 'p': {
+        // debugfs's mknod takes a name in the current directory, not a path.
+        const real = realPath(e.path, options.newAlias);
+        const node = e.type === 'p' ? 'p' : `${e.type} ${e.identity.slice(1).replace(':', ' ')}`;
+        commands.push(`cd ${quoteArg(real.slice(0, real.lastIndexOf('/')) || '/')}`, `mknod ${quoteArg(real.slice(real.lastIndexOf('/') + 1))} ${node}`, 'cd /');
         break;
       }
-      case 'p':
-        commands.push(`mknod ${p} p`);
-        break;
       case 's':
         throw new UnmanifestableTree(`${e.path} is a socket`);
     }
@@ -247,13 +251,14 @@ export function planTreeUpdate(options: PlanOptions): TreeUpdatePlan | null {
   }
   for (const e of changedDirectories) setMetadata(e);
 
-  for (const [identity, hold] of held) commands.push(`sif ${quoteArg(hold)} links_count ${newCount.get(identity)!}`, `unlink ${quoteArg(hold)}`);
-  if (held.size > 0) commands.push(`rmdir ${quoteArg(HOLD_DIR)}`);
+  const finish: string[] = [];
+  for (const [identity, hold] of held) finish.push(`sif ${quoteArg(hold)} links_count ${newCount.get(identity)!}`, `unlink ${quoteArg(hold)}`);
+  if (held.size > 0) finish.push(`rmdir ${quoteArg(HOLD_DIR)}`);
   for (const [identity, first] of firstName) {
     const count = newCount.get(identity)!;
-    if (count > 1) commands.push(`sif ${at(first)} links_count ${count}`);
+    if (count > 1) finish.push(`sif ${at(first)} links_count ${count}`);
   }
-  return { commands, valueFiles, added: added.length, removed: removed.length, changedDirectories: changedDirectories.length };
+  return { commands, finish, valueFiles, added: added.length, removed: removed.length, changedDirectories: changedDirectories.length };
 }
 
 /** What went wrong with one command of a debugfs run. */
@@ -283,30 +288,39 @@ const NO_ROOM = /No free space in the directory/;
 const MAX_EXPANSIONS = 8;
 
 /** Step 3: runs the plan against the filesystem at `device` (`file?offset=N` for one inside a disk image). */
-export async function applyTreeUpdate(device: string, plan: TreeUpdatePlan, workDir: string): Promise<void> {
+export async function applyTreeUpdate(device: string, plan: TreeUpdatePlan, workDir: string): Promise<{ expansions: number }> {
   for (const { path, value } of plan.valueFiles) writeFileSync(path, value, { mode: 0o600 });
-  let commands = plan.commands;
-  for (let round = 0; commands.length > 0; round++) {
-    const script = join(workDir, `debugfs-${round}.txt`);
-    writeFileSync(script, commands.join('\n') + '\n', { mode: 0o600 });
-    // stdout unbuffered and stderr on the same pipe: each error follows the command it is about.
-    const { stdout } = await run({
-      description: 'Updating the root filesystem in place (debugfs)',
-      argv: ['sh', '-c', 'exec stdbuf -o0 debugfs -w -f "$1" "$2" 2>&1', 'debugfs', script, device],
-      env: { DEBUGFS_PAGER: '__none__' },
-    });
-    const failed = failedCommands(stdout);
+  let pending = plan.commands;
+  let expansions = 0;
+  for (let round = 0; pending.length > 0; round++) {
+    const failed = await runDebugfs(device, pending, join(workDir, `debugfs-${round}.txt`));
     const retry = failed.filter((f) => NO_ROOM.test(f.message) && f.command.startsWith('ln '));
-    const other = failed.filter((f) => !retry.includes(f));
-    if (other.length > 0 || (retry.length > 0 && round >= MAX_EXPANSIONS)) {
-      const first = other[0] ?? retry[0]!;
-      throw new Error(`debugfs: ${first.command}: ${first.message}${failed.length > 1 ? ` (and ${failed.length - 1} more)` : ''}`);
-    }
+    if (retry.length < failed.length || (retry.length > 0 && round >= MAX_EXPANSIONS)) throw debugfsError(failed.find((f) => !retry.includes(f)) ?? retry[0]!, failed.length);
     // Each full directory gets one more block, then the links are made again.
     const directories = new Set(retry.map((f) => parentOfQuoted(f.command)));
-    commands = [...[...directories].map((d) => `expand_dir ${d}`), ...retry.map((f) => f.command)];
+    expansions += directories.size;
+    pending = [...[...directories].map((d) => `expand_dir ${d}`), ...retry.map((f) => f.command)];
   }
+  if (plan.finish.length > 0) {
+    const failed = await runDebugfs(device, plan.finish, join(workDir, 'debugfs-finish.txt'));
+    if (failed.length > 0) throw debugfsError(failed[0]!, failed.length);
+  }
+  return { expansions };
 }
+
+async function runDebugfs(device: string, commands: readonly string[], script: string): Promise<FailedCommand[]> {
+  writeFileSync(script, commands.join('\n') + '\n', { mode: 0o600 });
+  // stdout unbuffered and stderr on the same pipe: each error follows the command it is about.
+  const { stdout } = await run({
+    description: 'Updating the root filesystem in place (debugfs)',
+    argv: ['sh', '-c', 'exec stdbuf -o0 debugfs -w -f "$1" "$2" 2>&1', 'debugfs', script, device],
+    env: { DEBUGFS_PAGER: '__none__' },
+  });
+  return failedCommands(stdout);
+}
+
+const debugfsError = (first: FailedCommand, count: number): Error =>
+  new Error(`debugfs: ${first.command}: ${first.message}${count > 1 ? ` (and ${count - 1} more)` : ''}`);
 
 /** The quoted parent directory of an `ln "<from>" "<to>"` command's target. */
 function parentOfQuoted(command: string): string {

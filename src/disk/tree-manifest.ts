@@ -10,9 +10,10 @@
  *
  *   path      '/' for the root, '/a/b' below; compared component by component
  *   type      d f l c b p s
- *   identity  a file, symlink or node with more than one link: `i<ino>.<birth ns>`, the
- *             inode (every name of it has the same identity, and a filesystem built by
- *             mke2fs -d gives them one inode too); a file with one link: `h<sha256>`;
+ *   identity  a file, symlink or node with more than one link: `i<ino>.<birth ns>.…`, the
+ *             inode with its size and metadata (every name of it has the same identity,
+ *             and a filesystem built by mke2fs -d gives them one inode too); a file with
+ *             one link: `h<sha256>`;
  *             a symlink: `t<target>`; a device: `r<major>:<minor>`; else `-`
  *   xattrs    sha256 of the attributes (names and values), or `-`
  *
@@ -136,7 +137,7 @@ export interface DescribedTree {
 
 export async function writeTreeManifest(root: string, file: string, alias?: ManifestAlias): Promise<DescribedTree> {
   return withContext(`Describing ${root}`, async () => {
-    const xattrs = await readXattrsBelow(root, `Reading the extended attributes below ${root}`);
+    const xattrsOf = await readXattrsBelow(root, `Reading the extended attributes below ${root}`);
     const out = openSync(file, 'wx', 0o600);
     try {
       let pending: string[] = [MANIFEST_HEADER];
@@ -156,7 +157,11 @@ export async function writeTreeManifest(root: string, file: string, alias?: Mani
       const describe = (abs: string, path: string, st: BigIntStats): void => {
         const type = typeOf(st);
         let identity = '-';
-        if (type !== 'd' && st.nlink > 1n) identity = `i${st.ino}.${st.birthtimeNs}`;
+        const mode = Number(st.mode & 0o7777n);
+        const mtime = Number(st.mtimeMs / 1000n);
+        const xattrs = xattrDigest(xattrsOf.get(abs));
+        // The inode, and what it holds: the same inode changed in place is another one.
+        if (type !== 'd' && st.nlink > 1n) identity = `i${st.ino}.${st.birthtimeNs}.${st.size}.${mode.toString(8)}.${st.uid}.${st.gid}.${mtime}.${xattrs.slice(0, 16)}`;
         else if (type === 'f') identity = `h${hashFile(abs)}`;
         else if (type === 'l') identity = `t${readlinkSync(abs)}`;
         else if (type === 'c' || type === 'b') identity = `r${st.rdev >> 8n & 0xfffn}:${(st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n)}`;
@@ -166,11 +171,11 @@ export async function writeTreeManifest(root: string, file: string, alias?: Mani
             path,
             type,
             identity,
-            mode: Number(st.mode & 0o7777n),
+            mode,
             uid: Number(st.uid),
             gid: Number(st.gid),
-            mtime: Number(st.mtimeMs / 1000n),
-            xattrs: xattrDigest(xattrs.get(abs)),
+            mtime,
+            xattrs,
           }),
         );
       };
@@ -192,7 +197,7 @@ export async function writeTreeManifest(root: string, file: string, alias?: Mani
       describe(root, '/', lstatSync(root, { bigint: true }));
       walk(root, '/');
       flush();
-      return { xattrs, entries };
+      return { xattrs: xattrsOf, entries };
     } finally {
       closeSync(out);
     }
