@@ -87,7 +87,10 @@ const OUR_STEPS: readonly [RegExp, string][] = [
   [/^Importing image$/, 'import'],
   [/^Deploying$/, 'deploy'],
   [/^Writing disk image$/, 'disk-prep'],
+  [/^debug: exec: getfattr .* -R /, 'describe'],
   [/^debug: exec: mkfs\.ext4 /, 'mkfs'],
+  // A rebuild with a kept disk: its root resized, cleared around, updated by debugfs, checked.
+  [/^debug: exec: (resize2fs|fallocate) /, 'ext4-update'],
   [/^debug: exec: mkfs\.fat /, 'esp'],
   [/^debug: exec: qemu-img convert /, 'convert'],
 ];

@@ -14,7 +14,7 @@
  * the same way).
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -214,6 +214,20 @@ describe.skipIf(skip)('bootc image build-disk --store: a rebuild after a one-lay
     expect(b.filter((l) => !a.includes(l))).toEqual([]);
     expect(a.some((l) => l.includes('usr/share/bench/last-layer'))).toBe(true);
     expect(await espContent(rebuilt, rootUuidOf(rebuildOut))).toEqual(await espContent(cold, rootUuidOf(coldOut)));
+  }, 300_000);
+
+  it('builds the root filesystem whole, with a warning, when the kept disk cannot be updated, and keeps the new disk', async () => {
+    const kept = join(store, 'build-disk');
+    // A manifest cut in the middle of a line: as if the store had been damaged.
+    const manifest = readFileSync(join(kept, 'manifest'), 'utf8');
+    writeFileSync(join(kept, 'manifest'), manifest.slice(0, manifest.length / 2));
+    const out = await buildDisk(`oci-archive:${join(scratch.path, 'os.tar')}:large`, store, join(scratch.path, 'again'), scratch.path);
+    expect(out).toMatch(/the previous build's disk could not be updated \(.*ends in the middle of a line\): the root filesystem is built whole/);
+    expect(out).not.toMatch(/updated from the previous build/);
+    expect(existsSync(join(kept, 'state.json'))).toBe(true);
+    const mountpoint = join(scratch.path, 'mnt');
+    const again = await rootContent(diskImageOutputPath(join(scratch.path, 'again'), 'raw'), mountpoint);
+    expect(again).toEqual(await rootContent(diskImageOutputPath(join(scratch.path, 'cold'), 'raw'), mountpoint));
   }, 300_000);
 });
 
