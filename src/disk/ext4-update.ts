@@ -148,10 +148,10 @@ export function planTreeUpdate(options: PlanOptions): TreeUpdatePlan | null {
   const newCount = new Map<string, number>();
   if (touched.size > 0) {
     for (const line of manifestLines(options.oldManifest)) {
-      const e = parseEntry(line);
-      if (!touched.has(e.identity)) continue;
-      oldCount.set(e.identity, (oldCount.get(e.identity) ?? 0) + 1);
-      if (!oldPath.has(e.identity)) oldPath.set(e.identity, e.path);
+      const [path, , identity] = line.split('\t', 3) as [string, string, string];
+      if (!touched.has(identity)) continue;
+      oldCount.set(identity, (oldCount.get(identity) ?? 0) + 1);
+      if (!oldPath.has(identity)) oldPath.set(identity, path);
     }
     for (const line of manifestLines(options.newManifest)) {
       const identity = line.split('\t', 3)[2]!;

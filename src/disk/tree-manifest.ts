@@ -69,11 +69,14 @@ function typeOf(st: BigIntStats): ManifestEntry['type'] {
   return 's';
 }
 
+/** One buffer for every file hashed: a walk hashes a file at a time. */
+const hashBuffer = Buffer.allocUnsafe(1 << 20);
+
 function hashFile(path: string): string {
   const hash = createHash('sha256');
   const fd = openSync(path, 'r');
+  const buffer = hashBuffer;
   try {
-    const buffer = Buffer.allocUnsafe(1 << 20);
     for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, n));
   } finally {
     closeSync(fd);
@@ -140,20 +143,30 @@ export async function writeTreeManifest(root: string, file: string, alias?: Mani
     const xattrsOf = await readXattrsBelow(root, `Reading the extended attributes below ${root}`);
     const out = openSync(file, 'wx', 0o600);
     try {
-      let pending: string[] = [MANIFEST_HEADER];
-      let pendingBytes = 0;
+      // Lines go straight into a buffer: a line is garbage as soon as it is copied, and
+      // 200k of them held until a flush would outlive the young generation.
+      const buffer = Buffer.allocUnsafe(1 << 20);
+      let used = 0;
       let entries = 0;
+      const flush = (): void => {
+        for (let at = 0; at < used; ) at += writeSync(out, buffer, at, used - at);
+        used = 0;
+      };
+      const put = (line: string): void => {
+        const bytes = Buffer.byteLength(line) + 1;
+        if (used + bytes > buffer.length) flush();
+        if (bytes > buffer.length) {
+          writeSync(out, line + '\n');
+          return;
+        }
+        used += buffer.write(line, used);
+        buffer[used++] = 0x0a;
+      };
       const emit = (line: string): void => {
         entries++;
-        pending.push(line);
-        pendingBytes += line.length;
-        if (pendingBytes > 1 << 20) flush();
+        put(line);
       };
-      const flush = (): void => {
-        writeSync(out, pending.join('\n') + '\n');
-        pending = [];
-        pendingBytes = 0;
-      };
+      put(MANIFEST_HEADER);
       const describe = (abs: string, path: string, st: BigIntStats): void => {
         const type = typeOf(st);
         let identity = '-';
