@@ -3,7 +3,8 @@
  * serial console, plus three generated layers (fixtures/large-image.ts: a many-layer image,
  * small), into a qcow2 that boots under OVMF through systemd-boot. The disk booted is a
  * rebuild: the image is built first, then the image with its last layer changed, with the
- * same --store, so the disk of an incremental build is the one that must boot. The addon
+ * same --store, so the disk of an incremental build is the one that must boot: the store's
+ * kept disk, its root filesystem updated in place (build-disk/previous-disk.ts). The addon
  * initrd makes the deployment the root. The image brings no console argument, so the login
  * prompt on the serial console comes from bib's defaults (console=tty0 console=ttyS0), as
  * with bootc-image-builder. Two boots of the one disk (hybrid, as build-disk makes them on
@@ -84,6 +85,8 @@ describe.skipIf(skip)('a disk built from fixture:v1 boots under OVMF, then under
     await build();
     copyFileSync((await generate(1)).archivePath, archive);
     const r = await build();
+    // The disk that boots is the kept one, its root filesystem updated in place.
+    if (!/Root filesystem: ext4 UUID=\S+ \(updated from the previous build/.test(r.stdout)) throw new Error(`the rebuild wrote its root filesystem whole:\n${r.all}`);
     DEPLOYMENT_ID = deploymentId(/^  Digest: (sha256:[0-9a-f]{64})$/m.exec(r.stdout)![1]!, 0);
     disk = diskImageOutputPath(output, 'qcow2');
     vm = await startVm({ name: 'boot-disk', boot: { kind: 'uefi' }, disks: [{ path: disk }] });

@@ -27,7 +27,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, writeSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import type { Xattr } from '../store/object-id.js';
 import { readXattrsBelow } from '../store/xattrs.js';
 import { withContext } from '../core/errors.js';
@@ -217,18 +216,23 @@ export async function writeTreeManifest(root: string, file: string, alias?: Mani
   });
 }
 
-/** The lines of a manifest file after its header, read 1 MiB at a time. */
+/**
+ * The lines of a manifest file after its header, read 64 KiB at a time. Each line is a
+ * string of its own, not a slice of a larger one: a line kept (a changed entry) must not
+ * keep the chunk it came from.
+ */
 export function* manifestLines(file: string): Generator<string> {
   const fd = openSync(file, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(1 << 20);
-    const decoder = new StringDecoder('utf8');
-    let carry = '';
+    const chunk = Buffer.allocUnsafe(1 << 16);
+    let carry: Buffer | null = null;
     let first = true;
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; ) {
-      const lines = (carry + decoder.write(buffer.subarray(0, n))).split('\n');
-      carry = lines.pop()!;
-      for (const line of lines) {
+    for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+      const data: Buffer = carry ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      let start = 0;
+      for (let end = data.indexOf(0x0a); end !== -1; end = data.indexOf(0x0a, start)) {
+        const line = data.toString('utf8', start, end);
+        start = end + 1;
         if (first) {
           if (line !== MANIFEST_HEADER) throw new UnmanifestableTree(`${file} is not a tree manifest`);
           first = false;
@@ -236,8 +240,10 @@ export function* manifestLines(file: string): Generator<string> {
         }
         yield line;
       }
+      // A copy: the chunk is read into again.
+      carry = start < data.length ? Buffer.from(data.subarray(start)) : null;
     }
-    if (carry !== '') throw new UnmanifestableTree(`${file} ends in the middle of a line`);
+    if (carry) throw new UnmanifestableTree(`${file} ends in the middle of a line`);
     if (first) throw new UnmanifestableTree(`${file} is empty`);
   } finally {
     closeSync(fd);

@@ -14,7 +14,8 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../../src/core/exec.js';
-import { applyTreeUpdate, planTreeUpdate } from '../../../src/disk/ext4-update.js';
+import { applyTreeUpdate, planTreeUpdate, type TreeUpdatePlan } from '../../../src/disk/ext4-update.js';
+import type { Xattr } from '../../../src/store/object-id.js';
 import { makeRootFilesystem } from '../../../src/disk/root-filesystem.js';
 import { writeTreeManifest, type ManifestAlias } from '../../../src/disk/tree-manifest.js';
 import { explainSkip, needsCommands, needsLoopDevices, needsRoot } from '../../support/tier.js';
@@ -131,6 +132,18 @@ describe.skipIf(skip)('ext4 root filesystem updated in place from one tree to an
   let added = 0;
   let removed = 0;
   let expansions = 0;
+  let xattrs: Map<string, Xattr[]> = new Map();
+  const planFromAToB = (maxChanges: number): TreeUpdatePlan | null =>
+    planTreeUpdate({
+      oldManifest: path('a.manifest'),
+      newManifest: path('b.manifest'),
+      sourceRoot: path('b'),
+      oldAlias: aliasA,
+      newAlias: aliasB,
+      xattrs,
+      workDir: path('work'),
+      maxChanges,
+    });
 
   beforeAll(async () => {
     mkdirSync(path('mnt'));
@@ -142,16 +155,8 @@ describe.skipIf(skip)('ext4 root filesystem updated in place from one tree to an
     await specialFiles(path('b'), 'bootc/deploy/default/bbbb.0');
     const described = await writeTreeManifest(path('b'), path('b.manifest'), aliasB);
     await filesystemOf(path('cold.img'), path('b'));
-    const plan = planTreeUpdate({
-      oldManifest: path('a.manifest'),
-      newManifest: path('b.manifest'),
-      sourceRoot: path('b'),
-      oldAlias: aliasA,
-      newAlias: aliasB,
-      xattrs: described.xattrs,
-      workDir: path('work'),
-      maxChanges: 10_000,
-    });
+    xattrs = described.xattrs;
+    const plan = planFromAToB(10_000);
     expect(plan).not.toBeNull();
     added = plan!.added;
     removed = plan!.removed;
@@ -193,16 +198,6 @@ describe.skipIf(skip)('ext4 root filesystem updated in place from one tree to an
   });
 
   it('gives up when more changes than the limit', () => {
-    const plan = planTreeUpdate({
-      oldManifest: path('a.manifest'),
-      newManifest: path('b.manifest'),
-      sourceRoot: path('b'),
-      oldAlias: aliasA,
-      newAlias: aliasB,
-      xattrs: new Map(),
-      workDir: path('work'),
-      maxChanges: 50,
-    });
-    expect(plan).toBeNull();
+    expect(planFromAToB(50)).toBeNull();
   });
 });
