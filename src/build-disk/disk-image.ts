@@ -6,15 +6,18 @@
  *      size needed), an ESP too small for the boot files
  *   2. boot files of the deployment: kernel, combined initrd, BLS entry, or a UKI (src/boot)
  *   3. a sparse file of the planned size, the GPT written into it by sfdisk
- *   4. the root filesystem from the staged tree, at the root partition's offset
+ *   4. the root filesystem from the staged tree, at the root partition's offset; with a
+ *      store, the store's kept disk instead, its ext4 root updated in place from the last
+ *      build's tree (build-disk/previous-disk.ts), or built whole when that fails
  *   5. the ESP at its offset: mkfs.fat, then mtools: systemd-boot, loader.conf, kernel,
  *      initrd, the entry last; on hybrid disks then GRUB's menu and grubenv (grub/)
  *   6. hybrid disks: GRUB's core.img into the BIOS boot partition and boot.img into the MBR,
  *      after the partition table (`sfdisk --wipe always` clears boot code)
  *   7. convert to the requested formats (qemu-img) under bootc-image-builder's paths
  *
- * The raw image is built under a temporary name next to the outputs and renamed (or
- * converted) only when complete; a failure removes it, so no half-written disk is left.
+ * The raw image is built under a temporary name next to the outputs (in the store, when it
+ * keeps the disk) and renamed, copied or converted only when complete; a failure removes
+ * it, so no half-written disk is left.
  */
 import { randomUUID } from 'node:crypto';
 import { pathExists } from '../core/fs-probe.js';
@@ -168,7 +171,6 @@ export async function buildDiskImage(options: BuildDiskOptions): Promise<BuiltDi
       if (!rootUpdate) {
         await withContext('Creating the disk image file', async () => {
           const file = await open(raw, 'w');
-          await file.truncate(0);
           await file.truncate(layout.totalBytes);
           await file.close();
         });

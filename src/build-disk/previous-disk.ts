@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { run } from '../core/exec.js';
 import { InterruptedError, unwrapContext } from '../core/errors.js';
 import { warn } from '../core/log.js';
-import { writeFileAtomic } from '../core/durable-file.js';
+import { fsyncPath, writeFileAtomic } from '../core/durable-file.js';
 import { applyTreeUpdate, planTreeUpdate } from '../disk/ext4-update.js';
 import type { DiskLayout } from '../disk/gpt.js';
 import { writePartitionTable } from '../disk/partition-table.js';
@@ -162,6 +162,10 @@ export class PreviousDisk {
 
   /** After the outputs are written: the disk is kept for the next build. */
   async keep(layout: DiskLayout): Promise<void> {
+    // On the medium before its state says it may be reused: a power cut must not leave a
+    // kept disk whose unchanged files lost their blocks (only the changed ones are dirty
+    // after an update; a cold build flushes the whole disk once).
+    await fsyncPath(this.raw);
     await rename(this.newManifest, this.manifest);
     const state: KeptState = {
       version: STATE_VERSION,
