@@ -128,7 +128,7 @@ export class PreviousDisk {
         newManifest: this.newManifest,
         sourceRoot: root,
         oldAlias: state.alias,
-        newAlias: this.alias!,
+        newAlias: this.alias,
         xattrs: this.xattrs,
         workDir,
         maxChanges: Math.max(1000, this.entries / 2),
@@ -166,6 +166,9 @@ export class PreviousDisk {
     // kept disk whose unchanged files lost their blocks (only the changed ones are dirty
     // after an update; a cold build flushes the whole disk once).
     await fsyncPath(this.raw);
+    // The manifest too: one that lost its tail would leave the files it no longer names in
+    // every later disk.
+    await fsyncPath(this.newManifest);
     await rename(this.newManifest, this.manifest);
     const state: KeptState = {
       version: STATE_VERSION,
