@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import type { Xattr } from '../store/object-id.js';
 import { readXattrsBelow } from '../store/xattrs.js';
 import { withContext } from '../core/errors.js';
+import { sha256OfFileSync } from '../core/file-hash.js';
 
 export const MANIFEST_HEADER = 'bootc-tree-manifest 1';
 
@@ -66,21 +67,6 @@ function typeOf(st: BigIntStats): ManifestEntry['type'] {
   if (st.isBlockDevice()) return 'b';
   if (st.isFIFO()) return 'p';
   return 's';
-}
-
-/** One buffer for every file hashed: a walk hashes a file at a time. */
-const hashBuffer = Buffer.allocUnsafe(1 << 20);
-
-function hashFile(path: string): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  const buffer = hashBuffer;
-  try {
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 export function xattrDigest(xattrs: readonly Xattr[] | undefined): string {
@@ -174,7 +160,7 @@ export async function writeTreeManifest(root: string, file: string, alias?: Mani
         const xattrs = xattrDigest(xattrsOf.get(abs));
         // The inode, and what it holds: the same inode changed in place is another one.
         if (type !== 'd' && st.nlink > 1n) identity = `i${st.ino}.${st.birthtimeNs}.${st.size}.${mode.toString(8)}.${st.uid}.${st.gid}.${mtime}.${xattrs.slice(0, 16)}`;
-        else if (type === 'f') identity = `h${hashFile(abs)}`;
+        else if (type === 'f') identity = `h${sha256OfFileSync(abs)}`;
         else if (type === 'l') identity = `t${readlinkSync(abs)}`;
         else if (type === 'c' || type === 'b') identity = `r${st.rdev >> 8n & 0xfffn}:${(st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n)}`;
         if (/[\t\n\r]/.test(identity)) throw new UnmanifestableTree(`${abs}: a symlink target with a tab or a line break`);

@@ -20,11 +20,11 @@
  * Each entry is one JSON array per line; the selector is the sha256 of those lines.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/durable-file.js';
+import { sha256OfFile } from '../core/file-hash.js';
 import type { TreeEntry } from '../store/index-format.js';
 
 /** The kernel argument of a sealed UKI that names its deployment by the sha256 of its /usr tree. */
@@ -63,12 +63,6 @@ export function selectorOf(entries: readonly SelectorEntry[]): string {
     const content = e.kind === 'symlink' ? createHash('sha256').update(e.content).digest('hex') : e.content;
     hash.update(JSON.stringify([e.kind, e.path, e.mode & 0o7777, e.uid, e.gid, content]) + '\n');
   }
-  return hash.digest('hex');
-}
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 

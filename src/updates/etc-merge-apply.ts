@@ -21,6 +21,7 @@ import { cancellation } from '../core/cancel.js';
 import { run } from '../core/exec.js';
 import { UserError, withContext } from '../core/errors.js';
 import { fsyncDir } from '../core/durable-file.js';
+import { sha256OfFile } from '../core/file-hash.js';
 import type { Xattr } from '../store/object-id.js';
 import { applyXattrs, parseXattrDump, type XattrTarget } from '../store/xattrs.js';
 import { ETC_ROOT, planEtcMerge, type EtcConflict, type EtcMergePlan, type EtcNode, type EtcSource } from './etc-merge.js';
@@ -53,22 +54,6 @@ async function readTreeXattrs(dir: string, label: string): Promise<Map<string, X
     if (rel !== null) out.set(rel, xattrs);
   }
   return out;
-}
-
-async function hashFile(path: string): Promise<string> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(COPY_CHUNK);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-    return hash.digest('hex');
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
@@ -106,7 +91,7 @@ export async function scanEtcTree(treeDir: string, label: string): Promise<Map<s
       } else if (st.isSymbolicLink()) {
         tree.set(rel, { kind: 'symlink', target: await readlink(abs), ...base });
       } else if (st.isFile()) {
-        tree.set(rel, { kind: 'file', contentId: await hashFile(abs), mode: st.mode & 0o7777, ...base, xattrs: xattrs.get(rel) ?? [] });
+        tree.set(rel, { kind: 'file', contentId: await sha256OfFile(abs), mode: st.mode & 0o7777, ...base, xattrs: xattrs.get(rel) ?? [] });
       } else {
         throw new UserError(`${label} has a ${kindOf(st)} at ${abs}`, {
           hint: 'only files, directories and symlinks can be carried into a new deployment; remove it (or create it at boot with tmpfiles.d)',
