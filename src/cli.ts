@@ -67,8 +67,8 @@ function installSignalHandlers(): void {
  * V8 lets the heap grow, between full collections, to up to four times what the last one
  * left alive. An import or a deployment makes garbage faster than that collects it: on the
  * generated 60-layer image (bench/build-disk.ts --image large), build-disk's heap held
- * 150 MB of which about 40 MB were alive, and the process peaked at 287–318 MB (4 runs,
- * 88–95 s). Growing by a quarter peaked at 175–178 MB (3 runs, 91–105 s, in turns: within
+ * 150 MiB of which about 40 MiB were alive, and the process peaked at 287–318 MiB (4 runs,
+ * 88–95 s). Growing by a quarter peaked at 175–178 MiB (3 runs, 91–105 s, in turns: within
  * the machine's noise). `--optimize-for-size` peaked lower still but took 20% longer. This
  * flag is read at each collection, so setting it here, before any real work, applies to
  * the whole run (unlike the young generation's size, fixed when the heap was made).

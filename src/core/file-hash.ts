@@ -1,6 +1,7 @@
 /**
  * The sha256 of a regular file's content, as hex: the one way the project hashes a file it
- * finds on disk (a staged tree, an /etc, a deployment's boot files).
+ * finds on disk (a staged tree described for the kept disk, an /etc being merged, the /usr
+ * a sealed UKI names).
  *
  * Both forms open the file with O_NOFOLLOW: every caller has just seen a regular file by
  * lstat, and a symlink swapped in since must fail, not be followed out of the tree.
